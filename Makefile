@@ -1,0 +1,37 @@
+# Every target installs what it needs into .venv by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UB := $(VENV)/bin/unlearnbench
+# torch pinned to the CPU build available locally; an unpinned torch pulls CUDA wheels.
+TORCH := torch==2.13.0
+# The versions the committed results were measured with.
+PINS := lightning==2.6.6 transformers==5.23.0 datasets==5.2.0 tokenizers==0.23.3 \
+        torchmetrics==1.9.0 rouge-score==0.1.2 scipy==1.17.1 scikit-learn==1.9.1 \
+        pandas==3.1.1 matplotlib==3.11.2 safetensors==0.8.0 pyyaml==6.0.3
+GRID ?= benchmarks/default.yaml
+MODEL ?=
+PYTEST_ARGS ?=
+
+.PHONY: install test bench smoke lint clean
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q $(TORCH) $(PINS) -e '.[dev]'
+	@touch $@
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL))
+
+smoke: install
+	$(UB) ls methods
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
