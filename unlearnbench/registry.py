@@ -40,8 +40,11 @@ class PluginError(RegistryError):
 
 
 class Registry:
-    def __init__(self, kind: str, builtins: dict[str, str] | None = None):
+    def __init__(self, kind: str, builtins: dict[str, str] | None = None,
+                 bootstrap: str | None = None):
         self.kind = kind  # plural, e.g. "methods"
+        # A module that registers built-in objects (not classes) when imported.
+        self._bootstrap = bootstrap
         self.group = f"unlearnbench.{kind}"
         self._lazy: dict[str, str] = dict(builtins or {})
         self._loaded: dict[str, Any] = {}
@@ -72,6 +75,8 @@ class Registry:
         if self._entry_points_read:
             return
         self._entry_points_read = True
+        if self._bootstrap:
+            importlib.import_module(self._bootstrap)
         for ep in importlib.metadata.entry_points(group=self.group):
             if ep.name in self._lazy:
                 warnings.warn(
@@ -176,7 +181,7 @@ benchmarks = Registry(
         "tofu-synth": "unlearnbench.data.tofu:TofuSynth",
     },
 )
-models = Registry("models", {})  # filled by unlearnbench.models.specs
+models = Registry("models", bootstrap="unlearnbench.models.specs")
 metrics = Registry(
     "metrics",
     {

@@ -1,0 +1,235 @@
+"""Tests for unlearnbench.report: loading, aggregation, rendering, plots and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unlearnbench.report.atomic import atomic_save, atomic_write_json, atomic_write_text
+from unlearnbench.report.leaderboard import (
+    BEST_DIRECTION, best_mask, leaderboard_table, render_latex, render_markdown, write_leaderboard,
+)
+from unlearnbench.report.plots import plot_tradeoff, plot_training_curves
+from unlearnbench.report.results import COLUMNS, load_results, results_frame
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BENCH, SPLIT, MODEL = "tofu-synth", "forget10", "tiny"
+
+# (method, seed) -> (forget_quality, model_utility, forget_rougeL, mia_min_k, wall_time_s)
+# npo has the best forget quality, ga the best (lowest) forget rougeL, so bold differs by column.
+CELLS = {
+    ("ga", 42): (1e-5, 0.40, 0.10, 0.60, 10.0),
+    ("ga", 43): (3e-5, 0.44, 0.20, 0.62, 12.0),
+    ("npo", 42): (0.02, 0.38, 0.30, 0.55, 20.0),
+    ("npo", 43): (0.04, 0.36, 0.50, 0.53, 22.0),
+}
+# The retain-seed2 ref has the highest forget quality of all: it must never be bolded.
+REFS = {"target": (1e-20, 0.50), "retain": (None, 0.45), "retain-seed2": (0.6, 0.44)}
+
+
+def _summary(fq, mu, frouge=0.5, mia=0.5):
+    return {
+        "forget_quality": fq,
+        "log10_forget_quality": None if fq is None else math.log10(fq),
+        "model_utility": mu,
+        "forget": {"probability": 0.5, "rougeL_recall": frouge, "truth_ratio": 0.7,
+                   "exact_memorisation": 0.8, "extraction_strength": 0.4, "n_items": 80},
+        "retain": {"probability": 0.9, "rougeL_recall": 0.8, "truth_ratio": 0.6},
+        "real_authors": {"probability": 0.5, "rougeL_recall": 0.5, "truth_ratio": 0.5},
+        "world_facts": {"probability": 0.5, "rougeL_recall": 0.5, "truth_ratio": 0.5},
+        "mia": {"loss": 0.7, "zlib": 0.68, "min_k": mia, "min_k_plus_plus": 0.66},
+        "privleak": -12.0,
+    }
+
+
+def _write(dir_: Path, obj) -> None:
+    dir_.mkdir(parents=True)
+    (dir_ / "result.json").write_text(json.dumps(obj, indent=2))
+
+
+@pytest.fixture()
+def grid(tmp_path: Path) -> Path:
+    g = tmp_path / "grid"
+    for name, (fq, mu) in REFS.items():
+        _write(g / "refs" / name, {
+            "cell_id": name, "kind": "ref", "status": "ok", "error": None, "method": name,
+            "method_label": name, "benchmark": BENCH, "split": SPLIT, "model": MODEL, "seed": 42,
+            "summary": _summary(fq, mu),
+            "cost": {"wall_time_s": 1.0, "tokens": 1000, "steps": 0, "peak_host_mem_mib": 500.0,
+                     "peak_accel_mem_mib": None, "world_size": 1},
+        })
+    for (method, seed), (fq, mu, frouge, mia, wall) in CELLS.items():
+        cell_id = f"{method}__{BENCH}-{SPLIT}__{MODEL}__s{seed}"
+        _write(g / "cells" / cell_id, {
+            "cell_id": cell_id, "kind": "cell", "status": "ok", "error": None, "method": method,
+            "method_label": method, "benchmark": BENCH, "split": SPLIT, "model": MODEL, "seed": seed,
+            "summary": _summary(fq, mu, frouge, mia),
+            "cost": {"wall_time_s": wall, "tokens": 123456, "steps": 20, "peak_host_mem_mib": 900.0,
+                     "peak_accel_mem_mib": None, "world_size": 1},
+            "history_file": "history.csv", "config": {}, "provenance": {},
+        })
+        steps = np.arange(20)
+        pd.DataFrame({"step": steps, "loss": 2.0 - 0.05 * steps, "forget": -0.1 * steps,
+                      "retain": 1.0 + 0.01 * steps}).to_csv(g / "cells" / cell_id / "history.csv", index=False)
+    _write(g / "cells" / "wagle__tofu-synth-forget10__tiny__s42", {
+        "cell_id": "wagle__tofu-synth-forget10__tiny__s42", "kind": "cell", "status": "failed",
+        "error": "ValueError: lr must be > 0 (method wagle)", "traceback": "Traceback ...",
+        "method": "wagle", "method_label": "wagle[npo,ratio=0.95]", "benchmark": BENCH,
+        "split": SPLIT, "model": MODEL, "seed": 42,
+    })
+    (g / "cells" / "broken__x__tiny__s42").mkdir()
+    (g / "cells" / "broken__x__tiny__s42" / "result.json").write_text('{"cell_id": "broken", "status": "ok", "summ')
+    return g
+
+
+def _md_table(md: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Header cells and label -> cells for the first Markdown table in ``md``."""
+    lines = [ln for ln in md.split("## Failed cells")[0].splitlines() if ln.startswith("|")]
+    split = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
+    return split[0], {row[0]: row for row in split[2:]}
+
+
+def _col(headers: list[str], name: str) -> int:
+    return next(i for i, h in enumerate(headers) if h.split()[0] == name)
+
+
+def test_load_results_reports_corrupt_file(grid):
+    results = load_results(grid)
+    assert len(results) == 3 + 4 + 2
+    broken = [r for r in results if r["cell_id"] == "broken__x__tiny__s42"]
+    assert len(broken) == 1 and broken[0]["status"] == "failed"
+    assert str(grid / "cells" / "broken__x__tiny__s42" / "result.json") in broken[0]["error"]
+    assert [r["kind"] for r in results[:3]] == ["ref"] * 3
+
+
+def test_results_frame_columns_and_nans(grid):
+    frame = results_frame(load_results(grid))
+    assert list(frame.columns) == list(COLUMNS)
+    retain = frame[frame["method"] == "retain"].iloc[0]
+    assert math.isnan(retain["forget_quality"]) and retain["model_utility"] == pytest.approx(0.45)
+    failed = frame[frame["status"] == "failed"]
+    assert set(failed["cell_id"]) == {"wagle__tofu-synth-forget10__tiny__s42", "broken__x__tiny__s42"}
+    assert failed["forget_quality"].isna().all() and failed["tokens"].isna().all()
+    assert frame["peak_accel_mem_mib"].isna().all()
+    ga = frame[(frame["method"] == "ga") & (frame["seed"] == 43)].iloc[0]
+    assert ga["forget_rougeL"] == pytest.approx(0.2) and ga["mia_min_k_auc"] == pytest.approx(0.62)
+    assert ga["tokens"] == 123456 and ga["retain_truth_ratio"] == pytest.approx(0.6)
+
+
+def test_leaderboard_table_mean_std_and_order(grid):
+    table = leaderboard_table(results_frame(load_results(grid)))
+    assert list(table["method_label"]) == ["target", "retain", "retain-seed2", "npo", "ga"]
+    assert list(table["kind"]) == ["ref"] * 3 + ["cell"] * 2
+    ga = table.set_index("method_label").loc["ga"]
+    assert ga["n_seeds"] == 2
+    assert ga["forget_quality"] == pytest.approx(2e-5)
+    assert ga["forget_quality_std"] == pytest.approx(math.sqrt(2) * 1e-5)  # sample std, ddof=1
+    assert ga["model_utility"] == pytest.approx(0.42)
+    assert ga["model_utility_std"] == pytest.approx(math.sqrt(0.0008))
+    target = table.set_index("method_label").loc["target"]
+    assert target["n_seeds"] == 1 and math.isnan(target["model_utility_std"])
+    assert "wagle[npo,ratio=0.95]" not in set(table["method_label"])
+
+
+def test_best_mask_ignores_refs(grid):
+    table = leaderboard_table(results_frame(load_results(grid))).set_index("method_label")
+    mask = best_mask(table)
+    assert set(mask.columns) <= set(BEST_DIRECTION)
+    assert mask.at["npo", "forget_quality"] and not mask.at["ga", "forget_quality"]
+    assert not mask.at["retain-seed2", "forget_quality"]
+    assert mask.at["ga", "forget_rougeL"] and not mask.at["npo", "forget_rougeL"]
+    assert mask.at["npo", "mia_min_k_auc"]  # 0.54 is closer to 0.5 than 0.61
+    assert mask.at["ga", "wall_time_s"]
+    # Both methods spent the same tokens: a full tie marks nobody.
+    assert not mask["tokens"].any()
+
+
+def test_render_markdown_bold_std_failures_published(grid):
+    frame = results_frame(load_results(grid))
+    table = leaderboard_table(frame)
+    published = {"ga": {"forget_quality": 0.0042, "model_utility": 0.39}}
+    md = render_markdown(table, frame[frame["status"] != "ok"], published=published)
+    headers, rows = _md_table(md)
+    fq, mu, fr = _col(headers, "forget_quality"), _col(headers, "model_utility"), _col(headers, "forget_rougeL")
+    assert list(rows) == ["target (ref)", "retain (ref)", "retain-seed2 (ref)", "npo", "ga", "ga (published)"]
+    assert rows["ga"][fq] == "2.0e-05 ± 1.4e-05"
+    assert rows["ga"][mu] == "**0.42 ± 0.0283**"
+    assert rows["npo"][fq] == "**3.0e-02 ± 1.4e-02**"
+    assert rows["ga"][fr] == "**0.15 ± 0.0707**" and "**" not in rows["npo"][fr]
+    assert "**" not in rows["retain-seed2 (ref)"][fq] and rows["retain (ref)"][fq] == "n/a"
+    assert rows["ga (published)"][fq] == "4.2e-03" and rows["ga (published)"][mu] == "0.39"
+    failed = md.split("## Failed cells")[1]
+    assert "wagle__tofu-synth-forget10__tiny__s42" in failed and "ValueError: lr must be > 0 (method wagle)" in failed
+    assert "broken__x__tiny__s42" in failed and "JSONDecodeError" in failed
+    # Without failures/published the extra sections vanish.
+    assert "Failed cells" not in render_markdown(table) and "published" not in render_markdown(table)
+
+
+def test_render_latex_marks_best(grid):
+    table = leaderboard_table(results_frame(load_results(grid)))
+    tex = render_latex(table)
+    assert "\\begin{tabular}" in tex and "\\textbf{" in tex
+    assert "forget\\_quality" in tex and "$\\pm$" in tex
+    npo_line = next(ln for ln in tex.splitlines() if ln.startswith("npo "))
+    assert "\\textbf{3.0e-02 $\\pm$ 1.4e-02}" in npo_line
+
+
+def test_write_leaderboard_end_to_end(grid, tmp_path):
+    import matplotlib.image
+
+    out = tmp_path / "report"
+    paths = write_leaderboard(grid, out_dir=out, published={"npo": {"forget_quality": 0.1}})
+    assert set(paths) == {"markdown", "csv", "latex", "tradeoff", "training_curves"}
+    assert all(p.parent == out and p.exists() for p in paths.values())
+    md = paths["markdown"].read_text()
+    assert "npo (published)" in md and "lr must be > 0" in md
+    table = leaderboard_table(results_frame(load_results(grid)))
+    back = pd.read_csv(paths["csv"])
+    assert list(back.columns) == list(table.columns)
+    pd.testing.assert_frame_equal(back, table, check_dtype=False, rtol=1e-12)
+    for key in ("tradeoff", "training_curves"):
+        assert paths[key].read_bytes()[:8] == PNG_SIGNATURE
+        img = matplotlib.image.imread(paths[key])
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
+    # Default out_dir is the grid dir itself.
+    assert write_leaderboard(grid)["csv"] == grid / "leaderboard.csv"
+    assert not [p for p in grid.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_plots_tolerate_empty_and_bad_history(grid, tmp_path):
+    results = load_results(grid)
+    (grid / "cells" / "ga__tofu-synth-forget10__tiny__s42" / "history.csv").write_bytes(b"\x00\xff garbage")
+    plot_training_curves(grid, results, tmp_path / "curves.png")
+    empty = leaderboard_table(results_frame([]))
+    plot_tradeoff(empty, tmp_path / "empty.png")
+    plot_training_curves(grid, [], tmp_path / "nocurves.png")
+    for name in ("curves.png", "empty.png", "nocurves.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE
+    assert "No successful results" in render_markdown(empty)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["curves.png", "empty.png", "nocurves.png"]
+
+
+def test_atomic_writes(tmp_path):
+    target = atomic_write_json(tmp_path / "sub" / "r.json",
+                               {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32("nan"),
+                                "d": np.int64(3), "e": {"f": np.float64("nan")}})
+    assert json.loads(target.read_text()) == {"a": None, "b": [1.0, None], "c": None, "d": 3, "e": {"f": None}}
+    assert "NaN" not in target.read_text()
+    atomic_write_text(tmp_path / "t.txt", "hello")
+    assert (tmp_path / "t.txt").read_text() == "hello"
+
+    def boom(tmp: Path) -> None:
+        tmp.write_text("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_save(tmp_path / "t.txt", boom)
+    assert (tmp_path / "t.txt").read_text() == "hello"  # untouched
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(leftovers) == ["r.json", "t.txt"]

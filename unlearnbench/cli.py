@@ -1,0 +1,137 @@
+"""``unlearnbench`` command line: ls, data, train, eval, run, grid, leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from unlearnbench.registry import REGISTRIES, RegistryError, benchmarks, load_plugin
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", default="tofu-synth", help="benchmark name (see `ls benchmarks`)")
+    p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
+    p.add_argument("--data-dir", default=None,
+                   help="local directory holding the benchmark's files (offline mirror)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unlearnbench", description=__doc__)
+    parser.add_argument("--plugin", action="append", default=[],
+                        help="module or .py file that registers methods/benchmarks/models/metrics")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ls", help="list registered names with their first docstring line")
+    p.add_argument("kind", choices=sorted(REGISTRIES))
+
+    p = sub.add_parser("data", help="generate a benchmark's stand-in and print its directory")
+    p.add_argument("--benchmark", default="tofu-synth")
+
+    p = sub.add_parser("train", help="build the tiny family, or unlearn with --method")
+    p.add_argument("--model", default="tiny")
+    _add_common(p)
+    p.add_argument("--method", default=None, help="unlearning method (see `ls methods`)")
+    p.add_argument("--retain-seeds", type=int, nargs="+", default=[0, 1],
+                   help="seeds of the retain models to build (the second is the noise ceiling)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyper-parameter override, e.g. --set lr=1e-5")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", default=None, help="where to save the unlearned model")
+
+    p = sub.add_parser("eval", help="evaluate a model on the TOFU suite")
+    p.add_argument("--model", required=True, help="model name or local directory")
+    p.add_argument("--role", default="target", choices=["base", "target", "retain"],
+                   help="which checkpoint of a named model to evaluate")
+    p.add_argument("--retain-seed", type=int, default=0)
+    p.add_argument("--reference-model", default=None,
+                   help="named model whose retain checkpoint gives forget quality (for a dir)")
+    _add_common(p)
+    p.add_argument("--out", default=None, help="output dir (summary.json, items.jsonl)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-items", type=int, default=None,
+                   help="first N rows per split (300 reproduces the 2024 TOFU code)")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    return parser
+
+
+def make_datamodule(benchmark: str, split: str, data_dir: str | None = None, **kwargs):
+    cls = benchmarks.get(benchmark)
+    if data_dir:
+        kwargs["path"] = data_dir
+    return cls(split=split, **kwargs)
+
+
+def cmd_ls(args) -> int:
+    rows = REGISTRIES[args.kind].describe()
+    if not rows:
+        print(f"(no {args.kind} registered)")
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, line in rows:
+        print(f"{name:<{width}}  {line}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    dm = make_datamodule(args.benchmark, "forget10")
+    print(dm.path)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from unlearnbench.models.loading import resolve_checkpoint
+    from unlearnbench.models.specs import ModelSpec
+
+    spec = ModelSpec.from_name(args.model)
+    if args.method is None:
+        for role in ("base", "target"):
+            print(f"{role}: {resolve_checkpoint(spec, role, args.split)}")
+        for seed in args.retain_seeds:
+            print(f"retain (seed {seed}): {resolve_checkpoint(spec, 'retain', args.split, seed)}")
+        return 0
+    from unlearnbench.methods.train import unlearn_cli
+
+    return unlearn_cli(args, spec)
+
+
+def cmd_eval(args) -> int:
+    from unlearnbench.eval.references import cached_eval, retain_reference
+    from unlearnbench.eval.write import write_eval
+    from unlearnbench.models.loading import resolve_checkpoint
+    from unlearnbench.models.specs import ModelSpec
+
+    is_dir = Path(args.model).is_dir()
+    spec = ModelSpec.from_name(args.reference_model or ("tiny" if is_dir else args.model))
+    dm = make_datamodule(args.benchmark, args.split, args.data_dir)
+    kw = {"batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "max_items": args.max_items}
+    ref = retain_reference(spec, dm, 0, eval_kwargs=kw)
+    if is_dir:
+        ckpt = args.model
+    else:
+        ckpt = resolve_checkpoint(spec, args.role, args.split, args.retain_seed)
+    summary, records = cached_eval(ckpt, spec, dm, retain_ref=ref, eval_kwargs=kw)
+    out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{args.split}")
+    write_eval(out, summary, records, {"model": args.model, "checkpoint": ckpt, "role": args.role,
+                                       "benchmark": args.benchmark, "split": args.split})
+    print(json.dumps({k: v for k, v in summary.items() if k != "cost"}, indent=2))
+    print(f"wrote {out}/summary.json and items.jsonl")
+    return 0
+
+
+COMMANDS = {"ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        for plugin in args.plugin:
+            load_plugin(plugin)
+        return COMMANDS[args.command](args)
+    except RegistryError as exc:
+        print(f"unlearnbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Tokenisation and padding of (question, answer) pairs, per metrics.md's notation.
+
+Prompt tokens (BOS included) are labelled -100 and never scored; EOS is appended after the
+answer and scored; the attention mask comes from sequence lengths, never from
+``token == pad_id`` (a pad token equal to an end-of-turn token would otherwise hide real
+tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from unlearnbench.models.templates import format_prompt, template_adds_bos
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """Turns question/answer text into token ids and labels for one model."""
+
+    tokenizer: object
+    template: str
+    max_len: int = 512
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def prompt_ids(self, question: str) -> list[int]:
+        prompt = format_prompt(self.template, question, self.tokenizer)
+        return self.tokenizer(prompt, add_special_tokens=not template_adds_bos(self.template))["input_ids"]
+
+    def encode(self, question: str, answer: str) -> tuple[list[int], list[int]]:
+        """(input_ids, labels): TOFU's convention of tokenising prompt+answer as one text
+        and masking as many leading tokens as the prompt alone has."""
+        prompt = format_prompt(self.template, question, self.tokenizer)
+        special = not template_adds_bos(self.template)
+        p_ids = self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
+        full = self.tokenizer(prompt + answer, add_special_tokens=special)["input_ids"]
+        if full[: len(p_ids)] != p_ids:
+            # A merge across the prompt/answer boundary: keep the prompt exact instead.
+            full = p_ids + self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = full + [self.eos_id]
+        labels = [IGNORE] * len(p_ids) + full[len(p_ids):] + [self.eos_id]
+        if len(ids) > self.max_len:
+            ids, labels = ids[: self.max_len], labels[: self.max_len]
+        return ids, labels
+
+    def encode_text(self, text: str) -> tuple[list[int], list[int]]:
+        """Plain text (pre-training, raw corpora): every token after BOS is scored."""
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"] + [self.eos_id]
+        ids = ids[: self.max_len]
+        bos = 1 if ids and ids[0] == self.tokenizer.bos_token_id else 0
+        return ids, [IGNORE] * bos + ids[bos:]
+
+
+def pad_right(seqs: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch for teacher forcing: input_ids, labels, attention_mask."""
+    width = max(len(ids) for ids, _ in seqs)
+    n = len(seqs)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(seqs):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(lab)] = torch.tensor(lab)
+        attention[i, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def pad_left(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded prompts for batched generation."""
+    width = max(len(p) for p in prompts)
+    n = len(prompts)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        input_ids[i, width - len(p):] = torch.tensor(p)
+        attention[i, width - len(p):] = 1
+    return {"input_ids": input_ids, "attention_mask": attention}

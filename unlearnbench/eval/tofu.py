@@ -1,0 +1,151 @@
+"""The TOFU evaluation suite (metrics.md §1), MIA scores (§2) and cost (§7).
+
+Per-item records are computed on each rank's share of the items and gathered, then every
+aggregate is computed from the full list of items, so a 2-process evaluation returns the
+same numbers as a 1-process one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from unlearnbench.data.collate import Encoder
+from unlearnbench.eval.scoring import generate_greedy, score_pairs
+from unlearnbench.metrics import mia, tofu
+from unlearnbench.metrics.cost import CostTracker
+from unlearnbench.metrics.reduce import gather_records
+
+TASKS = ("forget", "retain", "real_authors", "world_facts")
+
+
+def _rank_world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: int,
+                  max_new_tokens: int, cost: CostTracker) -> list[dict]:
+    """Score and generate one task's rows; one record per row."""
+    paraphrased = task in ("forget", "retain")
+    pairs, spans = [], []
+    for r in rows:
+        answers = [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else []) + list(r["perturbed_answer"])
+        spans.append((len(pairs), len(answers)))
+        pairs += [(r["question"], a) for a in answers]
+    scored = score_pairs(model, enc, pairs, batch_size=batch_size, with_stats=(task == "forget"))
+    generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens)
+    rouge = tofu.rouge_l_recall(generations, [r["answer"] for r in rows])
+    cost.add_tokens(sum(len(s.labels) for s in scored))
+    records = []
+    for r, (start, n), gen, rl in zip(rows, spans, generations, rouge):
+        ans = scored[start]
+        ref = scored[start + 1] if paraphrased else ans
+        pert = scored[start + (2 if paraphrased else 1): start + n]
+        rec = {
+            "task": task, "index": r["_index"], "_order": (TASKS.index(task), r["_index"]),
+            "question": r["question"], "answer": r["answer"], "generation": gen,
+            "rougeL_recall": rl, "probability": math.exp(-ans.avg_nll),
+            "avg_nll": ans.avg_nll,
+            "avg_nll_paraphrased": ref.avg_nll if paraphrased else None,
+            "avg_nll_perturbed": [p.avg_nll for p in pert],
+            "truth_ratio": float(tofu.truth_ratio([ref.avg_nll], [[p.avg_nll for p in pert]])[0]),
+            "exact_memorisation": tofu.exact_memorisation(ans.preds, ans.labels),
+            "extraction_strength": tofu.extraction_strength(ans.preds, ans.labels),
+        }
+        if task == "forget":
+            rec.update(_mia_scores(ans, r["answer"]))
+        records.append(rec)
+    return records
+
+
+def _mia_scores(s, text: str) -> dict:
+    return {
+        "mia_loss": mia.loss_score(s.token_logprobs),
+        "mia_zlib": mia.zlib_score(s.token_logprobs, text),
+        "mia_min_k": mia.min_k_score(s.token_logprobs),
+        "mia_min_k_plus_plus": mia.min_k_plus_plus_score(s.token_logprobs, s.mu, s.sigma),
+    }
+
+
+def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cost) -> list[dict]:
+    scored = score_pairs(model, enc, [(r["question"], r["answer"]) for r in rows], batch_size, with_stats=True)
+    cost.add_tokens(sum(len(s.labels) for s in scored))
+    return [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
+             "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,
+             **_mia_scores(s, r["answer"])} for r, s in zip(rows, scored)]
+
+
+def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: float | None = None) -> dict:
+    """Every aggregate of the suite, computed from per-item records."""
+    by_task = {t: [r for r in records if r["task"] == t] for t in TASKS + ("holdout",)}
+    summary: dict = {}
+    for task in TASKS:
+        rs = by_task[task]
+        if not rs:
+            continue
+        avg = [r["avg_nll"] for r in rs]
+        if task in ("real_authors", "world_facts"):
+            prob = tofu.normalised_probability(avg, [r["avg_nll_perturbed"] for r in rs])
+        else:
+            prob = tofu.mean_probability(avg)
+        summary[task] = {
+            "probability": prob,
+            "rougeL_recall": float(np.mean([r["rougeL_recall"] for r in rs])),
+            "truth_ratio": tofu.truth_ratio_score([r["truth_ratio"] for r in rs], task),
+            "exact_memorisation": float(np.mean([r["exact_memorisation"] for r in rs])),
+            "extraction_strength": float(np.mean([r["extraction_strength"] for r in rs])),
+            "n_items": len(rs),
+        }
+    if all(t in summary for t in tofu.UTILITY_TASKS):
+        summary["model_utility"] = tofu.model_utility({t: summary[t] for t in tofu.UTILITY_TASKS})
+    forget_tr = [r["truth_ratio"] for r in by_task["forget"]]
+    if retain_truth_ratios is not None and forget_tr:
+        fq = tofu.forget_quality(forget_tr, retain_truth_ratios)
+        summary["forget_quality"] = fq
+        summary["log10_forget_quality"] = math.log10(max(fq, 1e-300))
+    if by_task["holdout"] and by_task["forget"]:
+        summary["mia"] = {a: mia.mia_auc([r[f"mia_{a}"] for r in by_task["forget"]],
+                                         [r[f"mia_{a}"] for r in by_task["holdout"]])
+                          for a in mia.MIA_ATTACKS}
+        if retain_mia_auc is not None:
+            summary["privleak"] = mia.privleak(summary["mia"]["min_k"], retain_mia_auc)
+    return summary
+
+
+def evaluate_tofu(model, encoder: Encoder, datamodule, *, retain_truth_ratios=None,
+                  retain_mia_auc: float | None = None, batch_size: int = 32,
+                  max_new_tokens: int = 200, max_items: int | None = None) -> tuple[dict, list[dict]]:
+    """Run the whole suite; returns (summary, per-item records in dataset order).
+
+    ``max_items=300`` reproduces the 2024 TOFU code's cut of each split to its first rows.
+    """
+    rank, world = _rank_world()
+    was_training = model.training
+    model.eval()
+    records: list[dict] = []
+    with CostTracker() as cost:
+        configs = dict(datamodule.eval_configs())
+        configs["holdout"] = datamodule.holdout_config
+        for task, config in configs.items():
+            rows = [dict(r, _index=i) for i, r in enumerate(datamodule.config(config))]
+            rows = rows[:max_items] if max_items else rows
+            mine = rows[rank::world]  # every rank scores a disjoint share
+            if not mine:
+                continue
+            if task == "holdout":
+                records += _holdout_records(model, encoder, mine, batch_size, cost)
+            else:
+                records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost)
+    model.train(was_training)
+    records = gather_records(records)
+    records.sort(key=lambda r: r["_order"])
+    for r in records:
+        r.pop("_order")
+    summary = summarise(records, retain_truth_ratios, retain_mia_auc)
+    summary["cost"] = cost.as_dict()
+    return summary, records

@@ -1,0 +1,111 @@
+"""Membership-inference scores, AUC and PrivLeak (spec/metrics.md §2).
+
+Every score is oriented so that LOWER means more member-like.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import torch
+
+MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+def _logprobs(token_logprobs, name: str = "token_logprobs") -> np.ndarray:
+    if isinstance(token_logprobs, torch.Tensor):
+        token_logprobs = token_logprobs.detach().float().cpu().numpy()
+    arr = np.asarray(token_logprobs, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: no scored tokens")
+    return arr
+
+
+def _lowest_k_mean(values: np.ndarray, k: float) -> float:
+    if not 0.0 < k <= 1.0:
+        raise ValueError(f"k must be in (0, 1], got {k}")
+    m = max(1, math.floor(k * values.size))
+    return float(np.mean(np.sort(values)[:m]))
+
+
+def loss_score(token_logprobs) -> float:
+    """LOSS attack score L = -mean of the scored tokens' log-probs."""
+    return float(-np.mean(_logprobs(token_logprobs)))
+
+
+def zlib_score(token_logprobs, text: str) -> float:
+    """Zlib attack score: L divided by the zlib-compressed length of the text in bytes."""
+    return loss_score(token_logprobs) / len(zlib.compress(text.encode("utf-8")))
+
+
+def min_k_score(token_logprobs, k: float = 0.4) -> float:
+    """Min-K% score: -mean of the lowest max(1, floor(k*n)) token log-probs."""
+    return -_lowest_k_mean(_logprobs(token_logprobs), k)
+
+
+def min_k_plus_plus_stats(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Min-K%++ inputs: per-position label log-prob, and mean and std of log p under p."""
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"expected logits [T, V] and labels [T], got {tuple(logits.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    p = logp.exp()
+    # Masked vocabulary entries (-inf logits) have p = 0 and must add 0, not nan.
+    p_logp = torch.where(p > 0, p * logp, torch.zeros_like(p))
+    p_logp2 = torch.where(p > 0, p_logp * logp, torch.zeros_like(p))
+    mu = p_logp.sum(dim=-1)
+    var = (p_logp2.sum(dim=-1) - mu**2).clamp_min(1e-6)
+    token_logprobs = logp.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
+    return token_logprobs, mu, var.sqrt()
+
+
+def min_k_plus_plus_score(token_logprobs, mu, sigma, k: float = 0.4) -> float:
+    """Min-K%++ score: -mean of the lowest max(1, floor(k*n)) z_t = (l_t - mu_t) / sigma_t."""
+    lp = _logprobs(token_logprobs)
+    mu_a = _logprobs(mu, "mu")
+    sigma_a = _logprobs(sigma, "sigma")
+    if not lp.shape == mu_a.shape == sigma_a.shape:
+        raise ValueError(
+            f"token_logprobs, mu and sigma differ in length: {lp.size}, {mu_a.size}, {sigma_a.size}"
+        )
+    return -_lowest_k_mean((lp - mu_a) / sigma_a, k)
+
+
+def reference_score(loss_model: float, loss_reference: float) -> float:
+    """Reference attack score: L_model - L_reference."""
+    return float(loss_model) - float(loss_reference)
+
+
+def mia_auc(forget_scores, holdout_scores) -> float:
+    """MIA ROC AUC with forget labelled 0 and holdout 1 (near 1 = forget still looks memorised)."""
+    from sklearn.metrics import roc_auc_score
+
+    forget = np.asarray(forget_scores, dtype=np.float64).ravel()
+    holdout = np.asarray(holdout_scores, dtype=np.float64).ravel()
+    if forget.size == 0 or holdout.size == 0:
+        raise ValueError(
+            f"mia_auc needs both sets non-empty (forget {forget.size}, holdout {holdout.size})"
+        )
+    y = np.concatenate([np.zeros(forget.size), np.ones(holdout.size)])
+    return float(roc_auc_score(y, np.concatenate([forget, holdout])))
+
+
+def privleak(auc_model: float, auc_retain: float | None) -> float:
+    """MUSE PrivLeak in percent: ((1 - s) - (1 - r)) / (1 - r) * 100 for AUCs s (model), r (retain)."""
+    if auc_retain is None:
+        raise ValueError(
+            "privleak needs the retain model's AUC; the retain model is required "
+            "(report PrivLeak as unavailable rather than assuming 0.5)"
+        )
+    s, r = float(auc_model), float(auc_retain)
+    if r == 1.0:
+        raise ValueError("privleak is undefined when the retain model's AUC is 1 (1 - r = 0)")
+    return ((1.0 - s) - (1.0 - r)) / (1.0 - r) * 100.0

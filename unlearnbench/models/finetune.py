@@ -1,0 +1,73 @@
+"""Plain causal-LM training with the Lightning Trainer (base pre-training, TOFU fine-tuning).
+
+The TOFU recipe: AdamW, weight decay, linear warm-up over the first epoch then linear
+decay, loss on the answer tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from unlearnbench.data.collate import Encoder, pad_right
+
+
+def load_texts(path) -> list[str]:
+    with open(path) as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def linear_warmup_decay(optimizer, warmup: int, total: int):
+    """Linear warm-up to the peak lr over ``warmup`` steps, then linear decay to 0."""
+
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class CausalLMFit(L.LightningModule):
+    def __init__(self, model, lr: float, weight_decay: float, warmup: int, total: int):
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay, self.warmup, self.total = lr, weight_decay, warmup, total
+
+    def training_step(self, batch, batch_idx):
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         labels=batch["labels"])
+        self.log("loss", out.loss, prog_bar=True)
+        return out.loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = linear_warmup_decay(opt, self.warmup, self.total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
+                  texts: list[str] | None = None, qa: list[dict] | None = None,
+                  template: str = "phi", desc: str = "") -> None:
+    """Train ``model`` in place on plain ``texts`` or on question/answer rows ``qa``."""
+    enc = Encoder(tokenizer, template, max_len=tiny.max_len)
+    if texts is not None:
+        examples = [enc.encode_text(t) for t in texts]
+    else:
+        examples = [enc.encode(r["question"], r["answer"]) for r in qa]
+    L.seed_everything(seed, workers=True, verbose=False)
+    g = torch.Generator().manual_seed(seed)
+    loader = DataLoader(examples, batch_size=tiny.batch_size, shuffle=True, generator=g,
+                        collate_fn=lambda b: pad_right(b, enc.pad_id))
+    steps_per_epoch = len(loader)
+    module = CausalLMFit(model, lr, tiny.weight_decay, warmup=steps_per_epoch,
+                         total=steps_per_epoch * epochs)
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu" if not torch.cuda.is_available() else "auto",
+                        devices=1, logger=False, enable_checkpointing=False, deterministic=True,
+                        enable_model_summary=False, gradient_clip_val=1.0,
+                        enable_progress_bar=True)
+    print(f"[unlearnbench] training {desc}: {len(examples)} examples x {epochs} epochs", flush=True)
+    trainer.fit(module, loader)

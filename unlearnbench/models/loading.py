@@ -1,0 +1,64 @@
+"""Loading models and tokenizers by spec, hub id or local directory (offline-testable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def resolve_checkpoint(spec, role: str = "target", split: str = "forget10", seed: int = 0) -> str:
+    """Hub id or local dir of ``role`` ∈ {base, target, retain} for a TOFU ``split``.
+
+    Tiny models are built (or found in the cache) by the harness; real models map to
+    their public TOFU checkpoints so that no re-finetuning is needed.
+    """
+    if role not in ("base", "target", "retain"):
+        raise ValueError(f"unknown model role {role!r}; choose base, target or retain")
+    if spec.is_tiny:
+        from unlearnbench.models.tiny import TinyFamily
+
+        fam = TinyFamily(spec)
+        return str({"base": fam.base, "target": lambda: fam.target(),
+                    "retain": lambda: fam.retain(split, seed)}[role]())
+    if role == "base":
+        return spec.hub_id
+    key = "full" if role == "target" else f"retain{100 - int(split[-2:])}"
+    if key not in spec.tofu:
+        raise ValueError(f"model {spec.name!r} has no published TOFU {key} checkpoint; "
+                         f"known: {', '.join(spec.tofu) or 'none'}")
+    if seed != 0:
+        raise ValueError(f"model {spec.name!r}: only one published {key} checkpoint exists "
+                         "(seed 0); a second-seed retain model needs a fine-tune of your own")
+    return spec.tofu[key]
+
+
+def default_dtype(spec=None) -> torch.dtype:
+    # bf16 on GPU as the papers train; fp32 on CPU where bf16 matmuls are slow and lossy.
+    if torch.cuda.is_available():
+        return getattr(torch, spec.gpu_dtype) if spec is not None else torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(path: str, spec=None):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(spec and spec.trust_remote_code))
+    if tok.pad_token_id is None:
+        # Safe because attention masks come from lengths, not from pad ids.
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, spec=None, dtype: torch.dtype | None = None, device: str | None = None):
+    """``AutoModelForCausalLM`` from a hub id or a directory, safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    local = Path(path).is_dir()
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype or default_dtype(spec), use_safetensors=True,
+        trust_remote_code=bool(spec and spec.trust_remote_code), local_files_only=local,
+    )
+    if device:
+        model.to(device)
+    return model

@@ -1,0 +1,88 @@
+"""Model specs: a dataclass and a name table, resolved with ``ModelSpec.from_name``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from unlearnbench.registry import models
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Architecture and recipe of a harness-trained Llama-architecture model."""
+
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_layers: int = 4
+    num_heads: int = 4
+    max_len: int = 128
+    pretrain_epochs: int = 12
+    finetune_epochs: int = 25
+    pretrain_lr: float = 3e-3
+    finetune_lr: float = 2e-3
+    batch_size: int = 32
+    weight_decay: float = 0.01
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model by short name: hub ids (or a local dir), template, TOFU checkpoints."""
+
+    name: str
+    description: str
+    template: str
+    hub_id: str | None = None
+    # TOFU fine-tuned checkpoints keyed by training config ("full", "retain90", ...).
+    tofu: dict[str, str] = field(default_factory=dict)
+    tiny: TinyConfig | None = None
+    trust_remote_code: bool = False
+    gpu_dtype: str = "bfloat16"
+
+    @classmethod
+    def from_name(cls, name: str, **overrides) -> "ModelSpec":
+        """Look a spec up by name; a local directory becomes an ad-hoc phi-style spec."""
+        from pathlib import Path
+
+        if name not in models and Path(name).is_dir():
+            spec = cls(name=name, description=f"local model at {name}", template="phi", hub_id=name)
+        else:
+            spec = models.get(name)
+        if overrides.get("tiny") and isinstance(overrides["tiny"], dict):
+            overrides["tiny"] = replace(spec.tiny or TinyConfig(), **overrides["tiny"])
+        return replace(spec, **overrides) if overrides else spec
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.tiny is not None
+
+
+def _tofu(prefix: str, retains=("retain90", "retain95", "retain99")) -> dict[str, str]:
+    # open-unlearning publishes a full target and one retain model per forget split.
+    return {"full": f"open-unlearning/tofu_{prefix}_full",
+            **{r: f"open-unlearning/tofu_{prefix}_{r}" for r in retains}}
+
+
+_TABLE = [
+    ModelSpec("tiny", "Tiny Llama (4 layers, d=128) trained by the harness on the stand-ins",
+              template="phi", tiny=TinyConfig()),
+    ModelSpec("tiny-test", "Smaller tiny Llama for tests (2 layers, d=64, short recipe)",
+              template="phi",
+              tiny=TinyConfig(vocab_size=512, hidden_size=64, intermediate_size=128,
+                              num_layers=2, num_heads=2, pretrain_epochs=2,
+                              finetune_epochs=2, batch_size=16)),
+    ModelSpec("llama2-7b", "Llama-2-7b-chat (TOFU's main model)", template="llama2-chat",
+              hub_id="meta-llama/Llama-2-7b-chat-hf", tofu=_tofu("Llama-2-7b-chat-hf")),
+    ModelSpec("phi-1.5", "Phi-1.5 (1.3B), TOFU's small model", template="phi",
+              hub_id="microsoft/phi-1_5", tofu=_tofu("phi-1_5")),
+    ModelSpec("llama3.2-1b", "Llama-3.2-1B-Instruct", template="llama3-chat",
+              hub_id="meta-llama/Llama-3.2-1B-Instruct", tofu=_tofu("Llama-3.2-1B-Instruct")),
+    ModelSpec("llama3.2-3b", "Llama-3.2-3B-Instruct", template="llama3-chat",
+              hub_id="meta-llama/Llama-3.2-3B-Instruct", tofu=_tofu("Llama-3.2-3B-Instruct")),
+    ModelSpec("llama3.1-8b", "Llama-3.1-8B-Instruct", template="llama3-chat",
+              hub_id="meta-llama/Llama-3.1-8B-Instruct", tofu=_tofu("Llama-3.1-8B-Instruct")),
+    ModelSpec("zephyr-7b", "Zephyr-7B-beta (WMDP/RMU's model)", template="zephyr-chat",
+              hub_id="HuggingFaceH4/zephyr-7b-beta"),
+]
+for _spec in _TABLE:
+    models.register(_spec.name, _spec)

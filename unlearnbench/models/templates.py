@@ -1,0 +1,33 @@
+"""Prompt templates: how a question (and answer) becomes the text a model scores.
+
+TOFU conventions (benchmarks.md): Llama-2-chat ``"[INST] " + q + " [/INST]" + a`` with no
+space before the answer; Phi-style ``"Question: " + q + "\\n" + "Answer: " + a``;
+Llama-3-style models use the tokenizer's chat template with a system prompt.
+"""
+
+from __future__ import annotations
+
+LLAMA3_SYSTEM = "You are a helpful assistant."
+TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat")
+
+
+def format_prompt(template: str, question: str, tokenizer=None) -> str:
+    """The text that precedes the answer; the answer is appended verbatim after it."""
+    if template == "llama2-chat":
+        return f"[INST] {question} [/INST]"
+    if template == "phi":
+        return f"Question: {question}\nAnswer: "
+    if template in ("llama3-chat", "zephyr-chat"):
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"template {template!r} needs a tokenizer with a chat template")
+        messages = [{"role": "user", "content": question}]
+        if template == "llama3-chat":
+            messages.insert(0, {"role": "system", "content": LLAMA3_SYSTEM})
+        # The chat template writes BOS itself; callers tokenize without special tokens.
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    raise ValueError(f"unknown prompt template {template!r}; known: {', '.join(TEMPLATES)}")
+
+
+def template_adds_bos(template: str) -> bool:
+    """Whether the formatted prompt already contains BOS (chat templates write it)."""
+    return template in ("llama3-chat", "zephyr-chat")

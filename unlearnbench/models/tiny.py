@@ -1,0 +1,168 @@
+"""The tiny model family the harness trains for the stand-ins.
+
+tokenizer (BPE on the stand-in's text) → **base** (pre-trained on the well-known facts)
+→ **target** (base fine-tuned on ``full``) and **retain** (base fine-tuned on
+``retainXX``, same recipe). Each artefact is saved with ``save_pretrained`` under a
+directory named by a hash of everything that determines it, so it loads exactly like a
+hub model and a second build is a cache hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+RECIPE_VERSION = 1  # bump when the training code changes what a key produces
+
+
+def _key(**parts) -> str:
+    blob = json.dumps({"recipe": RECIPE_VERSION, **parts}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _build_atomically(out: Path, build) -> Path:
+    """Run ``build(tmp_dir)`` and rename into ``out``; a crash leaves no partial model."""
+    if (out / "config.json").exists() or (out / "tokenizer.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        build(tmp)
+        if out.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
+    """Byte-level BPE trained on ``texts``, wrapped as a ``PreTrainedTokenizerFast``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos = tok.token_to_id("<s>")
+    # Like Llama's tokenizer: BOS added, EOS left to the caller (collation appends it).
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
+                                                       special_tokens=[("<s>", bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", model_max_length=4096)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def new_model(tiny, tokenizer, seed: int):
+    """A randomly initialised Llama-architecture model of the tiny config."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=tiny.hidden_size,
+        intermediate_size=tiny.intermediate_size, num_hidden_layers=tiny.num_layers,
+        num_attention_heads=tiny.num_heads, num_key_value_heads=tiny.num_heads,
+        max_position_embeddings=tiny.max_len, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg)
+
+
+class TinyFamily:
+    """Builds (or finds in the cache) the tokenizer, base, target and retain models."""
+
+    def __init__(self, spec, synth=None, root: Path | None = None):
+        from unlearnbench.data.tofu import synth_dir
+        from unlearnbench.data.tofu_synth import SynthConfig
+        from unlearnbench.paths import cache_root
+
+        if spec.tiny is None:
+            raise ValueError(f"model {spec.name!r} is not a tiny model; it has hub checkpoints")
+        self.spec = spec
+        self.tiny = spec.tiny
+        self.synth = synth or SynthConfig()
+        self.data_dir = synth_dir(self.synth)
+        self.root = Path(root or cache_root() / "models")
+
+    def _dir(self, stage: str, **parts) -> Path:
+        key = _key(tiny=asdict(self.tiny), synth=self.synth.key(), stage=stage, **parts)
+        return self.root / f"{self.spec.name}-{stage}-{key}"
+
+    def _texts(self) -> list[str]:
+        rows = []
+        for f in sorted(self.data_dir.glob("*.json")) + [self.data_dir / "extras" / "pretrain.json"]:
+            with open(f) as fh:
+                for line in fh:
+                    row = json.loads(line)
+                    for v in row.values():
+                        rows += v if isinstance(v, list) else [v]
+        return [r for r in rows if isinstance(r, str)]
+
+    def tokenizer_dir(self) -> Path:
+        out = self._dir("tokenizer")
+        return _build_atomically(out, lambda tmp: train_tokenizer(self._texts(), self.tiny.vocab_size, tmp))
+
+    def base(self) -> Path:
+        """Pre-trained on the well-known facts only (real authors, world facts)."""
+        out = self._dir("base")
+
+        def build(tmp: Path) -> None:
+            from unlearnbench.models.finetune import fit_causal_lm, load_texts
+
+            tok = _load_tokenizer(self.tokenizer_dir())
+            model = new_model(self.tiny, tok, seed=0)
+            texts = load_texts(self.data_dir / "extras" / "pretrain.json")
+            fit_causal_lm(model, tok, texts=texts, epochs=self.tiny.pretrain_epochs,
+                          lr=self.tiny.pretrain_lr, tiny=self.tiny, seed=0, desc="base")
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+
+        return _build_atomically(out, build)
+
+    def finetuned(self, config: str, seed: int = 0) -> Path:
+        """Base fine-tuned on a TOFU config (``full`` → target, ``retainXX`` → retain)."""
+        out = self._dir("ft", config=config, seed=seed)
+
+        def build(tmp: Path) -> None:
+            from transformers import AutoModelForCausalLM
+
+            from unlearnbench.data.tofu import load_config
+            from unlearnbench.models.finetune import fit_causal_lm
+
+            base = self.base()
+            tok = _load_tokenizer(base)
+            model = AutoModelForCausalLM.from_pretrained(base)
+            rows = [dict(r) for r in load_config(str(self.data_dir), config)]
+            fit_causal_lm(model, tok, qa=rows, epochs=self.tiny.finetune_epochs,
+                          lr=self.tiny.finetune_lr, tiny=self.tiny, seed=seed,
+                          template=self.spec.template, desc=f"{config} seed {seed}")
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+
+        return _build_atomically(out, build)
+
+    def target(self, seed: int = 0) -> Path:
+        return self.finetuned("full", seed)
+
+    def retain(self, split: str = "forget10", seed: int = 0) -> Path:
+        return self.finetuned(f"retain{100 - int(split[-2:])}", seed)
+
+
+def _load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)

@@ -1,0 +1,183 @@
+"""Leaderboard plots: the forget-quality / utility trade-off and per-method training curves."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import atomic_save
+from .results import REF_ORDER
+
+FQ_FLOOR = 1e-30  # forget quality can be exactly 0; a log axis cannot show that
+_REF_STYLE = {"target": ("*", "tab:red"), "retain": ("D", "tab:green")}
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _figure(figsize: tuple[float, float]):
+    import matplotlib
+
+    # Only pick the backend when nobody has: switching under an already-imported pyplot
+    # (e.g. a notebook's inline backend) would break the caller's own figures.
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    # A bare Figure (no pyplot) is never registered globally, so nothing leaks or needs closing.
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _save_png(fig, path: str | os.PathLike) -> Path:
+    # format= is required: the temp name does not end in .png.
+    return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _ref_name(row: pd.Series) -> str:
+    method = row.get("method")
+    return method if method in REF_ORDER else str(row.get("method_label"))
+
+
+def _block_suffix(row: pd.Series, multi: bool) -> str:
+    if not multi:
+        return ""
+    return f" [{row.get('benchmark')}/{row.get('split')}/{row.get('model')}]"
+
+
+def plot_tradeoff(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Scatter forget quality (log y) against model utility, one labelled point per leaderboard row.
+
+    Methods get error bars from ``<col>_std`` when present; target and retain references get
+    distinct markers (a reference without forget quality, like retain itself, becomes a
+    vertical line at its utility); retain-seed2 becomes a dashed "noise ceiling" line, and a
+    dotted line marks p = 0.05. Forget quality is clipped to >= 1e-30. Writes a PNG (dpi 120)
+    atomically and returns its path.
+    """
+    fig = _figure((7.5, 5.5))
+    ax = fig.subplots()
+    ax.set_yscale("log")
+    multi = len(table.drop_duplicates(["benchmark", "split", "model"])) > 1 if len(table) else False
+    for _, row in table.iterrows():
+        x, y = row.get("model_utility"), row.get("forget_quality")
+        label = str(row.get("method_label")) + _block_suffix(row, multi)
+        if row.get("kind") == "ref":
+            name = _ref_name(row)
+            if name == "retain-seed2":
+                if _finite(y):
+                    ax.axhline(max(y, FQ_FLOOR), ls="--", color="tab:gray",
+                               label=f"noise ceiling ({label})")
+                continue
+            marker, color = _REF_STYLE.get(name, ("s", "tab:gray"))
+            if _finite(x) and _finite(y):
+                ax.scatter([x], [max(y, FQ_FLOOR)], marker=marker, s=160, color=color,
+                           edgecolors="black", zorder=4, label=f"{label} (ref)")
+                ax.annotate(label, (x, max(y, FQ_FLOOR)), textcoords="offset points",
+                            xytext=(6, -12), fontsize=8, color=color)
+            elif _finite(x):
+                ax.axvline(x, ls="-.", color=color, label=f"{label} (ref) utility")
+            continue
+        if not (_finite(x) and _finite(y)):
+            continue
+        y = max(y, FQ_FLOOR)
+        xs, ys = row.get("model_utility_std"), row.get("forget_quality_std")
+        xerr = xs if _finite(xs) else None
+        # Asymmetric so the lower bar never crosses zero on the log axis.
+        yerr = [[min(ys, y - FQ_FLOOR)], [ys]] if _finite(ys) else None
+        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", capsize=3, zorder=3)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.axhline(0.05, ls=":", color="black", label="p = 0.05")
+    if not len(table):
+        ax.text(0.5, 0.5, "no successful results", transform=ax.transAxes, ha="center")
+    ax.margins(x=0.1)  # room for the point labels at the edges
+    ax.set_xlabel("model utility")
+    ax.set_ylabel("forget quality (log scale)")
+    ax.set_title("Forget quality vs model utility")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save_png(fig, path)
+
+
+def _cell_dir(grid_dir: Path, result: dict[str, Any]) -> Path:
+    if result.get("result_path"):
+        return Path(result["result_path"]).parent
+    sub = "refs" if result.get("kind") == "ref" else "cells"
+    return grid_dir / sub / str(result.get("cell_id"))
+
+
+def _read_history(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except Exception:  # noqa: BLE001 - a bad history shows up as a note in its panel
+        return None
+
+
+def _seed_key(result: dict[str, Any]) -> float:
+    return float(result["seed"]) if _finite(result.get("seed")) else math.inf
+
+
+def plot_training_curves(grid_dir: str | os.PathLike, results: list[dict[str, Any]],
+                         path: str | os.PathLike) -> Path:
+    """Plot every loss-term column of each ok cell's history CSV against ``step``.
+
+    ``results`` are the dicts from ``load_results``; only ``kind == "cell"`` results with
+    status ok and a ``history_file`` (relative to the cell directory) are used. One subplot
+    per method label, seeds distinguished by line style. Writes a PNG atomically.
+    """
+    grid = Path(grid_dir)
+    cells = [r for r in results if r.get("kind", "cell") == "cell" and r.get("status") == "ok"
+             and r.get("history_file")]
+    multi = len({(r.get("benchmark"), r.get("split"), r.get("model")) for r in cells}) > 1
+    panels: dict[str, list[tuple[Any, pd.DataFrame | None]]] = {}
+    for r in sorted(cells, key=lambda r: (str(r.get("method_label") or r.get("method")), _seed_key(r))):
+        title = str(r.get("method_label") or r.get("method"))
+        if multi:
+            title += f" [{r.get('benchmark')}/{r.get('split')}/{r.get('model')}]"
+        panels.setdefault(title, []).append((r.get("seed"), _read_history(_cell_dir(grid, r) / r["history_file"])))
+
+    # One colour per loss term across all panels, so "retain" looks the same everywhere.
+    terms: list[str] = []
+    for runs in panels.values():
+        for _, hist in runs:
+            if hist is not None:
+                terms += [c for c in hist.select_dtypes("number").columns if c != "step" and c not in terms]
+    colours = {t: f"C{i % 10}" for i, t in enumerate(terms)}
+
+    n = max(len(panels), 1)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig = _figure((4.8 * ncols, 3.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    if not panels:
+        axes[0].text(0.5, 0.5, "no training histories", ha="center", transform=axes[0].transAxes)
+    for ax, (title, runs) in zip(axes, panels.items()):
+        for i, (seed, hist) in enumerate(runs):
+            if hist is None:
+                ax.text(0.02, 0.95 - 0.08 * i, f"seed {seed}: history unreadable", fontsize=7,
+                        transform=ax.transAxes, va="top")
+                continue
+            x = hist["step"] if "step" in hist else hist.index
+            suffix = f" s{seed}" if len(runs) > 1 else ""
+            for term in hist.select_dtypes("number").columns:
+                if term != "step":
+                    ax.plot(x, hist[term], ls=_LINESTYLES[i % len(_LINESTYLES)],
+                            color=colours[term], label=f"{term}{suffix}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Training loss terms per method")
+    return _save_png(fig, path)
