@@ -172,8 +172,20 @@ def load_plugin(spec: str) -> None:
         ) from exc
 
 
-# Built-in methods are added to this table as their modules land.
-methods = Registry("methods", {})
+methods = Registry("methods", {
+    "ga": "unlearnbench.methods.ga:GradientAscent",
+    "grad_diff": "unlearnbench.methods.grad_diff:GradDiff",
+    "ga_kl": "unlearnbench.methods.ga_kl:GAKL",
+    "idk": "unlearnbench.methods.idk:IdkPO",
+    "dpo": "unlearnbench.methods.dpo:IdkDPO",
+    "npo": "unlearnbench.methods.npo:NPO",
+    "npo_rt": "unlearnbench.methods.npo_rt:NPORT",
+    "simnpo": "unlearnbench.methods.simnpo:SimNPO",
+    "rmu": "unlearnbench.methods.rmu:RMU",
+    "llmu": "unlearnbench.methods.llmu:LLMU",
+    "flat": "unlearnbench.methods.flat:FLAT",
+    "wagle": "unlearnbench.methods.wagle:WAGLE",
+})
 benchmarks = Registry(
     "benchmarks",
     {

@@ -122,7 +122,7 @@ class TofuDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.extras = extras or {}
-        # augment(rows, rng) adds the extra fields a method declared (refusals, ...).
+        # augment(rows, rng, retain_rows) adds the fields a method declared (refusals, ...).
         self.augment = augment
         self.num_workers = num_workers
         self._cache: dict[str, object] = {}
@@ -152,10 +152,11 @@ class TofuDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         rng = random.Random(self.seed)
         forget = [dict(r) for r in self.config(self.split)]
+        retain = [dict(r) for r in self.config(self.retain_config)]
         if self.augment is not None:
-            forget = self.augment(forget, rng)
+            forget = self.augment(forget, rng, retain)
         self.forget_set = QADataset(forget, self.encoder)
-        self.retain_set = QADataset([dict(r) for r in self.config(self.retain_config)], self.encoder)
+        self.retain_set = QADataset(retain, self.encoder)
 
     def train_dataloader(self) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)

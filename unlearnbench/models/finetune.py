@@ -62,6 +62,7 @@ def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(examples, batch_size=tiny.batch_size, shuffle=True, generator=g,
                         collate_fn=lambda b: pad_right(b, enc.pad_id))
+    model.train()  # from_pretrained returns eval mode
     steps_per_epoch = len(loader)
     module = CausalLMFit(model, lr, tiny.weight_decay, warmup=steps_per_epoch,
                          total=steps_per_epoch * epochs)

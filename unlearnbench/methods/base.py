@@ -1,0 +1,188 @@
+"""The one base class every unlearning method shares.
+
+It owns everything a fair comparison needs to hold fixed: the model and (only when a
+method asks for it) a frozen reference model, AdamW with linear warm-up/decay, gradient
+clipping, logging of every loss term, the forget-driven epoch with a retain iterator that
+cycles and is shuffled independently on each rank, sharding, the NaN guard, and saving
+with ``save_pretrained``. A method overrides ``loss`` (and WAGLE the gradient-mask hook).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from unlearnbench.models.finetune import linear_warmup_decay
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+class UnlearningMethod(L.LightningModule):
+    """Base class: subclasses set ``name``, ``needs``, ``needs_reference`` and ``loss``."""
+
+    name: str = "base"
+    # Data a method declares: "retain", "idk" (refusals), "random_normal" (LLMU),
+    # "template" (FLAT). The DataModule attaches what is declared to each forget row.
+    needs: tuple[str, ...] = ()
+    needs_reference: bool = False
+
+    def __init__(self, model_path: str | None = None, *, model=None, lr: float = 1e-5,
+                 weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,
+                 batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
+                 gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None):
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
+        if epochs < 1:
+            raise ValueError(f"method {self.name!r}: epochs must be >= 1, got {epochs}")
+        self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
+        self.epochs, self.batch_size, self.grad_clip, self.seed = epochs, batch_size, grad_clip, seed
+        self.gamma_forget, self.lambda_retain = gamma_forget, lambda_retain
+        self.model_path = model_path
+        self.model = model if model is not None else self._load(model_path, dtype)
+        self.ref_model = None
+        if self.needs_reference:
+            self.ref_model = self._load(model_path, dtype) if model is None else _frozen_copy(model)
+            self.ref_model.eval().requires_grad_(False)
+        self.history: list[dict] = []
+        self.tokens_seen = 0  # non-padding tokens through forward passes (cost, §7)
+        self._retain_iter = None
+        self._retain_cycle = 0
+
+    @staticmethod
+    def _load(path, dtype):
+        from unlearnbench.models.loading import load_model
+
+        if path is None:
+            raise ValueError("an UnlearningMethod needs model_path or model")
+        return load_model(str(path), dtype=dtype)
+
+    # -- what methods override ---------------------------------------------
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Return {"loss": total, <term>: value, ...}; terms are logged."""
+        raise NotImplementedError
+
+    def mask_gradients(self) -> None:
+        """Hook between clipping and the optimiser step (WAGLE masks here)."""
+
+    def param_groups(self) -> list[dict]:
+        """AdamW groups: no weight decay on biases and norms (the usual convention)."""
+        decay, no_decay = [], []
+        for n, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)
+        return [{"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    # -- shared helpers for losses ------------------------------------------
+    def forward_logits(self, model, sub: dict) -> torch.Tensor:
+        return model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"]).logits
+
+    @torch.no_grad()
+    def ref_logits(self, sub: dict) -> torch.Tensor:
+        return self.forward_logits(self.ref_model, sub)
+
+    def retain_batch(self) -> dict:
+        """Next retain batch; the iterator cycles and is seeded per rank and per cycle."""
+        dm = self.trainer.datamodule
+        while True:
+            if self._retain_iter is None:
+                seed = self.seed + 1_000_003 * self.global_rank + 7919 * self._retain_cycle
+                self._retain_iter = iter(dm.retain_loader(seed))
+                self._retain_cycle += 1
+            try:
+                batch = next(self._retain_iter)
+                break
+            except StopIteration:
+                self._retain_iter = None
+        self.tokens_seen += _count_tokens(batch)
+        return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+    @staticmethod
+    def sub(batch: dict, key: str | None = None) -> dict:
+        """The padded sub-batch for ``key`` (None = the forget answer itself)."""
+        if key is None:
+            return {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+        return batch[key]
+
+    # -- the shared loop -----------------------------------------------------
+    def on_fit_start(self) -> None:
+        # from_pretrained returns eval mode and Lightning keeps modes as it finds them.
+        self.model.train()
+        if self.ref_model is not None:
+            self.ref_model.eval()
+
+    def training_step(self, batch, batch_idx):
+        terms = self.loss(batch)
+        total = terms["loss"]
+        if not torch.isfinite(total).all():
+            shown = {k: float(v.detach()) for k, v in terms.items()}
+            raise NonFiniteLossError(
+                f"method {self.name!r}: non-finite loss at step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}): {shown}. Training stopped "
+                "and no model was saved; lower the learning rate or check the inputs."
+            )
+        row = {"step": self.global_step, **{k: float(v.detach()) for k, v in terms.items()}}
+        self.history.append(row)
+        for k, v in terms.items():
+            self.log(f"train/{k}", v.detach(), prog_bar=(k == "loss"), sync_dist=False)
+        self.tokens_seen += _count_tokens(batch)
+        return total
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        if self.grad_clip and self.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+        self.mask_gradients()
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.param_groups(), lr=self.lr)
+        steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / self.epochs))
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = int(round(self.warmup_epochs * steps_per_epoch))
+        sched = linear_warmup_decay(opt, warmup, total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_model(self):
+        """FSDP2: shard each decoder layer, then the root (ModelParallelStrategy)."""
+        mesh = getattr(self, "device_mesh", None)
+        if mesh is None:
+            return
+        from torch.distributed.fsdp import fully_shard
+
+        for model in (self.model, self.ref_model):
+            if model is None:
+                continue
+            for layer in model.model.layers:
+                fully_shard(layer, mesh=mesh["data_parallel"])
+            fully_shard(model, mesh=mesh["data_parallel"])
+
+    def full_state_dict(self) -> dict:
+        """The model's full (unsharded) state dict on every rank, on CPU."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(self.model, options=opts)
+
+    def save_unlearned(self, path) -> None:
+        """``save_pretrained`` of the unlearned model (+ tokenizer), from rank 0."""
+        from unlearnbench.models.loading import load_tokenizer
+
+        state = self.full_state_dict()
+        if self.global_rank == 0:
+            self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
+            load_tokenizer(str(self.model_path)).save_pretrained(path)
+
+
+def _count_tokens(batch: dict) -> int:
+    n = int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+    return n + sum(_count_tokens(v) for v in batch.values() if isinstance(v, dict))
+
+
+def _frozen_copy(model):
+    import copy
+
+    return copy.deepcopy(model)

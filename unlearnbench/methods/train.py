@@ -1,0 +1,117 @@
+"""Unlearn one model with one method: build the method and data, fit, save."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+
+from unlearnbench.data.augment import extras_for, make_augment
+from unlearnbench.data.collate import Encoder
+from unlearnbench.metrics.cost import CostTracker
+from unlearnbench.registry import methods
+
+# Keys of a method config that belong to the data, not to the method's constructor.
+DATA_KEYS = ("k_random", "template")
+
+
+def build_method(name: str, model_path: str, seed: int, params: dict):
+    cls = methods.get(name)
+    method_params = {k: v for k, v in params.items() if k not in DATA_KEYS or k in _init_args(cls)}
+    try:
+        return cls(model_path=model_path, seed=seed, **method_params)
+    except TypeError as exc:
+        raise ValueError(f"method {name!r}: bad hyper-parameter ({exc})") from exc
+
+
+def _init_args(cls) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str = "forget10",
+            out_dir: str | Path, seed: int = 42, params: dict | None = None,
+            strategy: str = "single", devices: int = 1, num_nodes: int = 1,
+            data_dir: str | None = None, precision: str | None = None) -> dict:
+    """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info."""
+    from unlearnbench.cli import make_datamodule
+    from unlearnbench.models.loading import load_tokenizer, resolve_checkpoint
+    from unlearnbench.runner.strategies import trainer_kwargs
+
+    params = dict(params or {})
+    L.seed_everything(seed, workers=True, verbose=False)
+    target = resolve_checkpoint(spec, "target", split)
+    method = build_method(method_name, target, seed, params)
+    tok = load_tokenizer(target, spec)
+    needs = method.needs
+    dm = make_datamodule(benchmark, split, data_dir, encoder=Encoder(tok, spec.template),
+                         batch_size=method.batch_size, seed=seed, extras=extras_for(needs),
+                         augment=make_augment(needs, params.get("k_random", 5),
+                                              params.get("template", "refusal")))
+    kw = trainer_kwargs(strategy, devices, num_nodes)
+    if precision is None:
+        precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
+    trainer = L.Trainer(max_epochs=method.epochs, logger=False, enable_checkpointing=False,
+                        deterministic=True, enable_model_summary=False, precision=precision,
+                        use_distributed_sampler=True, **kw)
+    with CostTracker() as cost:
+        trainer.fit(method, datamodule=dm)
+        cost.steps = trainer.global_step
+        cost.tokens = method.tokens_seen
+    out_dir = Path(out_dir)
+    method.save_unlearned(out_dir / "model")
+    info = {"method": method_name, "target": target, "steps": trainer.global_step,
+            "world_size": trainer.world_size, "cost": cost.as_dict()}
+    if trainer.is_global_zero:
+        write_history(out_dir / "history.csv", method.history)
+    return info
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    from unlearnbench.report.atomic import atomic_save
+
+    cols = ["step"] + sorted({k for row in history for k in row} - {"step"})
+
+    def writer(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(history)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(path, writer)
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """``["lr=1e-5", "inner=npo"]`` -> {"lr": 1e-5, "inner": "npo"} (values parsed as YAML)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = _number_or_yaml(v)
+    return out
+
+
+def _number_or_yaml(v: str):
+    # YAML 1.1 reads "1e-5" as a string; a researcher means the number.
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    import yaml
+
+    return yaml.safe_load(v)
+
+
+def unlearn_cli(args, spec) -> int:
+    out = Path(args.out or Path("results") / "unlearned" / f"{args.method}-{spec.name}-{args.split}-s{args.seed}")
+    info = unlearn(args.method, spec, benchmark=args.benchmark, split=args.split, out_dir=out,
+                   seed=args.seed, params=parse_sets(args.set), data_dir=args.data_dir)
+    print(json.dumps(info, indent=2))
+    print(f"saved unlearned model to {out / 'model'}")
+    return 0
