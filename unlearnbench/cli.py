@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from unlearnbench.data.tofu import SchemaError
 from unlearnbench.registry import REGISTRIES, RegistryError, benchmarks, load_plugin
+from unlearnbench.runner.grid import GridError
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -53,6 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-items", type=int, default=None,
                    help="first N rows per split (300 reproduces the 2024 TOFU code)")
     p.add_argument("--max-new-tokens", type=int, default=200)
+
+    p = sub.add_parser("grid", help="run a grid YAML (methods x benchmarks x models x seeds)")
+    p.add_argument("grid", help="path to a grid YAML, e.g. benchmarks/default.yaml")
+    p.add_argument("--model", default=None, help="replace the grid's models (make bench MODEL=...)")
+    p.add_argument("--out", default=None, help="results dir (default results/<grid name>)")
+    p.add_argument("--only", default=None, help="run only cells whose id contains this text")
+    p.add_argument("--no-retry-failed", action="store_true", help="keep failed cells as they are")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+
+    p = sub.add_parser("run", help="run one cell (unlearn + evaluate) and write its result.json")
+    p.add_argument("--method", required=True)
+    p.add_argument("--model", default="tiny")
+    _add_common(p)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--strategy", default="single")
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--out", required=True, help="cell directory")
+    p.add_argument("--max-items", type=int, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=200)
+
+    p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
+    p.add_argument("dir")
     return parser
 
 
@@ -119,7 +145,56 @@ def cmd_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval}
+def cmd_grid(args) -> int:
+    from unlearnbench.runner.grid import load_grid
+    from unlearnbench.runner.run import run_grid
+
+    grid = load_grid(args.grid, model=args.model)
+    if args.dry_run:
+        for c in grid.cells:
+            print(c.cell_id)
+        return 0
+    out = Path(args.out or Path("results") / grid.name)
+    res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only, plugins=args.plugin)
+    print((out / "leaderboard.md").read_text() if (out / "leaderboard.md").exists() else "")
+    return 0 if not res["failed"] else 1
+
+
+def cmd_run(args) -> int:
+    from unlearnbench.methods.train import parse_sets
+    from unlearnbench.report.atomic import atomic_write_json
+    from unlearnbench.runner.cell import execute
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    label = args.method + "".join(f"[{s}]" for s in args.set)
+    cell = {"cell_id": out.name, "kind": "cell", "method": args.method, "label": label,
+            "benchmark": args.benchmark, "split": args.split, "model": args.model, "seed": args.seed,
+            "params": parse_sets(args.set), "strategy": args.strategy, "devices": args.devices,
+            "num_nodes": args.num_nodes, "data_dir": args.data_dir, "plugins": args.plugin,
+            "eval": {"max_items": args.max_items, "max_new_tokens": args.max_new_tokens}}
+    atomic_write_json(out / "cell.json", cell)
+    rc = execute(out / "cell.json")
+    result = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
+    if result.get("status") == "failed":
+        print(f"unlearnbench: cell failed: {result['error']}", file=sys.stderr)
+    elif result:
+        print(json.dumps({k: v for k, v in result["summary"].items() if k != "cost"}, indent=2))
+    return rc
+
+
+def cmd_leaderboard(args) -> int:
+    from unlearnbench.report.leaderboard import write_leaderboard
+
+    d = Path(args.dir)
+    grid = json.loads((d / "grid.json").read_text()) if (d / "grid.json").exists() else {}
+    paths = write_leaderboard(d, published=grid.get("published"))
+    print(Path(paths["markdown"]).read_text())
+    return 0
+
+
+COMMANDS = {"ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
+            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for plugin in args.plugin:
             load_plugin(plugin)
         return COMMANDS[args.command](args)
-    except RegistryError as exc:
+    except (RegistryError, GridError, SchemaError) as exc:
         print(f"unlearnbench: error: {exc}", file=sys.stderr)
         return 2
 

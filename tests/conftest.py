@@ -1,0 +1,43 @@
+"""Shared fixtures.
+
+``tiny_family`` (session scope): points ``UNLEARNBENCH_CACHE`` at a fresh temporary
+directory for the whole test session, generates the TOFU stand-in there and builds the
+``tiny-test`` family (tokenizer, base, target, retain seed 0) once. Returns
+``{"spec", "target", "retain", "cache"}``. Tests that need a different family build it
+from ``spec`` with overrides; every test then shares one cache.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    # Never read or write the user's real cache from tests.
+    old = os.environ.get("UNLEARNBENCH_CACHE")
+    os.environ["UNLEARNBENCH_CACHE"] = str(tmp_path_factory.mktemp("ubcache"))
+    os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hfds")))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    yield os.environ["UNLEARNBENCH_CACHE"]
+    if old is None:
+        os.environ.pop("UNLEARNBENCH_CACHE", None)
+    else:
+        os.environ["UNLEARNBENCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_family(_isolated_cache):
+    from unlearnbench.models.loading import resolve_checkpoint
+    from unlearnbench.models.specs import ModelSpec
+
+    spec = ModelSpec.from_name("tiny-test")
+    return {
+        "spec": spec,
+        "target": resolve_checkpoint(spec, "target"),
+        "retain": resolve_checkpoint(spec, "retain", "forget10", 0),
+        "cache": _isolated_cache,
+    }

@@ -1,0 +1,42 @@
+"""IdkDPO: DPO that prefers a refusal over the forget answer, plus retain NLL."""
+
+from __future__ import annotations
+
+from unlearnbench.methods import losses
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class IdkDPO(UnlearningMethod):
+    """IdkDPO: minimise γ·(−(2/β)·logσ(β[Δ(y_idk) − Δ(y_f)])) + λ·ℓ(y_r|x_r), Δ = log π_θ − log π_ref (Rafailov et al. 2023; TOFU).
+
+    Win = the refusal ``batch["idk"]``, lose = the forget answer; log-probs are summed
+    over answer tokens (``log π = −S``). β = 0.1; at θ = ref the forget term is
+    ``(2/β)·log 2``.
+    """
+
+    name = "dpo"
+    needs = ("idk", "retain")
+    needs_reference = True
+
+    def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
+        if not beta > 0:
+            raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
+        for key in ("gamma_forget", "lambda_retain"):
+            if key in kw and not kw[key] >= 0:
+                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {kw[key]}")
+        super().__init__(model_path, **kw)
+        self.beta = float(beta)
+
+    def _logp(self, sub):
+        s, _ = losses.sequence_nll(self.forward_logits(self.model, sub), sub["labels"])
+        s_ref, _ = losses.sequence_nll(self.ref_logits(sub), sub["labels"])
+        return -s, -s_ref
+
+    def loss(self, batch):
+        win, win_ref = self._logp(self.sub(batch, "idk"))
+        lose, lose_ref = self._logp(self.sub(batch))
+        forget = losses.dpo_loss(win, win_ref, lose, lose_ref, beta=self.beta)
+        r = self.retain_batch()
+        retain = losses.mean_nll(self.forward_logits(self.model, r), r["labels"])
+        total = self.gamma_forget * forget + self.lambda_retain * retain
+        return {"loss": total, "forget": forget, "retain": retain}

@@ -1,0 +1,34 @@
+"""Gradient ascent on the forget set with a KL anchor to the frozen model on retain data."""
+
+from __future__ import annotations
+
+from unlearnbench.methods import losses
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class GAKL(UnlearningMethod):
+    """GA+KL: minimise γ·(−ℓ(y_f|x_f)) + λ·KL(π_ref‖π_θ) on retain tokens (TOFU, Maini et al. 2024).
+
+    The KL is per next-token distribution, averaged over the scored (answer) positions of
+    the retain batch only — never over prompt or padding positions (methods.md). It is
+    exactly 0 at the first step, where θ = ref.
+    """
+
+    name = "ga_kl"
+    needs = ("retain",)
+    needs_reference = True
+
+    def __init__(self, model_path: str | None = None, **kw):
+        for key in ("gamma_forget", "lambda_retain"):
+            if key in kw and not kw[key] >= 0:
+                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {kw[key]}")
+        super().__init__(model_path, **kw)
+
+    def loss(self, batch):
+        f = self.sub(batch)
+        forget = losses.ga_loss(self.forward_logits(self.model, f), f["labels"])
+        r = self.retain_batch()
+        kl = losses.kl_ref_to_model(self.ref_logits(r), self.forward_logits(self.model, r),
+                                    labels=r["labels"])
+        total = self.gamma_forget * forget + self.lambda_retain * kl
+        return {"loss": total, "forget": forget, "kl": kl}

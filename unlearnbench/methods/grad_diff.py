@@ -1,0 +1,31 @@
+"""Gradient difference: ascent on the forget set, descent on the retain set."""
+
+from __future__ import annotations
+
+from unlearnbench.methods import losses
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class GradDiff(UnlearningMethod):
+    """GradDiff: minimise γ·(−ℓ(y_f|x_f)) + λ·ℓ(y_r|x_r) (TOFU, Maini et al. 2024).
+
+    ``gamma_forget`` (γ, default 1) weighs the ascent term and ``lambda_retain`` (λ,
+    default 1) the token-mean NLL on a retain batch drawn from the cycling retain iterator.
+    """
+
+    name = "grad_diff"
+    needs = ("retain",)
+
+    def __init__(self, model_path: str | None = None, **kw):
+        for key in ("gamma_forget", "lambda_retain"):
+            if key in kw and not kw[key] >= 0:
+                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {kw[key]}")
+        super().__init__(model_path, **kw)
+
+    def loss(self, batch):
+        f = self.sub(batch)
+        forget = losses.ga_loss(self.forward_logits(self.model, f), f["labels"])
+        r = self.retain_batch()
+        retain = losses.mean_nll(self.forward_logits(self.model, r), r["labels"])
+        total = self.gamma_forget * forget + self.lambda_retain * retain
+        return {"loss": total, "forget": forget, "retain": retain}

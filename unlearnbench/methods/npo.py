@@ -1,0 +1,33 @@
+"""Negative preference optimisation on the forget set alone."""
+
+from __future__ import annotations
+
+from unlearnbench.methods import losses
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class NPO(UnlearningMethod):
+    """NPO: minimise γ·(−(2/β)·logσ(−β·log(π_θ(y_f|x_f)/π_ref(y_f|x_f)))) (Zhang et al. 2024).
+
+    Summed log-probs over the forget answer's tokens (``log π = −S``); β = 0.1. At θ = ref
+    the loss is ``(2/β)·log 2``; it is bounded below by 0, unlike gradient ascent.
+    """
+
+    name = "npo"
+    needs = ()
+    needs_reference = True
+
+    def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
+        if not beta > 0:
+            raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
+        if "gamma_forget" in kw and not kw["gamma_forget"] >= 0:
+            raise ValueError(f"method {self.name!r}: gamma_forget must be >= 0, got {kw['gamma_forget']}")
+        super().__init__(model_path, **kw)
+        self.beta = float(beta)
+
+    def loss(self, batch):
+        f = self.sub(batch)
+        s, _ = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
+        s_ref, _ = losses.sequence_nll(self.ref_logits(f), f["labels"])
+        forget = losses.npo_loss(s, s_ref, beta=self.beta)
+        return {"loss": self.gamma_forget * forget, "forget": forget}

@@ -1,0 +1,41 @@
+"""SimNPO: reference-free, length-normalised NPO plus the retain NLL."""
+
+from __future__ import annotations
+
+import math
+
+from unlearnbench.methods import losses
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class SimNPO(UnlearningMethod):
+    """SimNPO: minimise γ·(−(2/β)·logσ(−β·(−S_θ(y_f)/|y_f|) − δ)) + λ·ℓ(y_r|x_r) (Fan et al. 2024).
+
+    No reference model: the forget answer's mean token log-prob replaces NPO's log-ratio.
+    Defaults per methods.md: β = 4.5, δ = 0, γ = 0.125, λ = 1.
+    """
+
+    name = "simnpo"
+    needs = ("retain",)
+
+    def __init__(self, model_path: str | None = None, *, beta: float = 4.5, delta: float = 0.0,
+                 gamma_forget: float = 0.125, **kw):
+        if not beta > 0:
+            raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
+        if not math.isfinite(delta):
+            raise ValueError(f"method {self.name!r}: delta must be finite, got {delta}")
+        if not gamma_forget >= 0:
+            raise ValueError(f"method {self.name!r}: gamma_forget must be >= 0, got {gamma_forget}")
+        if "lambda_retain" in kw and not kw["lambda_retain"] >= 0:
+            raise ValueError(f"method {self.name!r}: lambda_retain must be >= 0, got {kw['lambda_retain']}")
+        super().__init__(model_path, gamma_forget=gamma_forget, **kw)
+        self.beta, self.delta = float(beta), float(delta)
+
+    def loss(self, batch):
+        f = self.sub(batch)
+        s, n = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
+        forget = losses.simnpo_loss(s, n, beta=self.beta, delta=self.delta)
+        r = self.retain_batch()
+        retain = losses.mean_nll(self.forward_logits(self.model, r), r["labels"])
+        total = self.gamma_forget * forget + self.lambda_retain * retain
+        return {"loss": total, "forget": forget, "retain": retain}

@@ -1,0 +1,43 @@
+"""Where a result came from: versions, commit, device, world size, time."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+LIBRARIES = ("torch", "lightning", "transformers", "datasets", "tokenizers", "torchmetrics",
+             "rouge-score", "scipy", "pandas")
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
+
+
+def provenance() -> dict:
+    import torch
+
+    from unlearnbench import __version__
+
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            versions[lib] = None
+    dist = torch.distributed
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    return {"unlearnbench": __version__, "git_commit": git_commit(), "libraries": versions,
+            "python": platform.python_version(), "device": device, "world_size": world,
+            "host": platform.node(), "time": datetime.datetime.now(datetime.timezone.utc).isoformat()}
