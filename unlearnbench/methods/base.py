@@ -84,6 +84,7 @@ class UnlearningMethod(L.LightningModule):
 
     @torch.no_grad()
     def ref_logits(self, sub: dict) -> torch.Tensor:
+        self.tokens_seen += int(sub["attention_mask"].sum())  # reference passes cost too
         return self.forward_logits(self.ref_model, sub)
 
     def retain_batch(self) -> dict:
@@ -99,6 +100,11 @@ class UnlearningMethod(L.LightningModule):
                 break
             except StopIteration:
                 self._retain_iter = None
+        # Which retain rows this rank drew, batch by batch: cheap, and the only way to
+        # check from outside that ranks do not all replay the same retain samples.
+        if not hasattr(self, "retain_indices"):
+            self.retain_indices = []
+        self.retain_indices.append(batch["index"].tolist())
         self.tokens_seen += _count_tokens(batch)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
@@ -135,7 +141,16 @@ class UnlearningMethod(L.LightningModule):
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         if self.grad_clip and self.grad_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+            from lightning.pytorch.strategies import FSDPStrategy
+
+            if self._trainer is not None and isinstance(self.trainer.strategy, FSDPStrategy):
+                # Lightning's FSDPPrecision refuses norm clipping: a per-shard
+                # clip_grad_norm_ would be wrong, the root FSDP module's is right.
+                self.trainer.strategy.model.clip_grad_norm_(self.grad_clip)
+            else:
+                # DDP: gradients are already all-reduced. FSDP2: torch's clip_grad_norm_
+                # reduces the norm of the DTensor shards over the mesh.
+                self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         self.mask_gradients()
 
     def configure_optimizers(self):
@@ -151,30 +166,45 @@ class UnlearningMethod(L.LightningModule):
         mesh = getattr(self, "device_mesh", None)
         if mesh is None:
             return
-        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.fsdp import FSDPModule, fully_shard
 
         for model in (self.model, self.ref_model):
-            if model is None:
+            if model is None or isinstance(model, FSDPModule):  # a second fit: already sharded
                 continue
             for layer in model.model.layers:
                 fully_shard(layer, mesh=mesh["data_parallel"])
             fully_shard(model, mesh=mesh["data_parallel"])
 
     def full_state_dict(self) -> dict:
-        """The model's full (unsharded) state dict on every rank, on CPU."""
+        """The model's full (unsharded) state dict, on CPU, on rank 0 (other ranks: {}).
+
+        A collective under FSDP: every rank must call it.
+        """
+        from lightning.pytorch.strategies import FSDPStrategy
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_model_state_dict(self.model, options=opts)
+        if self._trainer is None or not isinstance(self.trainer.strategy, FSDPStrategy):
+            # single, DDP, FSDP2 (self.model holds its own DTensor shards)
+            return get_model_state_dict(self.model, options=opts)
+        # FSDP1 wraps this LightningModule itself: the root owns the embedding shards.
+        state = get_model_state_dict(self.trainer.strategy.model, options=opts)
+        return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
     def save_unlearned(self, path) -> None:
-        """``save_pretrained`` of the unlearned model (+ tokenizer), from rank 0."""
+        """``save_pretrained`` of the unlearned model (+ tokenizer) from rank 0.
+
+        Every rank returns only once the files are written (a barrier when distributed).
+        """
         from unlearnbench.models.loading import load_tokenizer
 
         state = self.full_state_dict()
         if self.global_rank == 0:
             self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
             load_tokenizer(str(self.model_path)).save_pretrained(path)
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
 
 def _count_tokens(batch: dict) -> int:

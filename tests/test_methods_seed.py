@@ -1,0 +1,221 @@
+"""The seed methods LLMU, FLAT and RMU: end-to-end runs on ``tiny-test`` and fidelity checks.
+
+Every run unlearns the ``forget01`` split of the stand-in (one author, 20 rows) so that a
+run is a few optimiser steps; runs are memoised per module so one run serves several
+checks. The ``tiny_family`` fixture (tests/conftest.py) builds the model family once, in
+an isolated cache.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from unlearnbench.methods import losses
+from unlearnbench.methods.train import unlearn
+
+SPLIT = "forget01"  # 20 forget rows
+SEED = 42
+BASE = {"lr": 1e-3, "epochs": 1, "batch_size": 16}
+# Fidelity runs: full lr from step 0 (no warm-up) and a few more steps.
+FAST = {"batch_size": 8, "warmup_epochs": 0.0}
+
+COLUMNS = {
+    "llmu": {"step", "loss", "forget", "mismatch", "kl", "forget_nll"},
+    "flat": {"step", "loss", "forget", "p_template", "p_forget"},
+    "rmu": {"step", "loss", "forget", "retain"},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_family, tmp_path_factory):
+    """``run(key, method, **params)`` -> (info, history rows as floats, saved model dir)."""
+    done = {}
+
+    def _run(key, method, **params):
+        if key not in done:
+            out = tmp_path_factory.mktemp(f"seed-{key}")
+            info = unlearn(method, tiny_family["spec"], split=SPLIT, out_dir=out, seed=SEED,
+                           params={**BASE, **params})
+            with open(out / "history.csv") as f:
+                hist = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+            done[key] = (info, hist, out / "model")
+        return done[key]
+
+    return _run
+
+
+def _load(path):
+    from unlearnbench.models.loading import load_model
+
+    return load_model(str(path), dtype=torch.float32).eval()
+
+
+def _encoder(tiny_family):
+    from unlearnbench.data.collate import Encoder
+    from unlearnbench.models.loading import load_tokenizer
+
+    return Encoder(load_tokenizer(tiny_family["target"]), tiny_family["spec"].template)
+
+
+def _datamodule(tiny_family, needs, batch_size, k_random=5):
+    """The same data module (same seed, same augmentation) the driver builds."""
+    from unlearnbench.cli import make_datamodule
+    from unlearnbench.data.augment import extras_for, make_augment
+
+    dm = make_datamodule("tofu-synth", SPLIT, encoder=_encoder(tiny_family), batch_size=batch_size,
+                         seed=SEED, extras=extras_for(needs), augment=make_augment(needs, k_random))
+    dm.setup("fit")
+    return dm
+
+
+def _check_run(info, hist, model_dir, method, n_steps):
+    assert info["steps"] == n_steps == len(hist)
+    assert set(hist[0]) == COLUMNS[method]
+    assert all(torch.isfinite(torch.tensor(row["loss"])) for row in hist)
+    model = _load(model_dir)
+    ids = torch.tensor([[1, 5, 6, 7]])
+    assert torch.isfinite(model(input_ids=ids).logits).all()
+
+
+# ----------------------------------------------------------------------------- 1. end to end
+
+
+def test_llmu_end_to_end_and_huge_threshold_does_not_stop(run):
+    info, hist, model_dir = run("llmu", "llmu", k_random=2, stop_threshold=1e9, batch_size=8)
+    _check_run(info, hist, model_dir, "llmu", n_steps=3)  # full epoch: ceil(20 / 8)
+    row = hist[0]
+    assert row["forget"] == pytest.approx(-0.5 * row["forget_nll"], rel=1e-5)
+    assert row["kl"] == pytest.approx(0.0, abs=1e-6)  # θ = ref at step 0
+    assert row["loss"] == pytest.approx(row["forget"] + row["mismatch"] + row["kl"], rel=1e-5)
+
+
+@pytest.mark.parametrize("divergence", ["kl", "js", "pearson", "tv"])
+def test_flat_end_to_end(run, divergence):
+    info, hist, model_dir = run(f"flat-{divergence}", "flat", divergence=divergence)
+    _check_run(info, hist, model_dir, "flat", n_steps=2)
+    p_e, p_f = torch.tensor(hist[0]["p_template"]), torch.tensor(hist[0]["p_forget"])
+    assert 0 < p_e < 1 and 0 < p_f < 1
+
+
+def test_flat_rejects_unknown_divergence(tiny_family):
+    from unlearnbench.methods.flat import FLAT
+
+    with pytest.raises(ValueError, match="kl, js, pearson, tv"):
+        FLAT(model_path=tiny_family["target"], divergence="hellinger")
+
+
+def test_rmu_end_to_end_default_layers(run, tiny_family):
+    info, hist, model_dir = run("rmu", "rmu")
+    _check_run(info, hist, model_dir, "rmu", n_steps=2)
+    assert hist[0]["retain"] == pytest.approx(0.0, abs=1e-6)  # θ = ref at step 0
+    # tiny-test has 2 layers: layer 1, update_layers [0, 1]; embeddings and norm stay.
+    before, after = _load(tiny_family["target"]).state_dict(), _load(model_dir).state_dict()
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        assert same == (not name.startswith("model.layers.")), name
+
+
+# ----------------------------------------------------------------------------- 2. fidelity
+
+
+def test_llmu_mismatch_lowers_random_answer_nll(run, tiny_family):
+    """Isolated mismatch term (eps1 = eps3 = 0): NLL of the same (forget prompt, random answer)
+    pairs, scored before and after, goes down."""
+    from unlearnbench.eval.scoring import score_pairs
+
+    k = 2
+    _, hist, model_dir = run("llmu-mismatch", "llmu", k_random=k, eps1=0.0, eps3=0.0, **FAST)
+    assert all(row["forget"] == 0 and row["kl"] == 0 for row in hist)
+    rows = _datamodule(tiny_family, ("random_normal", "retain"), 8, k).forget_set.rows
+    pairs = [(r["question"], a) for r in rows for a in r["random_answers"]]
+    assert len(pairs) == k * len(rows)
+    enc = _encoder(tiny_family)
+
+    def mean_nll(path):
+        return sum(s.avg_nll for s in score_pairs(_load(path), enc, pairs)) / len(pairs)
+
+    before, after = mean_nll(tiny_family["target"]), mean_nll(model_dir)
+    assert after < before - 0.05, (before, after)
+
+
+def test_llmu_early_stop_triggers_on_ascended_loss(run):
+    # The forget NLL is positive (~3 on tiny-test), so a low threshold stops after step 1;
+    # the public code's sign bug (comparing −NLL) would never stop.
+    info, hist, _ = run("llmu-stop", "llmu", k_random=1, stop_threshold=1e-3, batch_size=8)
+    assert info["steps"] == len(hist) == 1 < 3
+    assert hist[0]["forget_nll"] > 1e-3
+
+
+def test_llmu_rejects_non_positive_threshold(tiny_family):
+    from unlearnbench.methods.llmu import LLMU
+
+    with pytest.raises(ValueError, match="stop_threshold"):
+        LLMU(model_path=tiny_family["target"], stop_threshold=-5.0)
+
+
+def test_flat_kl_step0_loss_matches_independent_computation(run, tiny_family):
+    _, hist, _ = run("flat-kl", "flat", divergence="kl")
+    batch = next(iter(_datamodule(tiny_family, ("template",), BASE["batch_size"]).train_dataloader()))
+    model = _load(tiny_family["target"])
+
+    def mean_prob(sub):
+        with torch.no_grad():
+            logits = model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"]).logits
+        probs = torch.softmax(logits.double(), dim=-1)
+        out = []
+        for i in range(len(logits)):
+            pos = [t for t in range(1, logits.shape[1]) if sub["labels"][i, t] != -100]
+            out.append(sum(probs[i, t - 1, sub["labels"][i, t]] for t in pos) / len(pos))
+        return torch.stack(out)
+
+    p_e, p_f = mean_prob(batch["template"]), mean_prob(batch)
+    expected = (-p_e + torch.exp(p_f - 1)).mean().item()
+    assert hist[0]["loss"] == pytest.approx(expected, abs=1e-5)
+    assert hist[0]["p_template"] == pytest.approx(p_e.mean().item(), abs=1e-5)
+    assert hist[0]["p_forget"] == pytest.approx(p_f.mean().item(), abs=1e-5)
+
+
+def _layer_out(model, layer, sub):
+    """Output of decoder layer ``layer`` via a hook of the test's own, [B, T, D]."""
+    got = []
+    h = model.model.layers[layer].register_forward_hook(
+        lambda m, i, o: got.append(o[0] if isinstance(o, tuple) else o))
+    with torch.no_grad():
+        model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"])
+    h.remove()
+    return got[0]
+
+
+def _mse(a, b, mask):
+    m = mask.bool()
+    return ((a - b) ** 2)[m].mean().item()
+
+
+def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, tiny_family):
+    """Run with layer 1 and only layer 1 updated: forget MSE to c·u/‖u‖ decreases; retain
+    activations stay close to the reference; every parameter outside layer 1 is unchanged."""
+    from unlearnbench.methods.rmu import RMU
+
+    _, hist, model_dir = run("rmu-l1", "rmu", layer=1, update_layers=[1], **FAST)
+    control = RMU(model_path=tiny_family["target"], seed=SEED, layer=1).control
+    g = torch.Generator().manual_seed(SEED)
+    assert torch.equal(control, losses.rmu_control_vector(control.numel(), 6.5, g))
+    assert control.norm().item() == pytest.approx(6.5, rel=1e-5)
+
+    dm = _datamodule(tiny_family, ("retain",), 20)
+    forget = next(iter(dm.train_dataloader()))
+    retain = next(iter(dm.retain_loader(0)))
+    ref, new = _load(tiny_family["target"]), _load(model_dir)
+    f_before = _mse(_layer_out(ref, 1, forget), control, forget["attention_mask"])
+    f_after = _mse(_layer_out(new, 1, forget), control, forget["attention_mask"])
+    r_drift = _mse(_layer_out(new, 1, retain), _layer_out(ref, 1, retain), retain["attention_mask"])
+    assert f_after < f_before, (f_before, f_after)
+    assert r_drift < 0.1 * (f_before - f_after), (f_before, f_after, r_drift)
+
+    # 3. Parameters outside update_layers are bit-for-bit unchanged.
+    before, after = ref.state_dict(), new.state_dict()
+    moved = {n for n in before if not torch.equal(before[n], after[n])}
+    assert moved and all(n.startswith("model.layers.1.") for n in moved), moved

@@ -1,0 +1,218 @@
+"""WAGLE: masked-out weights stay bit-for-bit, mask densities, the score, baselines, options."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from unlearnbench.methods.wagle import MASKS, WAGLE, nll_grad, top_fraction, wagle_score
+
+
+def _params(path):
+    from unlearnbench.models.loading import load_model
+
+    return {n: p.detach() for n, p in load_model(str(path), dtype=torch.float32).named_parameters()}
+
+
+def _density(masks):
+    return sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+
+
+@pytest.fixture(scope="module")
+def small_dm(tiny_family):
+    """The tofu-synth forget10 data, cut to 24 forget and 24 retain rows (scoring is cheap)."""
+    from unlearnbench.cli import make_datamodule
+    from unlearnbench.data.collate import Encoder
+    from unlearnbench.data.tofu import QADataset
+    from unlearnbench.models.loading import load_tokenizer
+
+    spec, target = tiny_family["spec"], tiny_family["target"]
+    dm = make_datamodule("tofu-synth", "forget10", encoder=Encoder(load_tokenizer(target, spec), spec.template),
+                         batch_size=16, seed=42)
+    dm.setup("fit")
+    return SimpleNamespace(encoder=dm.encoder, forget_set=QADataset(dm.forget_set.rows[:24], dm.encoder),
+                           retain_set=QADataset(dm.retain_set.rows[:24], dm.encoder))
+
+
+def _build(tiny_family, seed=42, **params):
+    from unlearnbench.methods.train import build_method
+
+    return build_method("wagle", tiny_family["target"], seed, {"inner": "ga", "batch_size": 16, **params})
+
+
+def _check_frozen(tiny_family, run_dir):
+    """Masked-out weights of the saved model equal the target's bit for bit; some masked-in moved."""
+    from safetensors.torch import load_file
+
+    masks = load_file(str(run_dir / "wagle_masks.safetensors"))
+    before, after = _params(tiny_family["target"]), _params(run_dir / "model")
+    assert set(masks) == set(before) == set(after)
+    moved = 0
+    for name, m in masks.items():
+        assert m.dtype == torch.bool and m.shape == before[name].shape
+        assert torch.equal(after[name][~m], before[name][~m]), f"masked-out weights of {name} moved"
+        moved += int((after[name][m] != before[name][m]).sum())
+    assert moved > 0.2 * sum(int(m.sum()) for m in masks.values())
+    return masks
+
+
+def test_masked_out_weights_stay_bit_exact(tiny_family, tmp_path):
+    from unlearnbench.methods.train import unlearn
+
+    params = {"inner": "ga", "ratio": 0.5, "lr": 1e-3, "epochs": 1, "batch_size": 16, "save_masks": True}
+    info = unlearn("wagle", tiny_family["spec"], out_dir=tmp_path, params=params)
+    assert info["steps"] == 5
+    masks = _check_frozen(tiny_family, tmp_path)
+    stats = json.loads((tmp_path / "wagle_mask.json").read_text())
+    assert stats["mask"] == "wagle" and stats["inner"] == "ga"
+    assert abs(stats["density"] - 0.5) <= 1e-3 and stats["density"] == pytest.approx(_density(masks))
+
+
+def test_wraps_grad_diff_and_npo(tiny_family, small_dm, tmp_path):
+    from unlearnbench.methods.train import unlearn
+
+    # grad_diff draws retain batches through the Trainer while WAGLE is the attached module.
+    params = {"inner": "grad_diff", "mask": "wanda", "ratio": 0.5, "lr": 1e-3, "epochs": 1,
+              "batch_size": 32, "save_masks": True}
+    info = unlearn("wagle", tiny_family["spec"], out_dir=tmp_path, params=params)
+    _check_frozen(tiny_family, tmp_path)
+    with open(tmp_path / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == info["steps"] == 3 and all(float(r["retain"]) > 0 for r in rows)
+
+    # The cost adds the inner's retain tokens to WAGLE's own count.
+    gd = _build(tiny_family, inner="grad_diff", mask="dense")
+    assert gd.needs == ("retain",) and not gd.needs_reference and gd.ref_model is None
+    gd.tokens_seen += 7
+    gd.inner.tokens_seen += 5
+    gd.tokens_seen += 1
+    assert (gd.tokens_seen, gd.inner.tokens_seen) == (13, 5)
+
+    npo = _build(tiny_family, inner="npo", mask="dense", inner_params={"beta": 0.2})
+    assert npo.needs_reference and npo.ref_model is npo.inner.ref_model is not None
+    assert npo.model is npo.inner.model and npo.inner.beta == 0.2
+    from unlearnbench.data.tofu import Collator
+
+    batch = Collator(small_dm.encoder)([small_dm.forget_set[i] for i in range(4)])
+    with torch.no_grad():
+        terms = npo.loss(batch)  # at θ = ref: (2/β)·log 2
+    assert float(terms["loss"]) == pytest.approx(2 / 0.2 * math.log(2), rel=1e-5)
+
+
+def test_mask_gradients_is_adamw_on_masked_in_only(tiny_family, small_dm):
+    """The reasoning behind the guarantee, one optimiser step at a time: WAGLE's groups have
+    weight decay 0 and it decays masked-in weights itself; masked-out weights (zero grad, zero
+    moments) do not move at all, masked-in ones move exactly as under plain AdamW."""
+    method = _build(tiny_family, mask="random", ratio=0.5, lr=1e-2, weight_decay=0.1)
+    masks = method.compute_masks(small_dm)
+    named = dict(method.model.named_parameters())
+    start = {n: p.detach().clone() for n, p in named.items()}
+    ref = {n: p.detach().clone().requires_grad_() for n, p in named.items()}
+    ref_opt = torch.optim.AdamW([{"params": [ref[n] for n in named if named[n].ndim >= 2], "weight_decay": 0.1},
+                                 {"params": [ref[n] for n in named if named[n].ndim < 2], "weight_decay": 0.0}], lr=1e-2)
+    opt = torch.optim.AdamW(method.param_groups(), lr=1e-2)
+    method.trainer = SimpleNamespace(optimizers=[opt])  # all mask_gradients reads from the Trainer
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for n, p in named.items():
+            g = torch.randn(p.shape, generator=gen)
+            p.grad, ref[n].grad = g.clone(), g * masks[n]
+        method.mask_gradients()
+        opt.step()
+        ref_opt.step()
+    for n, m in masks.items():
+        assert torch.equal(named[n].detach()[~m], start[n][~m])
+        assert torch.allclose(named[n].detach()[m], ref[n].detach()[m], rtol=1e-6, atol=0)
+        assert not torch.equal(named[n].detach()[m], start[n][m])
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.8])
+def test_wagle_mask_density(tiny_family, small_dm, ratio):
+    method = _build(tiny_family, ratio=ratio, gamma=1e-6)
+    masks = method.compute_masks(small_dm)
+    trainable = {n for n, p in method.model.named_parameters() if p.requires_grad}
+    assert set(masks) == trainable and all(m.dtype == torch.bool for m in masks.values())
+    assert abs(_density(masks) - ratio) <= 1e-3 and method.mask_density == pytest.approx(_density(masks))
+    assert sum(1 for m in masks.values() if m.any()) > 1  # ranked globally, not one tensor
+
+
+def test_score_matches_hand_computation(tiny_family, small_dm):
+    lin = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
+    g_f = torch.tensor([[0.1, 0.2], [-0.3, 0.4]])
+    g_r = torch.tensor([[1e-6, 0.0], [0.0, -2e-6]])
+    # |θ·g_f − g_r·g_f/γ| with γ = 1e-6: |0.1 − 0.1|, |−0.4|, |−0.15|, |1.2 + 0.8|
+    s = wagle_score(lin.weight, g_f, g_r, gamma=1e-6)
+    assert torch.allclose(s, torch.tensor([[0.0, 0.4], [0.15, 2.0]]), atol=1e-6)
+    assert top_fraction({"w": s}, 0.5)["w"].tolist() == [[False, True], [False, True]]
+    # Ranking is global; ties at the threshold still give the exact count.
+    kept = top_fraction({"a": torch.zeros(3, 2), "b": torch.tensor([5.0, 0.0])}, 0.25)
+    assert kept["b"].tolist() == [True, False] and int(kept["a"].sum()) == 1
+
+    # g_f is the gradient of the token-mean NLL over the whole set, whatever the batching.
+    from torch.utils.data import DataLoader
+
+    from unlearnbench.data.tofu import Collator
+    from unlearnbench.methods import losses
+
+    method = _build(tiny_family)
+    params = [p for p in method.model.parameters() if p.requires_grad]
+    one = Collator(small_dm.encoder)([small_dm.forget_set[i] for i in range(len(small_dm.forget_set))])
+    ref = torch.autograd.grad(losses.mean_nll(method.model(input_ids=one["input_ids"],
+                                              attention_mask=one["attention_mask"]).logits, one["labels"]), params)
+    got, seen = nll_grad(method.model, params, DataLoader(small_dm.forget_set, batch_size=5,
+                                                           collate_fn=Collator(small_dm.encoder)), "cpu")
+    assert seen == int(one["attention_mask"].sum())
+    for a, b in zip(got, ref):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+
+def test_baseline_masks(tiny_family, small_dm):
+    masks = {}
+    for kind in ("random", "magnitude", "wanda", "dense"):
+        method = _build(tiny_family, mask=kind, ratio=0.4, seed=7)
+        masks[kind] = method.compute_masks(small_dm)
+        if kind == "dense":
+            assert all(bool(m.all()) for m in masks[kind].values()) and method.mask_density == 1.0
+            assert any(g["weight_decay"] > 0 for g in method.param_groups())  # the inner's own groups
+        else:
+            assert abs(_density(masks[kind]) - 0.4) <= 1e-3
+            assert all(g["weight_decay"] == 0 for g in method.param_groups())
+    # magnitude: one global threshold on |θ|.
+    theta = dict(method.model.named_parameters())
+    kept = torch.cat([theta[n].detach().abs()[m] for n, m in masks["magnitude"].items()])
+    dropped = torch.cat([theta[n].detach().abs()[~m] for n, m in masks["magnitude"].items()])
+    assert kept.min() >= dropped.max()
+    # wanda weighs Linear weights by the input-activation norm, so it differs from magnitude.
+    assert any(not torch.equal(masks["wanda"][n], masks["magnitude"][n]) for n in masks["wanda"])
+    # random: reproducible with the same seed, different with another.
+    again = _build(tiny_family, mask="random", ratio=0.4, seed=7).compute_masks(small_dm)
+    other = _build(tiny_family, mask="random", ratio=0.4, seed=8).compute_masks(small_dm)
+    assert all(torch.equal(again[n], masks["random"][n]) for n in again)
+    assert any(not torch.equal(other[n], masks["random"][n]) for n in other)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"mask": "foo"}, "unknown mask 'foo'.*" + ", ".join(MASKS)),
+    ({"ratio": 0}, r"ratio .* \(0, 1\]"),
+    ({"ratio": 1.5}, r"ratio .* \(0, 1\]"),
+    ({"gamma": 0}, "gamma"),
+    ({"inner": "wagle"}, "cannot wrap itself"),
+    ({"inner_params": {"lr": 1e-4}, "lr": 1e-5}, "both directly and in inner_params"),
+])
+def test_bad_options(tiny_family, params, match):
+    with pytest.raises(ValueError, match=match):
+        _build(tiny_family, **params)
+
+
+def test_unknown_inner_names_the_known_methods(tiny_family):
+    from unlearnbench.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="Known methods: .*grad_diff"):
+        WAGLE(tiny_family["target"], inner="nope")
