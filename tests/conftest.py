@@ -22,6 +22,12 @@ def _isolated_cache(tmp_path_factory):
     os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hfds")))
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # Test subprocesses (CLI, DDP ranks) run side by side on 2 cores: one thread each
+    # avoids oversubscription, which slows tiny-model steps by orders of magnitude.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
     yield os.environ["UNLEARNBENCH_CACHE"]
     if old is None:
         os.environ.pop("UNLEARNBENCH_CACHE", None)

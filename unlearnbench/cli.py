@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from unlearnbench.data.tofu import SchemaError
 from unlearnbench.registry import REGISTRIES, RegistryError, benchmarks, load_plugin
 from unlearnbench.runner.grid import GridError
 
@@ -116,6 +115,11 @@ def cmd_train(args) -> int:
         for seed in args.retain_seeds:
             print(f"retain (seed {seed}): {resolve_checkpoint(spec, 'retain', args.split, seed)}")
         return 0
+    from unlearnbench.registry import methods
+
+    # Fail fast: an unknown or broken method is reported before the target is built
+    # (building the tiny family takes minutes).
+    methods.get(args.method)
     from unlearnbench.methods.train import unlearn_cli
 
     return unlearn_cli(args, spec)
@@ -197,13 +201,23 @@ COMMANDS = {"ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval
             "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard}
 
 
+def _user_errors() -> tuple[type, ...]:
+    """Errors printed as one line with exit status 2. ``SchemaError`` lives in a module that
+    imports Lightning (seconds): not imported up front, so `ls` stays instant; if one was
+    raised, its module is already loaded."""
+    tofu = sys.modules.get("unlearnbench.data.tofu")
+    return (RegistryError, GridError) + ((tofu.SchemaError,) if tofu is not None else ())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         for plugin in args.plugin:
             load_plugin(plugin)
         return COMMANDS[args.command](args)
-    except (RegistryError, GridError, SchemaError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"unlearnbench: error: {exc}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,7 @@ A broken plugin is reported by name and never breaks the built-ins.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -78,10 +79,10 @@ class Registry:
         if self._bootstrap:
             importlib.import_module(self._bootstrap)
         for ep in importlib.metadata.entry_points(group=self.group):
-            if ep.name in self._lazy:
+            if ep.name in self._lazy or ep.name in self._loaded:  # built-ins win
                 warnings.warn(
                     f"entry point {ep.value!r} ignored: {self.singular} {ep.name!r} is already "
-                    f"defined by {self._lazy[ep.name]}"
+                    f"defined by {self._origin(ep.name)}"
                 )
                 continue
             self._lazy[ep.name] = ep.value
@@ -150,7 +151,9 @@ def load_plugin(spec: str) -> None:
         if spec.endswith(".py") or path.is_file():
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
-            mod_name = f"unlearnbench_plugin_{path.stem}"
+            # Named by the resolved path, so two plugins both called p.py both load.
+            digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+            mod_name = f"unlearnbench_plugin_{path.stem}_{digest}"
             if mod_name in sys.modules:
                 return
             module_spec = importlib.util.spec_from_file_location(mod_name, path)

@@ -64,7 +64,16 @@ def load_config(path: str, config: str):
     """One TOFU config as a ``datasets.Dataset``, validated."""
     import datasets
 
-    rows = datasets.load_dataset(str(path), config, split="train")
+    try:
+        rows = datasets.load_dataset(str(path), config, split="train")
+    except StopIteration as exc:  # datasets' JSON builder on an empty file
+        raise SchemaError(f"TOFU config {config!r} from {path} is empty; "
+                          "regenerate or re-download it") from exc
+    except ValueError as exc:  # `[]`: 'Instruction "train" corresponds to no data!'
+        if "no data" not in str(exc):
+            raise
+        raise SchemaError(f"TOFU config {config!r} from {path} is empty ({exc}); "
+                          "regenerate or re-download it") from exc
     validate(rows, config, str(path))
     return rows
 

@@ -18,6 +18,17 @@ def _key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _fingerprint(checkpoint) -> list | None:
+    """(file, size, mtime) of every file of a local checkpoint directory, so that a
+    directory overwritten with another model (``eval --model DIR`` after re-running
+    ``train --out DIR``) is a new cache entry; ``None`` for a hub id."""
+    path = Path(str(checkpoint))
+    if not path.is_dir():
+        return None
+    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in path.rglob("*") if f.is_file())
+
+
 def evaluate_checkpoint(checkpoint: str, spec, datamodule, *, retain_truth_ratios=None,
                         retain_mia_auc=None, eval_kwargs=None, device=None):
     """Load ``checkpoint`` and run the TOFU suite on it."""
@@ -36,12 +47,12 @@ def evaluate_checkpoint(checkpoint: str, spec, datamodule, *, retain_truth_ratio
 def cached_eval(checkpoint: str, spec, datamodule, *, retain_ref=None, eval_kwargs=None,
                 device=None) -> tuple[dict, list[dict]]:
     """``evaluate_checkpoint`` memoised on disk (checkpoint, data, split, settings)."""
-    key = _key(ckpt=str(checkpoint), data=datamodule.path, split=datamodule.split,
-               template=spec.template, eval=eval_kwargs or {},
+    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), data=datamodule.path,
+               split=datamodule.split, template=spec.template, eval=eval_kwargs or {},
                retain=retain_ref[0].get("retain_key") if retain_ref else None)
     path = cache_root() / "evals" / f"{key}.json"
-    if path.exists():
-        blob = json.loads(path.read_text())
+    blob = _read_on_rank_zero(path)
+    if blob is not None:
         return blob["summary"], blob["records"]
     tr = auc = None
     if retain_ref is not None:
@@ -50,8 +61,32 @@ def cached_eval(checkpoint: str, spec, datamodule, *, retain_ref=None, eval_kwar
     summary, records = evaluate_checkpoint(checkpoint, spec, datamodule, retain_truth_ratios=tr,
                                            retain_mia_auc=auc, eval_kwargs=eval_kwargs, device=device)
     summary["retain_key"] = key
-    atomic_write_json(path, {"summary": summary, "records": records})
+    if _rank() == 0:  # every rank holds the same gathered records; one writer
+        atomic_write_json(path, {"summary": summary, "records": records})
     return summary, records
+
+
+def _rank() -> int:
+    import torch
+
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _read_on_rank_zero(path: Path) -> dict | None:
+    """The cached blob as rank 0 sees it, on every rank.
+
+    Ranks must agree on hit or miss (a miss is a collective evaluation), and another
+    process may write the file between two ranks' looks, or ranks may not share a disk.
+    """
+    import torch
+
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return json.loads(path.read_text()) if path.exists() else None
+    blob = [json.loads(path.read_text()) if dist.get_rank() == 0 and path.exists() else None]
+    dist.broadcast_object_list(blob, src=0)
+    return blob[0]
 
 
 def retain_reference(spec, datamodule, seed: int = 0, eval_kwargs=None, device=None):

@@ -113,7 +113,9 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
                                          [r[f"mia_{a}"] for r in by_task["holdout"]])
                           for a in mia.MIA_ATTACKS}
         if retain_mia_auc is not None:
-            summary["privleak"] = mia.privleak(summary["mia"]["min_k"], retain_mia_auc)
+            # Undefined (None) when the retain model's AUC is 1; never fail the whole eval.
+            summary["privleak"] = (None if retain_mia_auc >= 1.0
+                                   else mia.privleak(summary["mia"]["min_k"], retain_mia_auc))
     return summary
 
 

@@ -52,12 +52,10 @@ class CausalLMFit(L.LightningModule):
 def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
                   texts: list[str] | None = None, qa: list[dict] | None = None,
                   template: str = "phi", desc: str = "") -> None:
-    """Train ``model`` in place on plain ``texts`` or on question/answer rows ``qa``."""
+    """Train ``model`` in place on plain ``texts``, question/answer rows ``qa``, or both."""
     enc = Encoder(tokenizer, template, max_len=tiny.max_len)
-    if texts is not None:
-        examples = [enc.encode_text(t) for t in texts]
-    else:
-        examples = [enc.encode(r["question"], r["answer"]) for r in qa]
+    examples = [enc.encode_text(t) for t in texts or []]
+    examples += [enc.encode(r["question"], r["answer"]) for r in qa or []]
     L.seed_everything(seed, workers=True, verbose=False)
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(examples, batch_size=tiny.batch_size, shuffle=True, generator=g,

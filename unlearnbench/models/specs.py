@@ -17,8 +17,9 @@ class TinyConfig:
     num_layers: int = 4
     num_heads: int = 4
     max_len: int = 128
-    pretrain_epochs: int = 12
-    finetune_epochs: int = 25
+    pretrain_epochs: int = 40
+    finetune_epochs: int = 20
+    replay: bool = True  # mix the base's pre-training text into fine-tuning
     pretrain_lr: float = 3e-3
     finetune_lr: float = 2e-3
     batch_size: int = 32
@@ -70,7 +71,7 @@ _TABLE = [
               template="phi",
               tiny=TinyConfig(vocab_size=512, hidden_size=64, intermediate_size=128,
                               num_layers=2, num_heads=2, pretrain_epochs=2,
-                              finetune_epochs=2, batch_size=16)),
+                              finetune_epochs=2, batch_size=16, replay=False)),
     ModelSpec("llama2-7b", "Llama-2-7b-chat (TOFU's main model)", template="llama2-chat",
               hub_id="meta-llama/Llama-2-7b-chat-hf", tofu=_tofu("Llama-2-7b-chat-hf")),
     ModelSpec("phi-1.5", "Phi-1.5 (1.3B), TOFU's small model", template="phi",

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-RECIPE_VERSION = 1  # bump when the training code changes what a key produces
+RECIPE_VERSION = 2  # bump when the training code changes what a key produces
 
 
 def _key(**parts) -> str:
@@ -143,11 +143,18 @@ class TinyFamily:
             from unlearnbench.data.tofu import load_config
             from unlearnbench.models.finetune import fit_causal_lm
 
+            from unlearnbench.models.finetune import load_texts
+
             base = self.base()
             tok = _load_tokenizer(base)
             model = AutoModelForCausalLM.from_pretrained(base)
             rows = [dict(r) for r in load_config(str(self.data_dir), config)]
-            fit_causal_lm(model, tok, qa=rows, epochs=self.tiny.finetune_epochs,
+            # Replay of the base's pre-training text: a 1M-parameter model otherwise
+            # overwrites its general knowledge in fine-tuning (a 7B model keeps it by
+            # capacity), and model utility would measure that artefact. Target and retain
+            # get the same replay, so the forget set stays the only difference.
+            replay = load_texts(self.data_dir / "extras" / "pretrain.json") if self.tiny.replay else None
+            fit_causal_lm(model, tok, qa=rows, texts=replay, epochs=self.tiny.finetune_epochs,
                           lr=self.tiny.finetune_lr, tiny=self.tiny, seed=seed,
                           template=self.spec.template, desc=f"{config} seed {seed}")
             model.save_pretrained(tmp)

@@ -1,0 +1,249 @@
+"""The generic registry: lookups, errors, plugins, entry points, docstrings, CLI listing."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from unlearnbench import registry as reg
+from unlearnbench.registry import (
+    DuplicateNameError,
+    PluginError,
+    Registry,
+    UnknownNameError,
+    load_plugin,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_unknown_name_lists_known_names_and_suggests():
+    with pytest.raises(UnknownNameError) as info:
+        reg.methods.get("grad_dif")
+    msg = str(info.value)
+    assert "'grad_dif'" in msg
+    assert "Did you mean 'grad_diff'" in msg
+    assert "Known methods:" in msg
+    for name in ("ga", "npo", "simnpo", "rmu"):
+        assert name in msg
+    assert isinstance(info.value, KeyError)  # `except KeyError` callers keep working
+    # No suggestion when nothing is close, but the listing is still there.
+    with pytest.raises(UnknownNameError, match="Known things: alpha, beta") as info:
+        Registry("things", {"alpha": "json:dumps", "beta": "json:loads"}).get("zzzzzz")
+    assert "Did you mean" not in str(info.value)
+
+
+def test_duplicate_names_are_refused():
+    r = Registry("things", {"lazy": "json:dumps"})
+    r.register("x", 1)
+    with pytest.raises(DuplicateNameError, match="'x' is already registered"):
+        r.register("x", 2)
+    with pytest.raises(DuplicateNameError, match="json:dumps"):  # names the existing origin
+        r.register("lazy", 3)
+
+    @r.register("deco")
+    def deco():
+        """A decorated object."""
+
+    assert r.get("deco") is deco and r.get("x") == 1
+    with pytest.raises(DuplicateNameError):
+        r.register("deco")(lambda: None)
+
+
+def test_broken_builtin_is_reported_by_name_and_others_still_work():
+    r = Registry("things", {"good": "json:dumps",
+                            "bad": "unlearnbench_no_such_module_xyz:Thing",
+                            "bad_attr": "json:no_such_attr"})
+    with pytest.raises(PluginError) as info:
+        r.get("bad")
+    assert "'bad'" in str(info.value) and "unlearnbench_no_such_module_xyz" in str(info.value)
+    with pytest.raises(PluginError, match="'bad_attr'.*json:no_such_attr"):
+        r.get("bad_attr")
+    assert r.get("good") is json.dumps
+    rows = dict(r.describe())
+    assert set(rows) == {"good", "bad", "bad_attr"}
+    assert rows["bad"].startswith("[broken]") and "unlearnbench_no_such_module_xyz" in rows["bad"]
+    assert rows["bad_attr"].startswith("[broken]")
+    assert rows["good"] == inspect.getdoc(json.dumps).splitlines()[0]
+
+
+@pytest.fixture
+def fresh_methods(monkeypatch):
+    """A fresh, empty ``methods`` registry in place of the real one (plugins import it)."""
+    fresh = Registry("methods", {"ga": "unlearnbench.methods.ga:GradientAscent"})
+    monkeypatch.setattr(reg, "methods", fresh)
+    monkeypatch.setitem(reg.REGISTRIES, "methods", fresh)
+    return fresh
+
+
+def _plugin(tmp_path: Path, stem: str, body: str) -> Path:
+    path = tmp_path / f"{stem}.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_load_plugin_that_raises_names_the_file(tmp_path, fresh_methods):
+    path = _plugin(tmp_path, "ub_broken_plugin_t1", """
+        raise RuntimeError("boom at import")
+    """)
+    try:
+        with pytest.raises(PluginError) as info:
+            load_plugin(str(path))
+        msg = str(info.value)
+        assert str(path) in msg and "boom at import" in msg and "RuntimeError" in msg
+        # A failed plugin leaves no half-imported module behind, and the built-ins work.
+        assert "unlearnbench_plugin_ub_broken_plugin_t1" not in sys.modules
+        assert fresh_methods.names() == ["ga"]
+        assert reg.benchmarks.get("tofu-synth").__name__ == "TofuSynth"
+        assert "tiny" in reg.models
+        with pytest.raises(PluginError, match="no such file"):
+            load_plugin(str(tmp_path / "does_not_exist.py"))
+        with pytest.raises(PluginError, match="unlearnbench_no_such_plugin_module"):
+            load_plugin("unlearnbench_no_such_plugin_module")
+    finally:
+        sys.modules.pop("unlearnbench_plugin_ub_broken_plugin_t1", None)
+
+
+def test_load_plugin_registers_its_names(tmp_path, fresh_methods):
+    path = _plugin(tmp_path, "ub_good_plugin_t2", '''
+        from unlearnbench.registry import methods, metrics
+
+        @methods.register("my_method")
+        class MyMethod:
+            """My plugin method: does nothing."""
+
+        def my_metric(x):
+            """My plugin metric."""
+            return x
+
+        metrics.register("ub_test_my_metric", my_metric)
+    ''')
+    try:
+        load_plugin(str(path))
+        assert "my_method" in fresh_methods.names()
+        assert fresh_methods.get("my_method").__name__ == "MyMethod"
+        assert dict(fresh_methods.describe())["my_method"] == "My plugin method: does nothing."
+        assert reg.metrics.get("ub_test_my_metric")(3) == 3
+        load_plugin(str(path))  # loading twice is a no-op, not a duplicate-name error
+    finally:
+        reg.metrics._loaded.pop("ub_test_my_metric", None)
+        sys.modules.pop("unlearnbench_plugin_ub_good_plugin_t2", None)
+
+
+def test_entry_points_are_listed_and_loadable(monkeypatch):
+    calls = []
+
+    def fake_entry_points(**kw):
+        calls.append(kw)
+        if kw.get("group") != "unlearnbench.things":
+            return []
+        return [importlib.metadata.EntryPoint("jd", "json:dumps", "unlearnbench.things"),
+                importlib.metadata.EntryPoint("clash", "json:loads", "unlearnbench.things")]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    r = Registry("things", {"clash": "json:JSONDecoder"})
+    with pytest.warns(UserWarning, match="'clash'"):
+        names = r.names()
+    assert names == ["clash", "jd"]
+    assert calls == [{"group": "unlearnbench.things"}]
+    assert r.get("jd") is json.dumps
+    assert r.get("clash") is json.JSONDecoder  # the built-in wins over the entry point
+    assert not dict(r.describe())["jd"].startswith("[broken]")
+
+
+def test_empty_registry_and_cli_ls(monkeypatch, capsys):
+    from unlearnbench import cli
+
+    empty = Registry("widgets")
+    assert empty.describe() == []
+    assert empty.names() == []
+    monkeypatch.setitem(reg.REGISTRIES, "widgets", empty)
+    monkeypatch.setattr(cli, "REGISTRIES", reg.REGISTRIES)
+    assert cli.cmd_ls(argparse.Namespace(kind="widgets")) == 0
+    assert capsys.readouterr().out.strip() == "(no widgets registered)"
+
+
+def _module_exists(target: str) -> bool:
+    module = target.partition(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("kind", ["methods", "benchmarks", "models", "metrics"])
+def test_every_registered_name_has_a_description(kind):
+    r = reg.REGISTRIES[kind]
+    rows = dict(r.describe())
+    missing_modules, bad = [], []
+    for name in r.names():
+        target = r._lazy.get(name)
+        if target is not None and kind == "methods" and not _module_exists(target):
+            missing_modules.append(f"{name} ({target})")
+            continue
+        obj = r.get(name)  # a broken module that exists fails here, loudly
+        doc = getattr(obj, "description", None)
+        if doc is None:
+            # The object's own docstring: a class must not borrow its base class's.
+            doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else inspect.getdoc(obj)
+        first = (doc or "").strip().splitlines()[0].strip() if (doc or "").strip() else ""
+        if not first:
+            bad.append(name)
+        assert not rows[name].startswith("[broken]"), rows[name]
+    assert not bad, f"{kind} without a docstring/description: {bad}"
+    if missing_modules:
+        pytest.skip(f"{kind} whose module does not exist yet: {', '.join(missing_modules)}")
+
+
+def test_cli_ls_models_in_a_subprocess():
+    proc = subprocess.run([sys.executable, "-m", "unlearnbench.cli", "ls", "models"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    assert "tiny" in names and "llama2-7b" in names
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("llama2-7b"))
+    assert "Llama-2-7b-chat" in line
+
+
+def test_cli_unknown_method_exits_2_before_building_anything(monkeypatch, capsys):
+    from unlearnbench import cli
+    from unlearnbench.models import loading
+
+    def no_build(*a, **k):
+        raise AssertionError("an unknown method must be reported before any model is built")
+
+    monkeypatch.setattr(loading, "resolve_checkpoint", no_build)
+    assert cli.main(["train", "--method", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'nope'" in err and "Known methods" in err
+    assert cli.main(["train", "--method", "grad_dif", "--model", "tiny-test"]) == 2
+    assert "Did you mean 'grad_diff'" in capsys.readouterr().err
+
+
+def test_entry_point_clashing_with_a_bootstrapped_builtin_warns(tmp_path, monkeypatch):
+    # Built-in *objects* (model specs) are registered by a bootstrap module; an entry point
+    # of the same name must be refused with a warning, not silently shadowed.
+    (tmp_path / "ub_test_bootstrap_gadgets.py").write_text(textwrap.dedent("""
+        from unlearnbench.registry import REGISTRIES
+        REGISTRIES["gadgets"].register("clash", {"from": "bootstrap"})
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = Registry("gadgets", bootstrap="ub_test_bootstrap_gadgets")
+    monkeypatch.setitem(reg.REGISTRIES, "gadgets", r)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [
+        importlib.metadata.EntryPoint("clash", "json:dumps", "unlearnbench.gadgets")])
+    try:
+        with pytest.warns(UserWarning, match="'clash' is already defined"):
+            assert r.names() == ["clash"]
+        assert r.get("clash") == {"from": "bootstrap"}
+    finally:
+        sys.modules.pop("ub_test_bootstrap_gadgets", None)
