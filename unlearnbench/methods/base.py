@@ -39,6 +39,9 @@ class UnlearningMethod(L.LightningModule):
             raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
         if epochs < 1:
             raise ValueError(f"method {self.name!r}: epochs must be >= 1, got {epochs}")
+        for key, value in (("gamma_forget", gamma_forget), ("lambda_retain", lambda_retain)):
+            if not value >= 0:  # also rejects NaN
+                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {value}")
         self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
         self.epochs, self.batch_size, self.grad_clip, self.seed = epochs, batch_size, grad_clip, seed
         self.gamma_forget, self.lambda_retain = gamma_forget, lambda_retain
@@ -107,6 +110,13 @@ class UnlearningMethod(L.LightningModule):
         self.retain_indices.append(batch["index"].tolist())
         self.tokens_seen += _count_tokens(batch)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+    def retain_nll(self) -> torch.Tensor:
+        """ℓ(y_r|x_r) on the next retain batch: the usual retain term."""
+        from unlearnbench.methods.losses import mean_nll
+
+        r = self.retain_batch()
+        return mean_nll(self.forward_logits(self.model, r), r["labels"])
 
     @staticmethod
     def sub(batch: dict, key: str | None = None) -> dict:

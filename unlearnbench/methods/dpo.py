@@ -21,9 +21,6 @@ class IdkDPO(UnlearningMethod):
     def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
         if not beta > 0:
             raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
-        for key in ("gamma_forget", "lambda_retain"):
-            if key in kw and not kw[key] >= 0:
-                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {kw[key]}")
         super().__init__(model_path, **kw)
         self.beta = float(beta)
 
@@ -36,7 +33,6 @@ class IdkDPO(UnlearningMethod):
         win, win_ref = self._logp(self.sub(batch, "idk"))
         lose, lose_ref = self._logp(self.sub(batch))
         forget = losses.dpo_loss(win, win_ref, lose, lose_ref, beta=self.beta)
-        r = self.retain_batch()
-        retain = losses.mean_nll(self.forward_logits(self.model, r), r["labels"])
+        retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

@@ -19,9 +19,6 @@ class GAKL(UnlearningMethod):
     needs_reference = True
 
     def __init__(self, model_path: str | None = None, **kw):
-        for key in ("gamma_forget", "lambda_retain"):
-            if key in kw and not kw[key] >= 0:
-                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {kw[key]}")
         super().__init__(model_path, **kw)
 
     def loss(self, batch):

@@ -20,9 +20,6 @@ class NPORT(UnlearningMethod):
     def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
         if not beta > 0:
             raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
-        for key in ("gamma_forget", "lambda_retain"):
-            if key in kw and not kw[key] >= 0:
-                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {kw[key]}")
         super().__init__(model_path, **kw)
         self.beta = float(beta)
 
@@ -31,7 +28,6 @@ class NPORT(UnlearningMethod):
         s, _ = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
         s_ref, _ = losses.sequence_nll(self.ref_logits(f), f["labels"])
         forget = losses.npo_loss(s, s_ref, beta=self.beta)
-        r = self.retain_batch()
-        retain = losses.mean_nll(self.forward_logits(self.model, r), r["labels"])
+        retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

@@ -35,7 +35,6 @@ class SimNPO(UnlearningMethod):
         f = self.sub(batch)
         s, n = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
         forget = losses.simnpo_loss(s, n, beta=self.beta, delta=self.delta)
-        r = self.retain_batch()
-        retain = losses.mean_nll(self.forward_logits(self.model, r), r["labels"])
+        retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

@@ -35,38 +35,72 @@ def _init_args(cls) -> set[str]:
 def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str = "forget10",
             out_dir: str | Path, seed: int = 42, params: dict | None = None,
             strategy: str = "single", devices: int = 1, num_nodes: int = 1,
-            data_dir: str | None = None, precision: str | None = None) -> dict:
-    """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info."""
+            data_dir: str | None = None, precision: str | None = None,
+            max_steps: int | None = None) -> dict:
+    """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info.
+
+    ``batch_size`` is the global batch: each of the ``devices * num_nodes`` ranks gets
+    ``batch_size / world`` forget (and retain) rows per step, so a run takes the same
+    optimiser steps over the same data whatever the strategy. ``max_steps`` (also
+    accepted as ``params["max_steps"]``) stops training early, for smoke runs.
+    """
+    import os
+
+    import torch
+
     from unlearnbench.cli import make_datamodule
     from unlearnbench.models.loading import load_tokenizer, resolve_checkpoint
     from unlearnbench.runner.strategies import trainer_kwargs
 
     params = dict(params or {})
+    max_steps = params.pop("max_steps", max_steps)
+    kw = trainer_kwargs(strategy, devices, num_nodes)  # fails fast on a bad strategy
+    world = int(kw["devices"]) * int(kw.get("num_nodes", 1))
     L.seed_everything(seed, workers=True, verbose=False)
     target = resolve_checkpoint(spec, "target", split)
     method = build_method(method_name, target, seed, params)
+    if method.batch_size % world:
+        raise ValueError(f"method {method_name!r}: batch_size {method.batch_size} (the global "
+                         f"batch) must be divisible by the world size {world}")
     tok = load_tokenizer(target, spec)
     needs = method.needs
     dm = make_datamodule(benchmark, split, data_dir, encoder=Encoder(tok, spec.template),
-                         batch_size=method.batch_size, seed=seed, extras=extras_for(needs),
+                         batch_size=method.batch_size // world, seed=seed, extras=extras_for(needs),
                          augment=make_augment(needs, params.get("k_random", 5),
                                               params.get("template", "refusal")))
-    kw = trainer_kwargs(strategy, devices, num_nodes)
     if precision is None:
         precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
-    trainer = L.Trainer(max_epochs=method.epochs, logger=False, enable_checkpointing=False,
-                        deterministic=True, enable_model_summary=False, precision=precision,
-                        use_distributed_sampler=True, **kw)
+    trainer = L.Trainer(max_epochs=method.epochs, max_steps=int(max_steps or -1), logger=False,
+                        enable_checkpointing=False, deterministic=True, enable_model_summary=False,
+                        precision=precision, use_distributed_sampler=True, **kw)
     with CostTracker() as cost:
         trainer.fit(method, datamodule=dm)
         cost.steps = trainer.global_step
         cost.tokens = method.tokens_seen
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
+    history = method.history
+    dist = torch.distributed
+    distributed = trainer.world_size > 1 and dist.is_available() and dist.is_initialized()
+    if distributed:
+        # Each rank logged the loss of its own share; DDP and FSDP step on the mean of
+        # the ranks' gradients, so the history is the mean over ranks, step by step.
+        parts: list = [None] * trainer.world_size
+        dist.all_gather_object(parts, history)
+        history = [{k: (row[k] if k == "step" else sum(p[i][k] for p in parts) / len(parts))
+                    for k in row} for i, row in enumerate(parts[0])]
+    if os.environ.get("UNLEARNBENCH_RECORD_RETAIN"):
+        # Debugging/tests: the retain rows each rank drew, to check ranks differ.
+        from unlearnbench.report.atomic import atomic_write_json
+
+        atomic_write_json(out_dir / f"retain_rank{trainer.global_rank}.json",
+                          {"rank": trainer.global_rank, "world_size": trainer.world_size,
+                           "per_rank_batch_size": dm.batch_size,
+                           "batches": getattr(method, "retain_indices", [])})
     info = {"method": method_name, "target": target, "steps": trainer.global_step,
             "world_size": trainer.world_size, "cost": cost.as_dict()}
     if trainer.is_global_zero:
-        write_history(out_dir / "history.csv", method.history)
+        write_history(out_dir / "history.csv", history)
     return info
 
 
