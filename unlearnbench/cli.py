@@ -159,7 +159,14 @@ def cmd_grid(args) -> int:
             print(c.cell_id)
         return 0
     out = Path(args.out or Path("results") / grid.name)
-    res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only, plugins=args.plugin)
+    try:
+        res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
+                       plugins=args.plugin)
+    except KeyboardInterrupt:
+        # Finished cells are on disk (atomic result.json); the interrupted one is not.
+        print(f"\nunlearnbench: interrupted; finished cells are kept in {out}. "
+              "Run the same command again to resume.", file=sys.stderr, flush=True)
+        return 130
     print((out / "leaderboard.md").read_text() if (out / "leaderboard.md").exists() else "")
     return 0 if not res["failed"] else 1
 
@@ -191,6 +198,9 @@ def cmd_leaderboard(args) -> int:
     from unlearnbench.report.leaderboard import write_leaderboard
 
     d = Path(args.dir)
+    if not any((d / sub).is_dir() for sub in ("refs", "cells")):
+        raise GridError(f"{d} holds no grid results (no refs/ or cells/ directory); "
+                        "run `unlearnbench grid` first")
     grid = json.loads((d / "grid.json").read_text()) if (d / "grid.json").exists() else {}
     paths = write_leaderboard(d, published=grid.get("published"))
     print(Path(paths["markdown"]).read_text())

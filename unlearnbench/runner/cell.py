@@ -62,12 +62,14 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
 
     spec = ModelSpec.from_name(cell["model"])
     work = cell_dir / "work"
+    dm = _datamodule(cell)
+    # Before training, so before DDP/FSDP re-launch this command on the other ranks:
+    # rank 0 evaluates (or finds) the retain reference alone and the others find it cached.
+    ref = retain_reference(spec, dm, 0, eval_kwargs=cell["eval"])
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=cell["params"],
                    strategy=cell["strategy"], devices=cell["devices"], num_nodes=cell["num_nodes"],
                    data_dir=cell.get("data_dir"))
-    dm = _datamodule(cell)
-    ref = retain_reference(spec, dm, 0, eval_kwargs=cell["eval"])
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
     summary, records = evaluate_checkpoint(
         str(work / "model"), spec, dm, retain_truth_ratios=retain_truth_ratios(ref),

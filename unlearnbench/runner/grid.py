@@ -7,6 +7,7 @@ defaults, then the tiny-model defaults when the model is a tiny one, then its ow
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -17,11 +18,17 @@ import yaml
 from unlearnbench.registry import benchmarks, methods, models
 from unlearnbench.runner.strategies import STRATEGIES
 
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy",
              "devices", "num_nodes", "defaults", "tiny_defaults", "methods", "eval",
              "references", "published", "keep_models"}
 METHOD_KEYS = {"name", "label", "params", "sweep"}
 EVAL_KEYS = {"batch_size", "max_new_tokens", "max_items"}
+# Forget splits of the built-in benchmarks (as in unlearnbench.data.tofu, which is not
+# imported here: it pulls in Lightning, and a dry run should stay instant).
+BUILTIN_SPLITS = {"tofu": ("forget01", "forget05", "forget10"),
+                  "tofu-synth": ("forget01", "forget05", "forget10")}
 
 
 class GridError(ValueError):
@@ -65,22 +72,48 @@ def _slug(text: str) -> str:
 
 
 def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
-    unknown = sorted(set(got) - allowed)
+    unknown = sorted(set(got) - allowed, key=str)
     if unknown:
-        raise GridError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        hints = [f"{k!r} -> {close[0]!r}" for k in unknown
+                 if (close := difflib.get_close_matches(str(k), sorted(allowed), n=1, cutoff=0.6))]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise GridError(f"{where}: unknown key(s) {unknown}{hint}; allowed: {sorted(allowed)}")
 
 
-def _sweep(entry: dict) -> list[tuple[str, dict]]:
+def _mapping(where: str, value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GridError(f"{where}: {what} must be a mapping (key: value), got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
+def _list(where: str, value, what: str, default: list) -> list:
+    if value is None:
+        return list(default)
+    if not isinstance(value, list) or not value:
+        raise GridError(f"{where}: {what} must be a non-empty list, got {value!r}")
+    return value
+
+
+def _int(where: str, value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GridError(f"{where}: {what} must be an integer, got {value!r}")
+    return value
+
+
+def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict]]:
     """(label, params) for each point of a method entry's sweep (or the entry itself)."""
-    base = dict(entry.get("params") or {})
-    sweep = entry.get("sweep") or {}
-    label = entry.get("label") or entry["name"]
+    where = f"{grid_where}: method {entry['name']!r}"
+    base = _mapping(where, entry.get("params"), "params")
+    sweep = _mapping(where, entry.get("sweep"), "sweep")
+    label = str(entry.get("label") or entry["name"])
     if not sweep:
         return [(label, base)]
     keys = sorted(sweep)
     for k in keys:
         if not isinstance(sweep[k], list) or not sweep[k]:
-            raise GridError(f"method {entry['name']!r}: sweep {k!r} must be a non-empty list")
+            raise GridError(f"{where}: sweep {k!r} must be a non-empty list")
     points = []
     for values in itertools.product(*(sweep[k] for k in keys)):
         params = {**base, **dict(zip(keys, values))}
@@ -92,28 +125,52 @@ def load_grid(path: str | Path, model: str | None = None) -> Grid:
     """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``)."""
     path = Path(path)
     if not path.is_file():
+        shipped = sorted(SHIPPED_DIR.glob("*.yaml"))
         raise GridError(f"grid file {path} does not exist; shipped grids: "
-                        f"{', '.join(str(p) for p in sorted(Path('benchmarks').glob('*.yaml')))}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    return parse_grid(raw, model=model, path=path)
+                        f"{', '.join(str(p) for p in shipped) or '(none found)'}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise GridError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_grid({} if raw is None else raw, model=model, path=path)
 
 
 def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) -> Grid:
     where = str(path or "grid")
+    if not isinstance(raw, dict):
+        raise GridError(f"{where}: a grid must be a mapping of keys ({', '.join(sorted(GRID_KEYS))}), "
+                        f"got {type(raw).__name__}")
     _check_keys(where, raw, GRID_KEYS)
     for key in ("name", "benchmark", "methods"):
         if key not in raw:
             raise GridError(f"{where}: missing required key {key!r}")
-    model_names = [model] if model else list(raw.get("models") or ["tiny"])
+    model_names = [model] if model else [str(m) for m in _list(where, raw.get("models"), "models", ["tiny"])]
     for m in model_names:
         if m not in models and not Path(m).is_dir():
             raise GridError(f"{where}: {models.unknown_message(m)}")
     strategy = raw.get("strategy", "single")
     if strategy not in STRATEGIES:
         raise GridError(f"{where}: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    _check_keys(f"{where}: eval", raw.get("eval") or {}, EVAL_KEYS)
-    seeds = [int(s) for s in raw.get("seeds") or [42]]
-    splits = list(raw.get("splits") or ["forget10"])
+    devices = _int(where, raw.get("devices", 1), "devices")
+    num_nodes = _int(where, raw.get("num_nodes", 1), "num_nodes")
+    if devices < 1 or num_nodes < 1:
+        raise GridError(f"{where}: devices and num_nodes must be >= 1, got {devices} and {num_nodes}")
+    if strategy == "single" and devices * num_nodes != 1:
+        raise GridError(f"{where}: strategy 'single' runs on one device; use 'ddp' or 'fsdp' "
+                        f"for devices={devices}, num_nodes={num_nodes}")
+    eval_kw = _mapping(where, raw.get("eval"), "eval")
+    _check_keys(f"{where}: eval", eval_kw, EVAL_KEYS)
+    seeds = [_int(where, s, "every seed") for s in _list(where, raw.get("seeds"), "seeds", [42])]
+    splits = [str(s) for s in _list(where, raw.get("splits"), "splits", ["forget10"])]
+    method_entries = _list(where, raw["methods"], "methods", [])
+    refs = _mapping(where, raw.get("references"), "references")
+    _check_keys(f"{where}: references", refs, {"retain_seeds"})
+    for seed in _list(where, refs.get("retain_seeds"), "references.retain_seeds", [0, 1]):
+        if seed not in (0, 1):
+            raise GridError(f"{where}: references.retain_seeds holds 0 (retain) and/or 1 "
+                            f"(retain-seed2, the noise ceiling), got {seed!r}")
+    defaults_all = _mapping(where, raw.get("defaults"), "defaults")
+    tiny_defaults = _mapping(where, raw.get("tiny_defaults"), "tiny_defaults")
     cells: list[Cell] = []
     for m in model_names:
         spec = models.get(m) if m in models else None
@@ -122,24 +179,33 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             bench = "tofu"  # a real model is evaluated on the real dataset
         if bench not in benchmarks:
             raise GridError(f"{where}: {benchmarks.unknown_message(bench)}")
-        defaults = dict(raw.get("defaults") or {})
+        for split in splits:
+            if bench in BUILTIN_SPLITS and split not in BUILTIN_SPLITS[bench]:
+                raise GridError(f"{where}: unknown split {split!r} for benchmark {bench!r}; "
+                                f"choose from {', '.join(BUILTIN_SPLITS[bench])}")
+        defaults = dict(defaults_all)
         if spec is None or spec.is_tiny:
-            defaults.update(raw.get("tiny_defaults") or {})
-        for entry in raw["methods"]:
-            entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+            defaults.update(tiny_defaults)
+        for entry in method_entries:
+            if isinstance(entry, str):
+                entry = {"name": entry}
+            if not isinstance(entry, dict) or "name" not in entry:
+                raise GridError(f"{where}: a method entry is a name or a mapping with a 'name' "
+                                f"(and label, params, sweep), got {entry!r}")
+            entry = dict(entry)
             _check_keys(f"{where}: method {entry.get('name')!r}", entry, METHOD_KEYS)
             if entry.get("name") not in methods:
                 raise GridError(f"{where}: {methods.unknown_message(str(entry.get('name')))}")
-            for label, params in _sweep(entry):
+            for label, params in _sweep(entry, where):
                 for split, seed in itertools.product(splits, seeds):
                     cell_id = "__".join(_slug(x) for x in (label, f"{bench}-{split}", Path(m).name, f"s{seed}"))
                     cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
-                                      {**defaults, **params}, strategy, int(raw.get("devices", 1)),
-                                      int(raw.get("num_nodes", 1)), dict(raw.get("eval") or {}),
-                                      bool(raw.get("keep_models", False))))
+                                      {**defaults, **params}, strategy, devices, num_nodes,
+                                      dict(eval_kw), bool(raw.get("keep_models", False))))
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise GridError(f"{where}: duplicate cell ids {dupes}; give the method entries distinct labels")
-    name = raw["name"] if not model else f"{raw['name']}-{_slug(Path(model).name)}"
-    return Grid(name, raw, cells, dict(raw.get("references") or {}), dict(raw.get("published") or {}), path)
+        raise GridError(f"{where}: duplicate cell ids {dupes}; give the method entries distinct labels "
+                        "(e.g. `label: wagle[npo]`)")
+    name = str(raw["name"]) if not model else f"{raw['name']}-{_slug(Path(model).name)}"
+    return Grid(name, raw, cells, refs, _mapping(where, raw.get("published"), "published"), path)

@@ -1,25 +1,40 @@
-"""The matrix runner: references first, then every cell in its own process, resumable."""
+"""The matrix runner: references first, then every cell in its own process, resumable.
+
+A cell is *done* when its ``result.json`` says ``ok`` and was computed with the same
+configuration as the grid asks for now; done cells are never recomputed, so a grid killed
+(or Ctrl-C'd) part-way is resumed by running it again. Every other cell (never run, killed
+mid-way, failed, or whose YAML entry changed) is run again.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from unlearnbench.report.atomic import atomic_write_json
+from unlearnbench.report.atomic import _jsonable, atomic_write_json
 from unlearnbench.runner.grid import Cell, Grid
 
 REF_ROLES = (("target", "target", 0), ("retain", "retain", 0), ("retain-seed2", "retain", 1))
+# Cell keys that do not change a cell's numbers: a result computed under other values of
+# these is still valid.
+_NOT_CONFIG = ("plugins", "keep_model")
 
 
-def reference_cells(grid: Grid) -> list[dict]:
-    """Target, retain and (where it can exist) a second-seed retain per model/split."""
+def _print(msg: str) -> None:
+    print(msg, flush=True)  # a log tailed (or a process killed) mid-grid loses no line
+
+
+def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
+    """Target, retain and (where it can exist) a second-seed retain per model/split of ``cells``
+    (default: every cell of the grid)."""
     seeds = grid.references.get("retain_seeds", [0, 1])
     seen, refs = set(), []
-    for c in grid.cells:
+    for c in grid.cells if cells is None else cells:
         key = (c.benchmark, c.split, c.model)
         if key in seen:
             continue
@@ -34,21 +49,71 @@ def reference_cells(grid: Grid) -> list[dict]:
     return refs
 
 
-def _done(cell_dir: Path) -> bool:
-    f = cell_dir / "result.json"
-    if not f.exists():
-        return False
+def _config_key(cell: dict) -> dict:
+    """The cell as it reads back from JSON, without the keys that do not affect results."""
+    return {k: v for k, v in json.loads(json.dumps(_jsonable(cell), default=str)).items()
+            if k not in _NOT_CONFIG}
+
+
+def _read_result(cell_dir: Path) -> dict | None:
     try:
-        return json.loads(f.read_text()).get("status") == "ok"
-    except (json.JSONDecodeError, OSError):
-        return False
+        data = json.loads((cell_dir / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
-def _launch(cell: dict, cell_dir: Path, log) -> int:
-    """Run one cell in a child process; record a failure if the child dies without one."""
+def cell_state(cell: dict, cell_dir: Path) -> str:
+    """``done`` (ok, same config), ``stale`` (ok, other config), ``failed`` or ``todo``."""
+    result = _read_result(cell_dir)
+    if result is None:
+        return "todo"
+    if result.get("status") != "ok":
+        return "failed"
+    if _config_key(result.get("config") or {}) != _config_key(cell):
+        return "stale"
+    return "done"
+
+
+def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only: str | None = None,
+         plugins: list[str] | None = None) -> list[tuple[str, dict, Path, str]]:
+    """Every job of the grid as ``(sub, cell, cell_dir, state)``, references first.
+
+    ``state`` is ``cell_state``'s, except that a failed cell is ``kept`` (not re-run) when
+    ``retry_failed`` is false. ``only`` keeps the cells whose id contains it (and their
+    references)."""
+    out_dir = Path(out_dir)
+    cells = [c for c in grid.cells if not only or only in c.cell_id]
+    jobs = [("refs", r) for r in reference_cells(grid, cells)]
+    jobs += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
+             for c in cells]
+    out = []
+    for sub, cell in jobs:
+        cell_dir = out_dir / sub / cell["cell_id"]
+        state = cell_state(cell, cell_dir)
+        if state == "failed" and not retry_failed:
+            state = "kept"
+        out.append((sub, cell, cell_dir, state))
+    return out
+
+
+def _failed_result(cell: dict, error: str, traceback: str = "") -> dict:
+    return {"cell_id": cell["cell_id"], "kind": cell.get("kind", "cell"), "method": cell.get("method"),
+            "method_label": cell.get("label"), "benchmark": cell["benchmark"], "split": cell["split"],
+            "model": cell["model"], "seed": cell.get("seed"), "config": cell, "status": "failed",
+            "error": error, "traceback": traceback}
+
+
+def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
+    """Run one cell in a child process; record a failure if the child dies without one.
+
+    On KeyboardInterrupt the child is stopped and whatever it wrote that is not ``ok`` is
+    removed (an interrupted cell is not a failed one: the next run computes it), then the
+    interrupt is re-raised."""
     cell_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cell_dir / "cell.json", cell)
     (cell_dir / "result.json").unlink(missing_ok=True)
+    shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
+    atomic_write_json(cell_dir / "cell.json", cell)
     with open(cell_dir / "log.txt", "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "unlearnbench.runner.cell", str(cell_dir / "cell.json")],
                                 stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -60,15 +125,15 @@ def _launch(cell: dict, cell_dir: Path, log) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+            # Lightning turns Ctrl-C into sys.exit(1), which the cell records as a failure.
+            if (_read_result(cell_dir) or {}).get("status") != "ok":
+                (cell_dir / "result.json").unlink(missing_ok=True)
             raise
-    if not (cell_dir / "result.json").exists():
-        tail = (cell_dir / "log.txt").read_text()[-3000:]
-        atomic_write_json(cell_dir / "result.json", {
-            "cell_id": cell["cell_id"], "kind": cell.get("kind", "cell"), "method": cell.get("method"),
-            "method_label": cell.get("label"), "benchmark": cell["benchmark"], "split": cell["split"],
-            "model": cell["model"], "seed": cell.get("seed"), "config": cell, "status": "failed",
-            "error": f"cell process exited with code {rc} without a result (killed or crashed)",
-            "traceback": tail})
+    if _read_result(cell_dir) is None:
+        tail = (cell_dir / "log.txt").read_text(errors="replace")[-3000:]
+        atomic_write_json(cell_dir / "result.json", _failed_result(
+            cell, f"cell process exited with code {rc} without a result (killed or crashed)", tail))
     return rc
 
 
@@ -77,43 +142,54 @@ def _fmt(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
+_SKIP_NOTE = {"done": "already done", "kept": "failed earlier, kept (--no-retry-failed)"}
+
+
 def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | None = None,
-             plugins: list[str] | None = None, log=print) -> dict:
-    """Run every cell not yet done; returns {"ok": n, "failed": [...], "skipped": n}."""
+             plugins: list[str] | None = None, log=_print) -> dict:
+    """Run every job not yet done, then rebuild the leaderboard.
+
+    Returns ``{"ok": n, "failed": [(cell_id, error), ...], "skipped": n, "ran": n, "paths"}``:
+    ``failed`` lists every job of the grid that is not ok at the end (run now and failed, or
+    an earlier failure kept by ``retry_failed=False``); ``skipped`` counts the jobs not run.
+    """
     from unlearnbench.report.leaderboard import write_leaderboard
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "grid.json", grid.raw)
-    jobs = [("refs", r) for r in reference_cells(grid)]
-    jobs += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
-             for c in grid.cells if not only or only in c.cell_id]
-    todo = []
-    for sub, cell in jobs:
-        cell_dir = out_dir / sub / cell["cell_id"]
-        if _done(cell_dir):
-            continue
-        if not retry_failed and (cell_dir / "result.json").exists():
-            continue
-        todo.append((sub, cell, cell_dir))
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
+    todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
     total, skipped = len(jobs), len(jobs) - len(todo)
-    log(f"[grid {grid.name}] {total} jobs ({len(grid.cells)} cells + references); "
+    n_cells = sum(sub == "cells" for sub, *_ in jobs)
+    log(f"[grid {grid.name}] {total} jobs ({n_cells} cells + {total - n_cells} references); "
         f"{skipped} already done, {len(todo)} to run -> {out_dir}")
-    start, failed = time.time(), []
-    for n, (sub, cell, cell_dir) in enumerate(todo, 1):
+    for sub, cell, cell_dir, state in jobs:
+        if state in _SKIP_NOTE:
+            log(f"[skip] {cell['cell_id']}: {_SKIP_NOTE[state]}")
+        elif state == "stale":
+            log(f"[stale] {cell['cell_id']}: configuration changed since its result; re-running")
+    start, failed = time.time(), {}
+    for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
         t0 = time.time()
         rc = _launch(cell, cell_dir, log)
-        status = json.loads((cell_dir / "result.json").read_text())
-        if status["status"] != "ok":
-            failed.append((cell["cell_id"], status.get("error")))
+        status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
+        if status.get("status") != "ok":
+            failed[cell["cell_id"]] = status.get("error")
         elapsed = time.time() - start
         eta = elapsed / n * (len(todo) - n)
-        log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status['status']} ({time.time() - t0:.1f}s, rc={rc})"
+        log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.get('status')} ({time.time() - t0:.1f}s, rc={rc})"
             f" | elapsed {_fmt(elapsed)}, ETA {_fmt(eta)}"
-            + (f"\n    error: {status.get('error')}" if status["status"] != "ok" else ""))
+            + (f"\n    error: {status.get('error')}" if status.get("status") != "ok" else ""))
+    for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
+        if state == "kept":
+            failed[cell["cell_id"]] = (_read_result(cell_dir) or {}).get("error")
     paths = write_leaderboard(out_dir, published=grid.published)
-    log(f"[grid {grid.name}] done in {_fmt(time.time() - start)}: {total - len(failed)} ok, "
-        f"{len(failed)} failed. Leaderboard: {paths.get('markdown')}")
-    for cid, err in failed:
+    failed_list = [(cid, failed[cid]) for _, cell, _, _ in jobs if (cid := cell["cell_id"]) in failed]
+    log(f"[grid {grid.name}] done in {_fmt(time.time() - start)}: {total - len(failed_list)} ok, "
+        f"{len(failed_list)} failed ({len(todo)} run, {skipped} skipped). "
+        f"Leaderboard: {paths.get('markdown')}")
+    for cid, err in failed_list:
         log(f"  FAILED {cid}: {err}")
-    return {"ok": total - len(failed), "failed": failed, "skipped": skipped, "paths": paths}
+    return {"ok": total - len(failed_list), "failed": failed_list, "skipped": skipped,
+            "ran": len(todo), "paths": paths}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp1")
 
 
 def trainer_kwargs(strategy: str = "single", devices: int = 1, num_nodes: int = 1) -> dict:
     """Keyword arguments for ``lightning.Trainer`` that select a strategy."""
+    import torch
     from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, ModelParallelStrategy
 
     cuda = torch.cuda.is_available()
@@ -28,9 +27,18 @@ def trainer_kwargs(strategy: str = "single", devices: int = 1, num_nodes: int = 
         if not cuda:
             raise ValueError("strategy 'fsdp1' (Lightning FSDPStrategy) needs CUDA GPUs; "
                              "use 'fsdp' (FSDP2) on CPU")
-        from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+        from functools import partial
 
+        from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
+
+        # One FSDP unit per decoder layer of any HF architecture (Llama, Phi, Mistral...),
+        # like fully_shard per layer in FSDP2; the rest stays in the root unit.
+        policy = partial(lambda_auto_wrap_policy, lambda_fn=is_decoder_layer)
         return {"accelerator": accel, "devices": devices, "num_nodes": num_nodes,
-                "strategy": FSDPStrategy(auto_wrap_policy={LlamaDecoderLayer},
-                                         sharding_strategy="FULL_SHARD")}
+                "strategy": FSDPStrategy(auto_wrap_policy=policy, sharding_strategy="FULL_SHARD")}
     raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def is_decoder_layer(module) -> bool:
+    """True for a transformer block of a Hugging Face causal LM (``LlamaDecoderLayer``, ...)."""
+    return type(module).__name__.endswith("DecoderLayer")
