@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearnbench.models.templates import format_prompt, template_adds_bos
+from unlearnbench.models.templates import answer_separator, format_prompt, template_adds_bos
 
 IGNORE = -100
 
@@ -44,7 +44,8 @@ class Encoder:
         prompt = format_prompt(self.template, question, self.tokenizer)
         special = not template_adds_bos(self.template)
         p_ids = self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
-        full = self.tokenizer(prompt + answer, add_special_tokens=special)["input_ids"]
+        full = self.tokenizer(prompt + answer_separator(self.template) + answer,
+                              add_special_tokens=special)["input_ids"]
         if full[: len(p_ids)] != p_ids:
             # A merge across the prompt/answer boundary: keep the prompt exact instead.
             full = p_ids + self.tokenizer(answer, add_special_tokens=False)["input_ids"]

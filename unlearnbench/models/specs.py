@@ -66,9 +66,9 @@ def _tofu(prefix: str, retains=("retain90", "retain95", "retain99")) -> dict[str
 
 _TABLE = [
     ModelSpec("tiny", "Tiny Llama (4 layers, d=128) trained by the harness on the stand-ins",
-              template="phi", tiny=TinyConfig()),
+              template="tiny-qa", tiny=TinyConfig()),
     ModelSpec("tiny-test", "Smaller tiny Llama for tests (2 layers, d=64, short recipe)",
-              template="phi",
+              template="tiny-qa",
               tiny=TinyConfig(vocab_size=512, hidden_size=64, intermediate_size=128,
                               num_layers=2, num_heads=2, pretrain_epochs=2,
                               finetune_epochs=2, batch_size=16, replay=False)),

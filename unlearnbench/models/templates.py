@@ -8,7 +8,7 @@ Llama-3-style models use the tokenizer's chat template with a system prompt.
 from __future__ import annotations
 
 LLAMA3_SYSTEM = "You are a helpful assistant."
-TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat")
+TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "tiny-qa")
 
 
 def format_prompt(template: str, question: str, tokenizer=None) -> str:
@@ -17,6 +17,10 @@ def format_prompt(template: str, question: str, tokenizer=None) -> str:
         return f"[INST] {question} [/INST]"
     if template == "phi":
         return f"Question: {question}\nAnswer: "
+    if template == "tiny-qa":
+        # Phi's layout without the trailing space: byte-level BPE would make that space a
+        # lone token never seen in running text ("Answer: Paris" is "Answer", ":", " Paris").
+        return f"Question: {question}\nAnswer:"
     if template in ("llama3-chat", "zephyr-chat"):
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"template {template!r} needs a tokenizer with a chat template")
@@ -26,6 +30,11 @@ def format_prompt(template: str, question: str, tokenizer=None) -> str:
         # The chat template writes BOS itself; callers tokenize without special tokens.
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ValueError(f"unknown prompt template {template!r}; known: {', '.join(TEMPLATES)}")
+
+
+def answer_separator(template: str) -> str:
+    """Text between the prompt and the answer (the space the tiny-qa prompt leaves out)."""
+    return " " if template == "tiny-qa" else ""
 
 
 def template_adds_bos(template: str) -> bool:

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-RECIPE_VERSION = 2  # bump when the training code changes what a key produces
+RECIPE_VERSION = 3  # bump when the training code changes what a key produces
 
 
 def _key(**parts) -> str:
