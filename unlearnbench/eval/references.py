@@ -36,6 +36,10 @@ def evaluate_checkpoint(checkpoint: str, spec, datamodule, *, retain_truth_ratio
     from unlearnbench.eval.tofu import evaluate_tofu
     from unlearnbench.models.loading import load_model, load_tokenizer
 
+    import torch
+
+    if device is None and torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.current_device()}"  # each DDP rank's own GPU
     tok = load_tokenizer(checkpoint, spec)
     model = load_model(checkpoint, spec, device=device)
     enc = Encoder(tok, spec.template, max_len=512)

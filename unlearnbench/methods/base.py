@@ -160,7 +160,8 @@ class UnlearningMethod(L.LightningModule):
             else:
                 # DDP: gradients are already all-reduced. FSDP2: torch's clip_grad_norm_
                 # reduces the norm of the DTensor shards over the mesh.
-                self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+                self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip,
+                                    gradient_clip_algorithm="norm")
         self.mask_gradients()
 
     def configure_optimizers(self):

@@ -89,6 +89,11 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
         dist.all_gather_object(parts, history)
         history = [{k: (row[k] if k == "step" else sum(p[i][k] for p in parts) / len(parts))
                     for k in row} for i, row in enumerate(parts[0])]
+        # Cost counts the tokens that all ranks processed, comparable across strategies.
+        tokens = torch.tensor(method.tokens_seen, dtype=torch.int64,
+                              device=trainer.strategy.root_device)
+        dist.all_reduce(tokens)
+        cost.tokens = int(tokens)
     if os.environ.get("UNLEARNBENCH_RECORD_RETAIN"):
         # Debugging/tests: the retain rows each rank drew, to check ranks differ.
         from unlearnbench.report.atomic import atomic_write_json
