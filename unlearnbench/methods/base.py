@@ -111,6 +111,14 @@ class UnlearningMethod(L.LightningModule):
         self.tokens_seen += _count_tokens(batch)
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
+    def summed_nll_with_ref(self, sub: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed NLL S_θ(y|x) and S_ref(y|x) per sequence (NPO, DPO use log π = -S)."""
+        from unlearnbench.methods.losses import sequence_nll
+
+        s, _ = sequence_nll(self.forward_logits(self.model, sub), sub["labels"])
+        s_ref, _ = sequence_nll(self.ref_logits(sub), sub["labels"])
+        return s, s_ref
+
     def retain_nll(self) -> torch.Tensor:
         """ℓ(y_r|x_r) on the next retain batch: the usual retain term."""
         from unlearnbench.methods.losses import mean_nll

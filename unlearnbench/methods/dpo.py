@@ -25,8 +25,7 @@ class IdkDPO(UnlearningMethod):
         self.beta = float(beta)
 
     def _logp(self, sub):
-        s, _ = losses.sequence_nll(self.forward_logits(self.model, sub), sub["labels"])
-        s_ref, _ = losses.sequence_nll(self.ref_logits(sub), sub["labels"])
+        s, s_ref = self.summed_nll_with_ref(sub)
         return -s, -s_ref
 
     def loss(self, batch):

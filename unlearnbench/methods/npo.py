@@ -20,14 +20,11 @@ class NPO(UnlearningMethod):
     def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
         if not beta > 0:
             raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
-        if "gamma_forget" in kw and not kw["gamma_forget"] >= 0:
-            raise ValueError(f"method {self.name!r}: gamma_forget must be >= 0, got {kw['gamma_forget']}")
         super().__init__(model_path, **kw)
         self.beta = float(beta)
 
     def loss(self, batch):
         f = self.sub(batch)
-        s, _ = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
-        s_ref, _ = losses.sequence_nll(self.ref_logits(f), f["labels"])
+        s, s_ref = self.summed_nll_with_ref(f)
         forget = losses.npo_loss(s, s_ref, beta=self.beta)
         return {"loss": self.gamma_forget * forget, "forget": forget}

@@ -25,8 +25,7 @@ class NPORT(UnlearningMethod):
 
     def loss(self, batch):
         f = self.sub(batch)
-        s, _ = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
-        s_ref, _ = losses.sequence_nll(self.ref_logits(f), f["labels"])
+        s, s_ref = self.summed_nll_with_ref(f)
         forget = losses.npo_loss(s, s_ref, beta=self.beta)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
