@@ -20,7 +20,7 @@ from unlearnbench.runner.strategies import STRATEGIES
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
-GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy",
+GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
              "devices", "num_nodes", "defaults", "tiny_defaults", "methods", "eval",
              "references", "published", "keep_models"}
 METHOD_KEYS = {"name", "label", "params", "sweep"}
@@ -121,6 +121,22 @@ def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict]]:
     return points
 
 
+def _placement(where: str, block: dict) -> tuple[str, int, int]:
+    """(strategy, devices, num_nodes), validated; devices -1 means every visible GPU."""
+    strategy = block.get("strategy", "single")
+    if strategy not in STRATEGIES:
+        raise GridError(f"{where}: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    devices = _int(where, block.get("devices", 1), "devices")
+    num_nodes = _int(where, block.get("num_nodes", 1), "num_nodes")
+    if (devices < 1 and devices != -1) or num_nodes < 1:
+        raise GridError(f"{where}: devices must be >= 1 (or -1 for all GPUs) and num_nodes >= 1, "
+                        f"got {devices} and {num_nodes}")
+    if strategy == "single" and (devices != 1 or num_nodes != 1):
+        raise GridError(f"{where}: strategy 'single' runs on one device; use 'ddp' or 'fsdp' "
+                        f"for devices={devices}, num_nodes={num_nodes}")
+    return strategy, devices, num_nodes
+
+
 def load_grid(path: str | Path, model: str | None = None) -> Grid:
     """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``)."""
     path = Path(path)
@@ -148,16 +164,12 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     for m in model_names:
         if m not in models and not Path(m).is_dir():
             raise GridError(f"{where}: {models.unknown_message(m)}")
-    strategy = raw.get("strategy", "single")
-    if strategy not in STRATEGIES:
-        raise GridError(f"{where}: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    devices = _int(where, raw.get("devices", 1), "devices")
-    num_nodes = _int(where, raw.get("num_nodes", 1), "num_nodes")
-    if devices < 1 or num_nodes < 1:
-        raise GridError(f"{where}: devices and num_nodes must be >= 1, got {devices} and {num_nodes}")
-    if strategy == "single" and devices * num_nodes != 1:
-        raise GridError(f"{where}: strategy 'single' runs on one device; use 'ddp' or 'fsdp' "
-                        f"for devices={devices}, num_nodes={num_nodes}")
+    placement = _placement(where, raw)
+    # Real models (`make bench MODEL=llama2-7b`) may need another placement than the
+    # CPU stand-in grid, e.g. FSDP over every visible GPU.
+    real_block = _mapping(where, raw.get("real_models"), "real_models")
+    _check_keys(f"{where}: real_models", real_block, {"strategy", "devices", "num_nodes"})
+    real_placement = _placement(f"{where}: real_models", {**raw, **real_block}) if real_block else placement
     eval_kw = _mapping(where, raw.get("eval"), "eval")
     _check_keys(f"{where}: eval", eval_kw, EVAL_KEYS)
     seeds = [_int(where, s, "every seed") for s in _list(where, raw.get("seeds"), "seeds", [42])]
@@ -183,6 +195,7 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             if bench in BUILTIN_SPLITS and split not in BUILTIN_SPLITS[bench]:
                 raise GridError(f"{where}: unknown split {split!r} for benchmark {bench!r}; "
                                 f"choose from {', '.join(BUILTIN_SPLITS[bench])}")
+        strategy, devices, num_nodes = real_placement if spec is not None and not spec.is_tiny else placement
         defaults = dict(defaults_all)
         if spec is None or spec.is_tiny:
             defaults.update(tiny_defaults)

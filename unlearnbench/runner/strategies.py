@@ -12,6 +12,8 @@ def trainer_kwargs(strategy: str = "single", devices: int = 1, num_nodes: int = 
 
     cuda = torch.cuda.is_available()
     accel = "gpu" if cuda else "cpu"
+    if devices == -1:  # every visible GPU (ModelParallelStrategy needs the number)
+        devices = max(1, torch.cuda.device_count()) if cuda else 1
     if strategy == "single":
         return {"accelerator": accel, "devices": 1, "strategy": "auto"}
     if strategy == "ddp":
