@@ -35,8 +35,8 @@ def small_dm(tiny_family):
     dm = make_datamodule("tofu-synth", "forget10", encoder=Encoder(load_tokenizer(target, spec), spec.template),
                          batch_size=16, seed=42)
     dm.setup("fit")
-    return SimpleNamespace(encoder=dm.encoder, forget_set=QADataset(dm.forget_set.rows[:24], dm.encoder),
-                           retain_set=QADataset(dm.retain_set.rows[:24], dm.encoder))
+    return SimpleNamespace(encoder=dm.encoder, forget_set=QADataset(dm.forget_set.rows[:24]),
+                           retain_set=QADataset(dm.retain_set.rows[:24]))
 
 
 def _build(tiny_family, seed=42, **params):

@@ -221,7 +221,3 @@ REGISTRIES: dict[str, Registry] = {
     r.kind: r for r in (methods, benchmarks, models, metrics)
 }
 
-
-def lookup(kind: str, name: str) -> Any:
-    return REGISTRIES[kind].get(name)
-

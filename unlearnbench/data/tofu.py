@@ -79,11 +79,10 @@ def load_config(path: str, config: str):
 
 
 class QADataset(Dataset):
-    """Encoded question/answer rows; extra text fields ride along for the methods."""
+    """Question/answer rows (tokenised later by ``Collator``); extra fields ride along."""
 
-    def __init__(self, rows: list[dict], encoder: Encoder):
+    def __init__(self, rows: list[dict]):
         self.rows = rows
-        self.encoder = encoder
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -164,8 +163,8 @@ class TofuDataModule(L.LightningDataModule):
         retain = [dict(r) for r in self.config(self.retain_config)]
         if self.augment is not None:
             forget = self.augment(forget, rng, retain)
-        self.forget_set = QADataset(forget, self.encoder)
-        self.retain_set = QADataset(retain, self.encoder)
+        self.forget_set = QADataset(forget)
+        self.retain_set = QADataset(retain)
 
     def train_dataloader(self) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)
