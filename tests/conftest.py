@@ -37,13 +37,14 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_family(_isolated_cache):
-    from unlearnbench.models.loading import resolve_checkpoint
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.models.specs import ModelSpec
 
     spec = ModelSpec.from_name("tiny-test")
+    bench = TofuSynthBenchmark()
     return {
         "spec": spec,
-        "target": resolve_checkpoint(spec, "target"),
-        "retain": resolve_checkpoint(spec, "retain", "forget10", 0),
+        "target": bench.checkpoint(spec, "target", "forget10"),
+        "retain": bench.checkpoint(spec, "retain", "forget10", 0),
         "cache": _isolated_cache,
     }

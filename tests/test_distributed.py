@@ -156,9 +156,8 @@ def runs(tiny_family, tmp_path_factory):
     logs["ddp"] = _launch([sys.executable, "-m", "unlearnbench.cli", "run", "--method", "grad_diff",
                            "--model", "tiny-test", "--split", SPLIT, *sets,
                            "--strategy", "ddp", "--devices", str(WORLD), "--out", str(out["ddp"]),
-                           "--max-items", str(EVAL["max_items"]),
-                           "--max-new-tokens", str(EVAL["max_new_tokens"])], out["ddp"])
-
+                           "--eval-set", f"max_items={EVAL['max_items']}",
+                           "--eval-set", f"max_new_tokens={EVAL['max_new_tokens']}"], out["ddp"])
     atomic_write_json(out["fsdp"] / "cell.json", _cell("fsdp", "fsdp", WORLD))
     logs["fsdp"] = _launch([sys.executable, "-m", "unlearnbench.runner.cell",
                             str(out["fsdp"] / "cell.json")], out["fsdp"])
@@ -279,17 +278,15 @@ def test_fsdp_weights_close_to_single_process(runs):
 
 
 def test_two_process_eval_equals_one_process_eval_of_the_same_model(runs):
-    from unlearnbench.cli import make_datamodule
-    from unlearnbench.eval.references import evaluate_checkpoint, retain_reference, retain_truth_ratios
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
+    from unlearnbench.eval.references import compare_reference, evaluate_checkpoint
 
     result = _result(runs, "fsdp")
     spec = runs.family["spec"]
-    dm = make_datamodule("tofu-synth", SPLIT)
-    ref = retain_reference(spec, dm, 0, eval_kwargs=EVAL)
-    summary, records = evaluate_checkpoint(
-        str(runs.dirs["fsdp"] / "work" / "model"), spec, dm,
-        retain_truth_ratios=retain_truth_ratios(ref),
-        retain_mia_auc=ref[0].get("mia", {}).get("min_k"), eval_kwargs=EVAL)
+    bench = TofuSynthBenchmark()
+    ref = compare_reference(bench, spec, SPLIT, EVAL)
+    summary, records = evaluate_checkpoint(str(runs.dirs["fsdp"] / "work" / "model"), spec, bench, SPLIT,
+                                           reference=ref, options=EVAL)
     assert summary["cost"]["world_size"] == 1 and result["summary"]["cost"]["world_size"] == WORLD
     got, want = _numbers(result["summary"]), _numbers(summary)
     assert got.keys() == want.keys()
@@ -320,14 +317,14 @@ def test_fsdp2_saved_model_loads_like_the_target(runs):
 # --------------------------------------------------------------------------- fast checks
 def test_retain_batches_are_seeded_per_rank_and_per_cycle(tiny_family):
     """The retain iterator of rank 0 and rank 1 (no processes needed: only the seed differs)."""
-    from unlearnbench.cli import make_datamodule
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.models.loading import load_tokenizer
     from unlearnbench.registry import methods
 
     spec, target = tiny_family["spec"], tiny_family["target"]
     encoder = Encoder(load_tokenizer(target, spec), spec.template)
-    dm = make_datamodule("tofu-synth", SPLIT, encoder=encoder, batch_size=64, seed=42)
+    dm = TofuSynthBenchmark().datamodule(SPLIT, encoder, batch_size=64, seed=42)
     dm.setup("fit")
     n = len(dm.retain_set)
     per_cycle = -(-n // 64)

@@ -225,8 +225,7 @@ def test_ga_kl_first_kl_is_zero(run_method):
 def test_reference_model_is_frozen_and_not_optimised(name, family):
     import lightning as L
 
-    from unlearnbench.cli import make_datamodule
-    from unlearnbench.data.augment import extras_for, make_augment
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.models.loading import load_tokenizer
 
@@ -236,8 +235,7 @@ def test_reference_model_is_frozen_and_not_optimised(name, family):
     ref_before = {k: v.detach().clone() for k, v in method.ref_model.state_dict().items()}
     model_before = {k: v.detach().clone() for k, v in method.model.state_dict().items()}
     enc = Encoder(load_tokenizer(family["target"]), family["spec"].template)
-    dm = make_datamodule("tofu-synth", "forget10", encoder=enc, batch_size=8, seed=0,
-                         extras=extras_for(method.needs), augment=make_augment(method.needs))
+    dm = TofuSynthBenchmark().datamodule("forget10", enc, batch_size=8, seed=0, needs=method.needs)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)

@@ -61,12 +61,11 @@ def _encoder(tiny_family):
 
 
 def _datamodule(tiny_family, needs, batch_size, k_random=5):
-    """The same data module (same seed, same augmentation) the driver builds."""
-    from unlearnbench.cli import make_datamodule
-    from unlearnbench.data.augment import extras_for, make_augment
+    """The same data module (same seed, same extras) the driver builds."""
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
 
-    dm = make_datamodule("tofu-synth", SPLIT, encoder=_encoder(tiny_family), batch_size=batch_size,
-                         seed=SEED, extras=extras_for(needs), augment=make_augment(needs, k_random))
+    dm = TofuSynthBenchmark().datamodule(SPLIT, _encoder(tiny_family), batch_size=batch_size,
+                                         seed=SEED, needs=needs, k_random=k_random)
     dm.setup("fit")
     return dm
 
@@ -121,17 +120,35 @@ def test_rmu_end_to_end_default_layers(run, tiny_family):
 # ----------------------------------------------------------------------------- 2. fidelity
 
 
-def test_llmu_mismatch_lowers_random_answer_nll(run, tiny_family):
-    """Isolated mismatch term (eps1 = eps3 = 0): NLL of the same (forget prompt, random answer)
-    pairs, scored before and after, goes down."""
+def test_llmu_mismatch_lowers_random_answer_nll(tiny_family, tmp_path, monkeypatch):
+    """Isolated mismatch term (eps1 = eps3 = 0): the NLL of the (forget prompt, random normal
+    answer) pairs the training drew goes down. The draws are new for every batch, so they
+    are recorded from the collator as training makes them."""
+    from unlearnbench.data.datamodule import QACollator
     from unlearnbench.eval.scoring import score_pairs
 
-    k = 2
-    _, hist, model_dir = run("llmu-mismatch", "llmu", k_random=k, eps1=0.0, eps3=0.0, **FAST)
+    k, drawn = 2, []
+    original = QACollator.__call__
+
+    def recording(self, rows):
+        if "random_normal" in self.needs:
+            state = self.rng.getstate()
+            answers = [self._draw("random_normal") for _ in rows]  # the same draws, in order
+            self.rng.setstate(state)
+            drawn.extend((r["question"], a) for r, ans in zip(rows, answers) for a in ans)
+        return original(self, rows)
+
+    monkeypatch.setattr(QACollator, "__call__", recording)
+    unlearn("llmu", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED,
+            params={**BASE, "k_random": k, "eps1": 0.0, "eps3": 0.0, **FAST})
+    model_dir = tmp_path / "model"
+    with open(tmp_path / "history.csv") as f:
+        hist = [{k_: float(v) for k_, v in row.items() if v != ""} for row in csv.DictReader(f)]
     assert all(row["forget"] == 0 and row["kl"] == 0 for row in hist)
-    rows = _datamodule(tiny_family, ("random_normal", "retain"), 8, k).forget_set.rows
-    pairs = [(r["question"], a) for r in rows for a in r["random_answers"]]
-    assert len(pairs) == k * len(rows)
+    n_rows = len(_datamodule(tiny_family, (), 8).forget_set)  # one epoch
+    pairs = drawn
+    assert len(pairs) == k * n_rows
+    assert len(set(pairs)) > 0.9 * len(pairs)  # fresh draws, not one fixed answer per row
     enc = _encoder(tiny_family)
 
     def mean_nll(path):

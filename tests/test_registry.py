@@ -103,7 +103,7 @@ def test_load_plugin_that_raises_names_the_file(tmp_path, fresh_methods):
         # A failed plugin leaves no half-imported module behind, and the built-ins work.
         assert "unlearnbench_plugin_ub_broken_plugin_t1" not in sys.modules
         assert fresh_methods.names() == ["ga"]
-        assert reg.benchmarks.get("tofu-synth").__name__ == "TofuSynth"
+        assert reg.benchmarks.get("tofu-synth").__name__ == "TofuSynthBenchmark"
         assert "tiny" in reg.models
         with pytest.raises(PluginError, match="no such file"):
             load_plugin(str(tmp_path / "does_not_exist.py"))
@@ -216,12 +216,12 @@ def test_cli_ls_models_in_a_subprocess():
 
 def test_cli_unknown_method_exits_2_before_building_anything(monkeypatch, capsys):
     from unlearnbench import cli
-    from unlearnbench.models import loading
+    from unlearnbench.models import tiny
 
     def no_build(*a, **k):
         raise AssertionError("an unknown method must be reported before any model is built")
 
-    monkeypatch.setattr(loading, "resolve_checkpoint", no_build)
+    monkeypatch.setattr(tiny.TinyFamily, "checkpoint", no_build)
     assert cli.main(["train", "--method", "nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown method 'nope'" in err and "Known methods" in err

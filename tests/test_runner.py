@@ -188,7 +188,7 @@ BAD_GRIDS = {
     "unknown eval key": (_bad(eval={"max_item": 3}), ["eval", "'max_item'", "'max_items'"]),
     "params not a mapping": (_bad(methods=[{"name": "ga", "params": [1e-3]}]), ["'ga'", "params must be a mapping"]),
     "empty sweep": (_bad(methods=[{"name": "npo", "sweep": {"beta": []}}]), ["sweep 'beta'", "non-empty list"]),
-    "unknown split": (_bad(splits=["forget1"]), ["unknown split 'forget1'", "forget01"]),
+    "unknown split": (_bad(splits=["forget1"]), ["no split 'forget1'", "forget01", "did you mean 'forget10'"]),
     "bad seed": (_bad(seeds=["x"]), ["seed", "integer"]),
     "single on 2 devices": (_bad(devices=2), ["'single'", "ddp"]),
     "missing methods": ({"name": "x", "benchmark": "tofu-synth"}, ["missing required key 'methods'"]),

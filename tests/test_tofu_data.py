@@ -14,13 +14,9 @@ import torch
 
 from unlearnbench.data import tofu_synth
 from unlearnbench.data.collate import IGNORE, Encoder, pad_left, pad_right
-from unlearnbench.data.tofu import (
-    SchemaError,
-    TofuHub,
-    TofuSynth,
-    load_config,
-    synth_dir,
-)
+from unlearnbench.benchmarks.base import BenchmarkError
+from unlearnbench.benchmarks.tofu import TofuBenchmark, TofuSynthBenchmark
+from unlearnbench.data.tofu import SchemaError, load_config, synth_dir
 from unlearnbench.data.tofu_synth import CONFIG_NAMES, FORGET_PERCENTS, SynthConfig, generate
 from unlearnbench.models.templates import format_prompt
 
@@ -251,15 +247,16 @@ def tok():
     from unlearnbench.models.specs import ModelSpec
     from unlearnbench.models.tiny import TinyFamily, _load_tokenizer
 
-    return _load_tokenizer(TinyFamily(ModelSpec.from_name("tiny-test")).tokenizer_dir())
+    recipe = TofuSynthBenchmark().recipe()
+    return _load_tokenizer(TinyFamily(ModelSpec.from_name("tiny-test"), recipe).tokenizer_dir())
 
 
 def test_hub_loader_reads_a_local_dir_in_the_real_schema(tmp_path, tok):
     configs = ["full", "forget10", "retain90", "forget10_perturbed", "retain_perturbed",
                "real_authors_perturbed", "world_facts_perturbed", "holdout10"]
     directory = _write_hub_dir(tmp_path / "TOFU", {c: _hub_rows(c) for c in configs})
-    dm = TofuHub(path=str(directory), split="forget10", encoder=Encoder(tok, "phi"), batch_size=2)
-    dm.prepare_data()
+    bench = TofuBenchmark(path=str(directory))
+    dm = bench.datamodule("forget10", Encoder(tok, "phi"), batch_size=2)
     dm.setup("fit")
     assert len(dm.forget_set) == 3 and len(dm.retain_set) == 3
     batches = list(dm.train_dataloader())
@@ -269,10 +266,10 @@ def test_hub_loader_reads_a_local_dir_in_the_real_schema(tmp_path, tok):
     assert sorted(torch.cat([x["index"] for x in batches]).tolist()) == [0, 1, 2]
     rb = next(iter(dm.retain_loader(0)))
     assert rb["input_ids"].shape[0] == 2
-    for task, config in dm.eval_configs().items():
-        rows = dm.config(config)
+    for task, config in bench.eval_configs("forget10").items():
+        rows = bench.config(config)
         assert len(rows) == 3, task
-    assert dm.config("forget10_perturbed")[0]["perturbed_answer"][0] == "Author 0 is a baker 0."
+    assert bench.config("forget10_perturbed")[0]["perturbed_answer"][0] == "Author 0 is a baker 0."
 
 
 @pytest.mark.parametrize("case", ["missing", "missing_column", "wrong_type", "empty"])
@@ -305,10 +302,10 @@ def test_schema_errors_name_config_field_and_row(tmp_path, case):
 
 
 def test_unknown_split_lists_the_splits(tmp_path):
-    for cls in (TofuHub, TofuSynth):
-        with pytest.raises(ValueError, match="forget01, forget05, forget10") as info:
-            cls(path=str(tmp_path), split="forget20")
-        assert "'forget20'" in str(info.value)
+    for cls in (TofuBenchmark, TofuSynthBenchmark):
+        with pytest.raises(BenchmarkError, match="forget01, forget05, forget10") as info:
+            cls(path=str(tmp_path)).datamodule("forget20")
+        assert "'forget20'" in str(info.value) and "forget02" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- collation
@@ -373,7 +370,7 @@ def test_prompt_templates():
 
 
 def test_retain_loader_order_depends_on_seed(tok):
-    dm = TofuSynth(split="forget10", encoder=Encoder(tok, "phi"), batch_size=16)
+    dm = TofuSynthBenchmark().datamodule("forget10", Encoder(tok, "phi"), batch_size=16)
     dm.setup("fit")
 
     def order(seed):

@@ -26,17 +26,17 @@ def _density(masks):
 @pytest.fixture(scope="module")
 def small_dm(tiny_family):
     """The tofu-synth forget10 data, cut to 24 forget and 24 retain rows (scoring is cheap)."""
-    from unlearnbench.cli import make_datamodule
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.data.tofu import QADataset
+    from unlearnbench.data.datamodule import Rows
     from unlearnbench.models.loading import load_tokenizer
 
     spec, target = tiny_family["spec"], tiny_family["target"]
-    dm = make_datamodule("tofu-synth", "forget10", encoder=Encoder(load_tokenizer(target, spec), spec.template),
-                         batch_size=16, seed=42)
+    dm = TofuSynthBenchmark().datamodule("forget10", Encoder(load_tokenizer(target, spec), spec.template),
+                                         batch_size=16, seed=42)
     dm.setup("fit")
-    return SimpleNamespace(encoder=dm.encoder, forget_set=QADataset(dm.forget_set.rows[:24]),
-                           retain_set=QADataset(dm.retain_set.rows[:24]))
+    dm.forget_set, dm.retain_set = Rows(dm.forget_set.rows[:24]), Rows(dm.retain_set.rows[:24])
+    return dm
 
 
 def _build(tiny_family, seed=42, **params):
@@ -96,9 +96,7 @@ def test_wraps_grad_diff_and_npo(tiny_family, small_dm, tmp_path):
     npo = _build(tiny_family, inner="npo", mask="dense", inner_params={"beta": 0.2})
     assert npo.needs_reference and npo.ref_model is npo.inner.ref_model is not None
     assert npo.model is npo.inner.model and npo.inner.beta == 0.2
-    from unlearnbench.data.tofu import Collator
-
-    batch = Collator(small_dm.encoder)([small_dm.forget_set[i] for i in range(4)])
+    batch = small_dm.collator(extras=False)([small_dm.forget_set[i] for i in range(4)])
     with torch.no_grad():
         terms = npo.loss(batch)  # at θ = ref: (2/β)·log 2
     assert float(terms["loss"]) == pytest.approx(2 / 0.2 * math.log(2), rel=1e-5)
@@ -158,16 +156,15 @@ def test_score_matches_hand_computation(tiny_family, small_dm):
     # g_f is the gradient of the token-mean NLL over the whole set, whatever the batching.
     from torch.utils.data import DataLoader
 
-    from unlearnbench.data.tofu import Collator
     from unlearnbench.methods import losses
 
     method = _build(tiny_family)
     params = [p for p in method.model.parameters() if p.requires_grad]
-    one = Collator(small_dm.encoder)([small_dm.forget_set[i] for i in range(len(small_dm.forget_set))])
+    one = small_dm.collator(extras=False)([small_dm.forget_set[i] for i in range(len(small_dm.forget_set))])
     ref = torch.autograd.grad(losses.mean_nll(method.model(input_ids=one["input_ids"],
                                               attention_mask=one["attention_mask"]).logits, one["labels"]), params)
     got, seen = nll_grad(method.model, params, DataLoader(small_dm.forget_set, batch_size=5,
-                                                           collate_fn=Collator(small_dm.encoder)), "cpu")
+                                                           collate_fn=small_dm.collator(extras=False)), "cpu")
     assert seen == int(one["attention_mask"].sum())
     for a, b in zip(got, ref):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)

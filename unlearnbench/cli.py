@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from unlearnbench.registry import REGISTRIES, RegistryError, benchmarks, load_plugin
+from unlearnbench.registry import REGISTRIES, RegistryError, load_plugin
 from unlearnbench.runner.grid import GridError
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", default="tofu-synth", help="benchmark name (see `ls benchmarks`)")
-    p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
+    p.add_argument("--split", default=None,
+                   help="forget split (default: the benchmark's own, e.g. forget10 for TOFU)")
     p.add_argument("--data-dir", default=None,
                    help="local directory holding the benchmark's files (offline mirror)")
 
@@ -41,19 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", default=None, help="where to save the unlearned model")
 
-    p = sub.add_parser("eval", help="evaluate a model on the TOFU suite")
+    p = sub.add_parser("eval", help="evaluate a model with a benchmark's evaluator")
     p.add_argument("--model", required=True, help="model name or local directory")
     p.add_argument("--role", default="target", choices=["base", "target", "retain"],
                    help="which checkpoint of a named model to evaluate")
     p.add_argument("--retain-seed", type=int, default=0)
     p.add_argument("--reference-model", default=None,
-                   help="named model whose retain checkpoint gives forget quality (for a dir)")
+                   help="named model whose reference checkpoints score a local directory "
+                        "(e.g. its retain model for forget quality)")
     _add_common(p)
     p.add_argument("--out", default=None, help="output dir (summary.json, items.jsonl)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-items", type=int, default=None,
-                   help="first N rows per split (300 reproduces the 2024 TOFU code)")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluation option, e.g. --set max_items=300 (see the benchmark's eval options)")
 
     p = sub.add_parser("grid", help="run a grid YAML (methods x benchmarks x models x seeds)")
     p.add_argument("grid", help="path to a grid YAML, e.g. benchmarks/default.yaml")
@@ -73,19 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1)
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--out", required=True, help="cell directory")
-    p.add_argument("--max-items", type=int, default=None)
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluation option, e.g. --eval-set max_items=50")
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
     p.add_argument("dir")
     return parser
 
 
-def make_datamodule(benchmark: str, split: str, data_dir: str | None = None, **kwargs):
-    cls = benchmarks.get(benchmark)
-    if data_dir:
-        kwargs["path"] = data_dir
-    return cls(split=split, **kwargs)
+def _bench(args):
+    """The benchmark of a command and its forget split (the benchmark's default if none given)."""
+    from unlearnbench.benchmarks.base import get_benchmark
+
+    bench = get_benchmark(args.benchmark, getattr(args, "data_dir", None))
+    split = bench.check_split(args.split or bench.default_split)
+    return bench, split
 
 
 def cmd_ls(args) -> int:
@@ -99,21 +101,24 @@ def cmd_ls(args) -> int:
 
 
 def cmd_data(args) -> int:
-    dm = make_datamodule(args.benchmark, "forget10")
-    print(dm.path)
+    from unlearnbench.benchmarks.base import get_benchmark
+
+    print(get_benchmark(args.benchmark).path)  # a stand-in is generated on first use
     return 0
 
 
 def cmd_train(args) -> int:
-    from unlearnbench.models.loading import resolve_checkpoint
     from unlearnbench.models.specs import ModelSpec
 
     spec = ModelSpec.from_name(args.model)
+    bench, split = _bench(args)
+    args.split = split
     if args.method is None:
         for role in ("base", "target"):
-            print(f"{role}: {resolve_checkpoint(spec, role, args.split)}")
-        for seed in args.retain_seeds:
-            print(f"retain (seed {seed}): {resolve_checkpoint(spec, 'retain', args.split, seed)}")
+            print(f"{role}: {bench.checkpoint(spec, role, split)}")
+        if any(r.role == "retain" for r in bench.references):
+            for seed in args.retain_seeds:
+                print(f"retain (seed {seed}): {bench.checkpoint(spec, 'retain', split, seed)}")
         return 0
     from unlearnbench.registry import methods
 
@@ -126,24 +131,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from unlearnbench.eval.references import cached_eval, retain_reference
+    from unlearnbench.eval.references import cached_eval, compare_reference
     from unlearnbench.eval.write import write_eval
-    from unlearnbench.models.loading import resolve_checkpoint
+    from unlearnbench.methods.train import parse_sets
     from unlearnbench.models.specs import ModelSpec
 
     is_dir = Path(args.model).is_dir()
     spec = ModelSpec.from_name(args.reference_model or ("tiny" if is_dir else args.model))
-    dm = make_datamodule(args.benchmark, args.split, args.data_dir)
-    kw = {"batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "max_items": args.max_items}
-    ref = retain_reference(spec, dm, 0, eval_kwargs=kw)
-    if is_dir:
-        ckpt = args.model
+    bench, split = _bench(args)
+    options = bench.check_eval_options(parse_sets(args.set))
+    compare = compare_reference(bench, spec, split, options)
+    ckpt = args.model if is_dir else bench.checkpoint(spec, args.role, split, args.retain_seed)
+    if compare is not None and not is_dir and args.role == "retain" and args.retain_seed == 0:
+        summary, records = compare  # the reference itself: evaluated alone
     else:
-        ckpt = resolve_checkpoint(spec, args.role, args.split, args.retain_seed)
-    summary, records = cached_eval(ckpt, spec, dm, retain_ref=ref, eval_kwargs=kw)
-    out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{args.split}")
+        summary, records = cached_eval(ckpt, spec, bench, split, reference=compare, options=options)
+    out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{bench.name}-{split}")
     write_eval(out, summary, records, {"model": args.model, "checkpoint": ckpt, "role": args.role,
-                                       "benchmark": args.benchmark, "split": args.split})
+                                       "benchmark": bench.name, "split": split,
+                                       "metrics": bench.metrics(summary)})
     print(json.dumps({k: v for k, v in summary.items() if k != "cost"}, indent=2))
     print(f"wrote {out}/summary.json and items.jsonl")
     return 0
@@ -176,14 +182,20 @@ def cmd_run(args) -> int:
     from unlearnbench.report.atomic import atomic_write_json
     from unlearnbench.runner.cell import execute
 
+    from unlearnbench.runner.run import not_applicable
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    bench, split = _bench(args)
     label = args.method + "".join(f"[{s}]" for s in args.set)
     cell = {"cell_id": out.name, "kind": "cell", "method": args.method, "label": label,
-            "benchmark": args.benchmark, "split": args.split, "model": args.model, "seed": args.seed,
+            "benchmark": bench.name, "split": split, "model": args.model, "seed": args.seed,
             "params": parse_sets(args.set), "strategy": args.strategy, "devices": args.devices,
             "num_nodes": args.num_nodes, "data_dir": args.data_dir, "plugins": args.plugin,
-            "eval": {"max_items": args.max_items, "max_new_tokens": args.max_new_tokens}}
+            "eval": bench.check_eval_options(parse_sets(args.eval_set))}
+    reason = not_applicable(cell)
+    if reason is not None:
+        raise GridError(f"{reason}; choose a method that trains on {bench.shape!r} data")
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "cell.json", cell)
     rc = execute(out / "cell.json")
     result = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
@@ -212,11 +224,11 @@ COMMANDS = {"ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval
 
 
 def _user_errors() -> tuple[type, ...]:
-    """Errors printed as one line with exit status 2. ``SchemaError`` lives in a module that
-    imports Lightning (seconds): not imported up front, so `ls` stays instant; if one was
-    raised, its module is already loaded."""
-    tofu = sys.modules.get("unlearnbench.data.tofu")
-    return (RegistryError, GridError) + ((tofu.SchemaError,) if tofu is not None else ())
+    """Errors printed as one line with exit status 2 (bad names, grids, data, options)."""
+    from unlearnbench.benchmarks.base import BenchmarkError
+    from unlearnbench.data.schema import SchemaError
+
+    return (RegistryError, GridError, SchemaError, BenchmarkError)
 
 
 def main(argv: list[str] | None = None) -> int:

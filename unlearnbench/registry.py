@@ -192,8 +192,8 @@ methods = Registry("methods", {
 benchmarks = Registry(
     "benchmarks",
     {
-        "tofu": "unlearnbench.data.tofu:TofuHub",
-        "tofu-synth": "unlearnbench.data.tofu:TofuSynth",
+        "tofu": "unlearnbench.benchmarks.tofu:TofuBenchmark",
+        "tofu-synth": "unlearnbench.benchmarks.tofu:TofuSynthBenchmark",
     },
 )
 models = Registry("models", bootstrap="unlearnbench.models.specs")

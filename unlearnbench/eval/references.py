@@ -1,7 +1,8 @@
-"""Reference evaluations (target, retain, retain from another seed), computed once.
+"""Evaluations of checkpoints, and of the reference models a benchmark declares, cached.
 
-Forget quality compares a model's forget truth ratios with the retain model's; those are
-computed by the harness itself and cached on disk under a key of everything they depend on.
+Forget quality compares a model's forget truth ratios with the retain model's, PrivLeak its
+MIA AUC with the retrain model's: a benchmark's ``compare_to`` reference is evaluated once
+by the harness itself and cached on disk under a key of everything it depends on.
 """
 
 from __future__ import annotations
@@ -29,42 +30,50 @@ def _fingerprint(checkpoint) -> list | None:
                   for f in path.rglob("*") if f.is_file())
 
 
-def evaluate_checkpoint(checkpoint: str, spec, datamodule, *, retain_truth_ratios=None,
-                        retain_mia_auc=None, eval_kwargs=None, device=None):
-    """Load ``checkpoint`` and run the TOFU suite on it."""
+def encoder_for(bench, spec, tokenizer):
+    """The encoder a benchmark's data is written with for this model (its template, or the model's)."""
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.eval.tofu import evaluate_tofu
-    from unlearnbench.models.loading import load_model, load_tokenizer
 
+    return Encoder(tokenizer, bench.template or spec.template, max_len=512)
+
+
+def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=None, options=None,
+                        device=None) -> tuple[dict, list[dict]]:
+    """Load ``checkpoint`` and run ``bench``'s evaluation of ``split`` on it.
+
+    ``reference`` is the ``(summary, records)`` of the benchmark's ``compare_to`` reference;
+    ``options`` the evaluation options (validated against the benchmark's).
+    """
     import torch
 
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    options = bench.check_eval_options(dict(options or {}))
     if device is None and torch.cuda.is_available():
         device = f"cuda:{torch.cuda.current_device()}"  # each DDP rank's own GPU
     tok = load_tokenizer(checkpoint, spec)
     model = load_model(checkpoint, spec, device=device)
-    enc = Encoder(tok, spec.template, max_len=512)
-    datamodule.encoder = enc
-    return evaluate_tofu(model, enc, datamodule, retain_truth_ratios=retain_truth_ratios,
-                         retain_mia_auc=retain_mia_auc, **(eval_kwargs or {}))
+
+    def models(role: str, seed: int = 0):
+        return load_model(bench.checkpoint(spec, role, split, seed), spec, device=device)
+
+    return bench.evaluate(model, encoder_for(bench, spec, tok), split, reference=reference,
+                          models=models, **options)
 
 
-def cached_eval(checkpoint: str, spec, datamodule, *, retain_ref=None, eval_kwargs=None,
+def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, options=None,
                 device=None) -> tuple[dict, list[dict]]:
-    """``evaluate_checkpoint`` memoised on disk (checkpoint, data, split, settings)."""
-    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), data=datamodule.path,
-               split=datamodule.split, template=spec.template, eval=eval_kwargs or {},
-               retain=retain_ref[0].get("retain_key") if retain_ref else None)
+    """``evaluate_checkpoint`` memoised on disk (checkpoint files, data, split, options, reference)."""
+    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), **bench.fingerprint(split),
+               template=bench.template or spec.template, eval=bench.check_eval_options(dict(options or {})),
+               reference=reference[0].get("reference_key") if reference else None)
     path = cache_root() / "evals" / f"{key}.json"
     blob = _read_on_rank_zero(path)
     if blob is not None:
         return blob["summary"], blob["records"]
-    tr = auc = None
-    if retain_ref is not None:
-        tr = [r["truth_ratio"] for r in retain_ref[1] if r["task"] == "forget"]
-        auc = retain_ref[0].get("mia", {}).get("min_k")
-    summary, records = evaluate_checkpoint(checkpoint, spec, datamodule, retain_truth_ratios=tr,
-                                           retain_mia_auc=auc, eval_kwargs=eval_kwargs, device=device)
-    summary["retain_key"] = key
+    summary, records = evaluate_checkpoint(checkpoint, spec, bench, split, reference=reference,
+                                           options=options, device=device)
+    summary["reference_key"] = key
     if _rank() == 0:  # every rank holds the same gathered records; one writer
         atomic_write_json(path, {"summary": summary, "records": records})
     return summary, records
@@ -93,13 +102,19 @@ def _read_on_rank_zero(path: Path) -> dict | None:
     return blob[0]
 
 
-def retain_reference(spec, datamodule, seed: int = 0, eval_kwargs=None, device=None):
-    """(summary, records) of the retain model for the datamodule's forget split."""
-    from unlearnbench.models.loading import resolve_checkpoint
+def compare_reference(bench, spec, split: str, options=None, device=None):
+    """``(summary, records)`` of the reference every evaluation of ``bench`` is scored against
+    (TOFU: the retain model), computed once and cached; ``None`` when it has none."""
+    if bench.compare_to is None:
+        return None
+    ref = reference_by_name(bench, bench.compare_to)
+    ckpt = bench.checkpoint(spec, ref.role, bench.eval_split(split), ref.seed)
+    return cached_eval(ckpt, spec, bench, split, options=options, device=device)
 
-    ckpt = resolve_checkpoint(spec, "retain", datamodule.split, seed)
-    return cached_eval(ckpt, spec, datamodule, eval_kwargs=eval_kwargs, device=device)
 
-
-def retain_truth_ratios(ref) -> list[float]:
-    return [r["truth_ratio"] for r in ref[1] if r["task"] == "forget"]
+def reference_by_name(bench, name: str):
+    for ref in bench.references:
+        if ref.name == name:
+            return ref
+    raise ValueError(f"benchmark {bench.name!r} has no reference {name!r}; "
+                     f"it has {[r.name for r in bench.references]}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
+from unlearnbench.benchmarks.base import rank_world as _rank_world
 from unlearnbench.data.collate import Encoder
 from unlearnbench.eval.scoring import generate_greedy, score_pairs
 from unlearnbench.metrics import mia, tofu
@@ -19,13 +19,6 @@ from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records
 
 TASKS = ("forget", "retain", "real_authors", "world_facts")
-
-
-def _rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: int,
@@ -119,10 +112,11 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
     return summary
 
 
-def evaluate_tofu(model, encoder: Encoder, datamodule, *, retain_truth_ratios=None,
+def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ratios=None,
                   retain_mia_auc: float | None = None, batch_size: int = 32,
                   max_new_tokens: int = 200, max_items: int | None = None) -> tuple[dict, list[dict]]:
-    """Run the whole suite; returns (summary, per-item records in dataset order).
+    """Run the whole suite of ``bench`` (a TOFU benchmark) for a forget ``split``; returns
+    (summary, per-item records in dataset order).
 
     ``max_items=300`` reproduces the 2024 TOFU code's cut of each split to its first rows.
     """
@@ -131,10 +125,10 @@ def evaluate_tofu(model, encoder: Encoder, datamodule, *, retain_truth_ratios=No
     model.eval()
     records: list[dict] = []
     with CostTracker() as cost:
-        configs = dict(datamodule.eval_configs())
-        configs["holdout"] = datamodule.holdout_config
+        configs = dict(bench.eval_configs(split))
+        configs["holdout"] = bench.holdout_config(split)
         for task, config in configs.items():
-            rows = [dict(r, _index=i) for i, r in enumerate(datamodule.config(config))]
+            rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
             mine = rows[rank::world]  # every rank scores a disjoint share
             if not mine:

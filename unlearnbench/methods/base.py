@@ -26,9 +26,18 @@ class UnlearningMethod(L.LightningModule):
 
     name: str = "base"
     # Data a method declares: "retain", "idk" (refusals), "random_normal" (LLMU),
-    # "template" (FLAT). The DataModule attaches what is declared to each forget row.
+    # "template" (FLAT). The data module draws what is declared for every batch.
     needs: tuple[str, ...] = ()
     needs_reference: bool = False
+    # Data shapes the method can train on: "qa" (question/answer rows, the answer scored)
+    # and/or "text" (raw text chunks, every token scored). A grid cell whose benchmark
+    # has another shape is reported "not applicable".
+    shapes: tuple[str, ...] = ("qa",)
+
+    @classmethod
+    def supports(cls, shape: str, params: dict | None = None) -> bool:
+        """Whether this method (with these hyper-parameters) can train on data of ``shape``."""
+        return shape in cls.shapes
 
     def __init__(self, model_path: str | None = None, *, model=None, lr: float = 1e-5,
                  weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,

@@ -10,6 +10,7 @@ class GradientAscent(UnlearningMethod):
     """Gradient ascent: minimise -ℓ(y_f|x_f) on forget data (Yao et al. 2023)."""
 
     name = "ga"
+    shapes = ("qa", "text")
 
     def loss(self, batch):
         f = self.sub(batch)

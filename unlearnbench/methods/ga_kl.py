@@ -15,6 +15,7 @@ class GAKL(UnlearningMethod):
     """
 
     name = "ga_kl"
+    shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
 

@@ -14,6 +14,7 @@ class GradDiff(UnlearningMethod):
     """
 
     name = "grad_diff"
+    shapes = ("qa", "text")
     needs = ("retain",)
 
     def __init__(self, model_path: str | None = None, **kw):

@@ -14,6 +14,7 @@ class NPO(UnlearningMethod):
     """
 
     name = "npo"
+    shapes = ("qa", "text")
     needs = ()
     needs_reference = True
 

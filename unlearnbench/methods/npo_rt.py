@@ -14,6 +14,7 @@ class NPORT(UnlearningMethod):
     """
 
     name = "npo_rt"
+    shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
 

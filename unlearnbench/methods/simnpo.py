@@ -16,6 +16,7 @@ class SimNPO(UnlearningMethod):
     """
 
     name = "simnpo"
+    shapes = ("qa", "text")
     needs = ("retain",)
 
     def __init__(self, model_path: str | None = None, *, beta: float = 4.5, delta: float = 0.0,

@@ -8,20 +8,22 @@ from pathlib import Path
 
 import lightning as L
 
-from unlearnbench.data.augment import extras_for, make_augment
-from unlearnbench.data.collate import Encoder
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.registry import methods
 
-# Keys of a method config that belong to the data, not to the method's constructor.
-DATA_KEYS = ("k_random", "template")
+
+def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
+    """(method params, data params): keys the benchmark's data takes (e.g. LLMU's
+    ``k_random``, FLAT's ``template``) go to the data unless the method's constructor takes them."""
+    init = _init_args(cls)
+    data = {k: v for k, v in params.items() if k in bench.data_options and k not in init}
+    return {k: v for k, v in params.items() if k not in data}, data
 
 
 def build_method(name: str, model_path: str, seed: int, params: dict):
     cls = methods.get(name)
-    method_params = {k: v for k, v in params.items() if k not in DATA_KEYS or k in _init_args(cls)}
     try:
-        return cls(model_path=model_path, seed=seed, **method_params)
+        return cls(model_path=model_path, seed=seed, **params)
     except TypeError as exc:
         raise ValueError(f"method {name!r}: bad hyper-parameter ({exc})") from exc
 
@@ -36,8 +38,11 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
             out_dir: str | Path, seed: int = 42, params: dict | None = None,
             strategy: str = "single", devices: int = 1, num_nodes: int = 1,
             data_dir: str | None = None, precision: str | None = None,
-            max_steps: int | None = None) -> dict:
+            max_steps: int | None = None, start: str | None = None) -> dict:
     """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info.
+
+    ``start`` is the model to unlearn from instead of the target (a sequential chain's
+    previous step).
 
     ``batch_size`` is the global batch: each of the ``devices * num_nodes`` ranks gets
     ``batch_size / world`` forget (and retain) rows per step, so a run takes the same
@@ -48,8 +53,9 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
 
     import torch
 
-    from unlearnbench.cli import make_datamodule
-    from unlearnbench.models.loading import load_tokenizer, resolve_checkpoint
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.eval.references import encoder_for
+    from unlearnbench.models.loading import load_tokenizer
     from unlearnbench.runner.strategies import trainer_kwargs
 
     params = dict(params or {})
@@ -57,17 +63,17 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     kw = trainer_kwargs(strategy, devices, num_nodes)  # fails fast on a bad strategy
     world = int(kw["devices"]) * int(kw.get("num_nodes", 1))
     L.seed_everything(seed, workers=True, verbose=False)
-    target = resolve_checkpoint(spec, "target", split)
-    method = build_method(method_name, target, seed, params)
+    bench = get_benchmark(benchmark, data_dir)
+    bench.check_split(split)
+    method_params, data_params = split_params(bench, methods.get(method_name), params)
+    target = start or bench.checkpoint(spec, "target", split)
+    method = build_method(method_name, target, seed, method_params)
     if method.batch_size % world:
         raise ValueError(f"method {method_name!r}: batch_size {method.batch_size} (the global "
                          f"batch) must be divisible by the world size {world}")
     tok = load_tokenizer(target, spec)
-    needs = method.needs
-    dm = make_datamodule(benchmark, split, data_dir, encoder=Encoder(tok, spec.template),
-                         batch_size=method.batch_size // world, seed=seed, extras=extras_for(needs),
-                         augment=make_augment(needs, params.get("k_random", 5),
-                                              params.get("template", "refusal")))
+    dm = bench.datamodule(split, encoder_for(bench, spec, tok), batch_size=method.batch_size // world,
+                          seed=seed, needs=method.needs, **data_params)
     if precision is None:
         precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
     trainer = L.Trainer(max_epochs=method.epochs, max_steps=int(max_steps or -1), logger=False,

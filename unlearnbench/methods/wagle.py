@@ -12,9 +12,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader
 
-from unlearnbench.data.tofu import Collator
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod, _count_tokens
 
@@ -91,6 +89,14 @@ class WAGLE(UnlearningMethod):
 
     name = "wagle"
 
+    @classmethod
+    def supports(cls, shape: str, params: dict | None = None) -> bool:
+        """WAGLE trains on whatever its inner method trains on."""
+        from unlearnbench.registry import methods
+
+        inner = methods.get((params or {}).get("inner", "grad_diff"))
+        return isinstance(inner, type) and inner is not cls and inner.supports(shape, (params or {}).get("inner_params"))
+
     def __init__(self, model_path: str | None = None, inner: str = "grad_diff", ratio: float = 0.95,
                  gamma: float = 1e-6, mask: str = "wagle", inner_params: dict | None = None,
                  save_masks: bool = False, **kw):
@@ -125,17 +131,17 @@ class WAGLE(UnlearningMethod):
         return self.inner.loss(batch)
 
     def compute_masks(self, dm) -> dict[str, torch.Tensor]:
-        """Score every trainable weight at the current weights on ``dm.forget_set`` /
-        ``dm.retain_set``, keep the top ``ratio``; sets ``masks`` and ``mask_density``."""
+        """Score every trainable weight at the current weights on ``dm``'s forget / retain
+        data, keep the top ``ratio``; sets ``masks`` and ``mask_density``."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         if any(type(p).__name__ == "DTensor" for _, p in named):
             raise NotImplementedError("method 'wagle': FSDP-sharded parameters are not supported; use single or ddp")
-        load = lambda ds: DataLoader(ds, batch_size=self.batch_size, collate_fn=Collator(dm.encoder))  # noqa: E731
+        load = lambda which: dm.plain_loader(which, self.batch_size)  # noqa: E731
         params, kind, scores = [p for _, p in named], self.mask_kind, None
         self.model.eval()  # no dropout while scoring
         if kind == "wagle":
-            (g_f, seen_f), (g_r, seen_r) = (nll_grad(self.model, params, load(ds), self.device)
-                                            for ds in (dm.forget_set, dm.retain_set))
+            (g_f, seen_f), (g_r, seen_r) = (nll_grad(self.model, params, load(which), self.device)
+                                            for which in ("forget", "retain"))
             self._own_tokens += seen_f + seen_r
             scores = {n: wagle_score(p, g_f.pop(0), g_r.pop(0), self.gamma) for n, p in named}  # frees as it goes
         elif kind == "random":
@@ -144,7 +150,7 @@ class WAGLE(UnlearningMethod):
         elif kind == "magnitude":
             scores = {n: p.detach().abs() for n, p in named}
         elif kind == "wanda":  # |θ|·‖X‖ for Linear weights, |θ| for every other tensor
-            norms, seen = input_norms(self.model, load(dm.forget_set), self.device)
+            norms, seen = input_norms(self.model, load("forget"), self.device)
             self._own_tokens += seen
             scores = {n: p.detach().float().abs() * norms[id(p)] if id(p) in norms and p.ndim == 2
                       else p.detach().abs() for n, p in named}

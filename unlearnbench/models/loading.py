@@ -7,32 +7,6 @@ from pathlib import Path
 import torch
 
 
-def resolve_checkpoint(spec, role: str = "target", split: str = "forget10", seed: int = 0) -> str:
-    """Hub id or local dir of ``role`` ∈ {base, target, retain} for a TOFU ``split``.
-
-    Tiny models are built (or found in the cache) by the harness; real models map to
-    their public TOFU checkpoints so that no re-finetuning is needed.
-    """
-    if role not in ("base", "target", "retain"):
-        raise ValueError(f"unknown model role {role!r}; choose base, target or retain")
-    if spec.is_tiny:
-        from unlearnbench.models.tiny import TinyFamily
-
-        fam = TinyFamily(spec)
-        return str({"base": fam.base, "target": lambda: fam.target(),
-                    "retain": lambda: fam.retain(split, seed)}[role]())
-    if role == "base":
-        return spec.hub_id
-    key = "full" if role == "target" else f"retain{100 - int(split[-2:])}"
-    if key not in spec.tofu:
-        raise ValueError(f"model {spec.name!r} has no published TOFU {key} checkpoint; "
-                         f"known: {', '.join(spec.tofu) or 'none'}")
-    if seed != 0:
-        raise ValueError(f"model {spec.name!r}: only one published {key} checkpoint exists "
-                         "(seed 0); a second-seed retain model needs a fine-tune of your own")
-    return spec.tofu[key]
-
-
 def default_dtype(spec=None) -> torch.dtype:
     # bf16 on GPU as the papers train; fp32 on CPU where bf16 matmuls are slow and lossy.
     if torch.cuda.is_available():

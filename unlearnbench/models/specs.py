@@ -28,14 +28,15 @@ class TinyConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model by short name: hub ids (or a local dir), template, TOFU checkpoints."""
+    """A model by short name: hub ids (or a local dir), template, published checkpoints."""
 
     name: str
     description: str
     template: str
     hub_id: str | None = None
-    # TOFU fine-tuned checkpoints keyed by training config ("full", "retain90", ...).
-    tofu: dict[str, str] = field(default_factory=dict)
+    # Published fine-tuned checkpoints per benchmark family, e.g. {"tofu": {"full": ...,
+    # "retain90": ...}, "muse-news": {"target": ..., "retain": ...}}.
+    checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
     tiny: TinyConfig | None = None
     trust_remote_code: bool = False
     gpu_dtype: str = "bfloat16"
@@ -64,6 +65,10 @@ def _tofu(prefix: str, retains=("retain90", "retain95", "retain99")) -> dict[str
             **{r: f"open-unlearning/tofu_{prefix}_{r}" for r in retains}}
 
 
+# MUSE publishes a target and a retrained Llama-2-7b per corpus (muse-bench on the hub).
+_MUSE = {f"muse-{c.lower()}": {"target": f"muse-bench/MUSE-{c}_target",
+                               "retain": f"muse-bench/MUSE-{c}_retrain"} for c in ("News", "Books")}
+
 _TABLE = [
     ModelSpec("tiny", "Tiny Llama (4 layers, d=128) trained by the harness on the stand-ins",
               template="tiny-qa", tiny=TinyConfig()),
@@ -72,16 +77,20 @@ _TABLE = [
               tiny=TinyConfig(vocab_size=512, hidden_size=64, intermediate_size=128,
                               num_layers=2, num_heads=2, pretrain_epochs=2,
                               finetune_epochs=2, batch_size=16, replay=False)),
-    ModelSpec("llama2-7b", "Llama-2-7b-chat (TOFU's main model)", template="llama2-chat",
-              hub_id="meta-llama/Llama-2-7b-chat-hf", tofu=_tofu("Llama-2-7b-chat-hf")),
+    ModelSpec("llama2-7b", "Llama-2-7b-chat (TOFU's main model; MUSE's published targets)",
+              template="llama2-chat", hub_id="meta-llama/Llama-2-7b-chat-hf",
+              checkpoints={"tofu": _tofu("Llama-2-7b-chat-hf"), **_MUSE}),
     ModelSpec("phi-1.5", "Phi-1.5 (1.3B), TOFU's small model", template="phi",
-              hub_id="microsoft/phi-1_5", tofu=_tofu("phi-1_5")),
+              hub_id="microsoft/phi-1_5", checkpoints={"tofu": _tofu("phi-1_5")}),
     ModelSpec("llama3.2-1b", "Llama-3.2-1B-Instruct", template="llama3-chat",
-              hub_id="meta-llama/Llama-3.2-1B-Instruct", tofu=_tofu("Llama-3.2-1B-Instruct")),
+              hub_id="meta-llama/Llama-3.2-1B-Instruct",
+              checkpoints={"tofu": _tofu("Llama-3.2-1B-Instruct")}),
     ModelSpec("llama3.2-3b", "Llama-3.2-3B-Instruct", template="llama3-chat",
-              hub_id="meta-llama/Llama-3.2-3B-Instruct", tofu=_tofu("Llama-3.2-3B-Instruct")),
+              hub_id="meta-llama/Llama-3.2-3B-Instruct",
+              checkpoints={"tofu": _tofu("Llama-3.2-3B-Instruct")}),
     ModelSpec("llama3.1-8b", "Llama-3.1-8B-Instruct", template="llama3-chat",
-              hub_id="meta-llama/Llama-3.1-8B-Instruct", tofu=_tofu("Llama-3.1-8B-Instruct")),
+              hub_id="meta-llama/Llama-3.1-8B-Instruct",
+              checkpoints={"tofu": _tofu("Llama-3.1-8B-Instruct")}),
     ModelSpec("zephyr-7b", "Zephyr-7B-beta (WMDP/RMU's model)", template="zephyr-chat",
               hub_id="HuggingFaceH4/zephyr-7b-beta"),
 ]

@@ -1,8 +1,8 @@
 """The tiny model family the harness trains for the stand-ins.
 
-tokenizer (BPE on the stand-in's text) → **base** (pre-trained on the well-known facts)
-→ **target** (base fine-tuned on ``full``) and **retain** (base fine-tuned on
-``retainXX``, same recipe). Each artefact is saved with ``save_pretrained`` under a
+tokenizer (BPE on the stand-in's text) → **base** (pre-trained on general text) → the
+fine-tuned roles (TOFU: **target** on ``full``, **retain** on ``retainXX``, same recipe).
+What each is trained on is the benchmark's ``TinyRecipe``. Each artefact is saved with ``save_pretrained`` under a
 directory named by a hash of everything that determines it, so it loads exactly like a
 hub model and a second build is a cache hit.
 """
@@ -83,90 +83,84 @@ def new_model(tiny, tokenizer, seed: int):
 
 
 class TinyFamily:
-    """Builds (or finds in the cache) the tokenizer, base, target and retain models."""
+    """Builds (or finds in the cache) the tokenizer, base and fine-tuned models of a stand-in.
 
-    def __init__(self, spec, synth=None, root: Path | None = None):
-        from unlearnbench.data.tofu import synth_dir
-        from unlearnbench.data.tofu_synth import SynthConfig
+    ``recipe`` (a ``benchmarks.base.TinyRecipe``) says what each is trained on; the model
+    spec's ``TinyConfig`` (with the recipe's overrides) says how.
+    """
+
+    def __init__(self, spec, recipe, root: Path | None = None):
+        from dataclasses import replace
+
         from unlearnbench.paths import cache_root
 
         if spec.tiny is None:
             raise ValueError(f"model {spec.name!r} is not a tiny model; it has hub checkpoints")
         self.spec = spec
-        self.tiny = spec.tiny
-        self.synth = synth or SynthConfig()
-        self.data_dir = synth_dir(self.synth)
+        self.recipe = recipe
+        self.tiny = replace(spec.tiny, **recipe.tiny) if recipe.tiny else spec.tiny
         self.root = Path(root or cache_root() / "models")
 
     def _dir(self, stage: str, **parts) -> Path:
-        key = _key(tiny=asdict(self.tiny), synth=self.synth.key(), stage=stage, **parts)
+        key = _key(tiny=asdict(self.tiny), synth=self.recipe.data_key, stage=stage, **parts)
         return self.root / f"{self.spec.name}-{stage}-{key}"
-
-    def _texts(self) -> list[str]:
-        rows = []
-        for f in sorted(self.data_dir.glob("*.json")) + [self.data_dir / "extras" / "pretrain.json"]:
-            with open(f) as fh:
-                for line in fh:
-                    row = json.loads(line)
-                    for v in row.values():
-                        rows += v if isinstance(v, list) else [v]
-        return [r for r in rows if isinstance(r, str)]
 
     def tokenizer_dir(self) -> Path:
         out = self._dir("tokenizer")
-        return _build_atomically(out, lambda tmp: train_tokenizer(self._texts(), self.tiny.vocab_size, tmp))
+        return _build_atomically(out, lambda tmp: train_tokenizer(self.recipe.tokenizer_texts(),
+                                                                  self.tiny.vocab_size, tmp))
 
     def base(self) -> Path:
-        """Pre-trained on the well-known facts only (real authors, world facts)."""
+        """The base model, pre-trained on the recipe's base text."""
         out = self._dir("base")
 
         def build(tmp: Path) -> None:
-            from unlearnbench.models.finetune import fit_causal_lm, load_texts
+            from unlearnbench.models.finetune import fit_causal_lm
 
             tok = _load_tokenizer(self.tokenizer_dir())
             model = new_model(self.tiny, tok, seed=0)
-            texts = load_texts(self.data_dir / "extras" / "pretrain.json")
-            fit_causal_lm(model, tok, texts=texts, epochs=self.tiny.pretrain_epochs,
+            fit_causal_lm(model, tok, texts=self.recipe.base_texts(), epochs=self.tiny.pretrain_epochs,
                           lr=self.tiny.pretrain_lr, tiny=self.tiny, seed=0, desc="base")
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
 
         return _build_atomically(out, build)
 
-    def finetuned(self, config: str, seed: int = 0) -> Path:
-        """Base fine-tuned on a TOFU config (``full`` → target, ``retainXX`` → retain)."""
-        out = self._dir("ft", config=config, seed=seed)
+    def finetuned(self, role: str, split: str, seed: int = 0) -> Path:
+        """The base fine-tuned on what the recipe gives ``role`` for ``split`` (same recipe for all)."""
+        parts = self.recipe.ft_key(role, split) if self.recipe.ft_key else {"role": role, "split": split}
+        out = self._dir("ft", **parts, seed=seed)
 
         def build(tmp: Path) -> None:
             from transformers import AutoModelForCausalLM
 
-            from unlearnbench.data.tofu import load_config
             from unlearnbench.models.finetune import fit_causal_lm
-
-            from unlearnbench.models.finetune import load_texts
 
             base = self.base()
             tok = _load_tokenizer(base)
             model = AutoModelForCausalLM.from_pretrained(base)
-            rows = [dict(r) for r in load_config(str(self.data_dir), config)]
+            qa, texts = self.recipe.finetune(role, split)
             # Replay of the base's pre-training text: a 1M-parameter model otherwise
             # overwrites its general knowledge in fine-tuning (a 7B model keeps it by
-            # capacity), and model utility would measure that artefact. Target and retain
-            # get the same replay, so the forget set stays the only difference.
-            replay = load_texts(self.data_dir / "extras" / "pretrain.json") if self.tiny.replay else None
-            fit_causal_lm(model, tok, qa=rows, texts=replay, epochs=self.tiny.finetune_epochs,
+            # capacity), and utility would measure that artefact. Every fine-tuned role
+            # gets the same replay, so the forget data stays the only difference.
+            if self.tiny.replay:
+                texts = list(texts or []) + self.recipe.base_texts()
+            fit_causal_lm(model, tok, qa=qa, texts=texts, epochs=self.tiny.finetune_epochs,
                           lr=self.tiny.finetune_lr, tiny=self.tiny, seed=seed,
-                          template=self.spec.template, desc=f"{config} seed {seed}")
+                          template=self.spec.template, desc=f"{role} {split} seed {seed}")
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
 
         return _build_atomically(out, build)
 
-    def target(self, seed: int = 0) -> Path:
-        return self.finetuned("full", seed)
-
-    def retain(self, split: str = "forget10", seed: int = 0) -> Path:
-        return self.finetuned(f"retain{100 - int(split[-2:])}", seed)
+    def checkpoint(self, role: str, split: str, seed: int = 0) -> Path:
+        """A role the recipe fine-tunes, or else the base itself (WMDP unlearns the base)."""
+        if role in self.recipe.finetuned_roles:
+            return self.finetuned(role, split, seed)
+        if seed != 0:
+            raise ValueError(f"role {role!r} is the base model of this stand-in; it has no other seeds")
+        return self.base()
 
 
 def _load_tokenizer(path: Path):

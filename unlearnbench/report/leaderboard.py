@@ -1,4 +1,9 @@
-"""Aggregate grid results over seeds into a leaderboard and render it (Markdown, LaTeX, CSV)."""
+"""Aggregate grid results over seeds into a leaderboard and render it (Markdown, LaTeX, CSV).
+
+Columns, their better direction and the ranking rule come from each benchmark's metadata
+(stored in its results), so one results directory may hold several benchmarks: each gets
+its own table.
+"""
 
 from __future__ import annotations
 
@@ -11,68 +16,21 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_save, atomic_write_text
-from .plots import plot_tradeoff, plot_training_curves
-from .results import NUMERIC_COLUMNS, REF_ORDER, load_results, results_frame
+from .plots import plot_chains, plot_tradeoff, plot_training_curves
+from .results import COST_FIELDS, NOT_APPLICABLE, load_results, numeric_columns, results_frame
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
 BLOCK = ["benchmark", "split", "model"]
-
-# Which value of a column is best: "max", "min", "zero" (closest to 0) or "half" (closest to
-# 0.5, i.e. an MIA AUC at chance).
-BEST_DIRECTION: dict[str, str] = {
-    "forget_quality": "max",
-    "model_utility": "max",
-    "forget_rougeL": "min",
-    "retain_rougeL": "max",
-    "forget_truth_ratio": "max",
-    "retain_truth_ratio": "max",
-    "mia_min_k_auc": "half",
-    "privleak": "zero",
-    "wall_time_s": "min",
-    "tokens": "min",
-    "peak_host_mem_mib": "min",
-    "peak_accel_mem_mib": "min",
-}
-DISPLAY_COLUMNS = ["n_seeds", "forget_quality", "model_utility", "forget_rougeL", "retain_rougeL",
-                   "forget_truth_ratio", "retain_truth_ratio", "mia_min_k_auc", "privleak",
-                   "wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib"]
-_ALWAYS_SHOWN = {"n_seeds", "forget_quality", "model_utility"}
+COST_SHOWN = ["wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib"]
 _ARROW_MD = {"max": " ↑", "min": " ↓", "zero": " →0", "half": " →0.5"}
 _ARROW_TEX = {"max": r" $\uparrow$", "min": r" $\downarrow$", "zero": r" $\to 0$", "half": r" $\to 0.5$"}
 
 
-def _sort_key(row: dict[str, Any]) -> tuple:
-    block = tuple("" if pd.isna(row[c]) else str(row[c]) for c in BLOCK)
-    if row["kind"] == "ref":
-        name = row["method"] if row["method"] in REF_ORDER else row["method_label"]
-        rank = REF_ORDER.index(name) if name in REF_ORDER else len(REF_ORDER)
-        return (block, 0, rank, 0.0, str(row["method_label"]))
-    fq = row["forget_quality"]
-    return (block, 1, int(math.isnan(fq)), -fq if not math.isnan(fq) else 0.0, str(row["method_label"]))
-
-
-def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Aggregate ``results_frame`` rows with status ok into one row per (kind, method_label, benchmark, split, model).
-
-    Columns: ``kind, method, method_label, benchmark, split, model, n_seeds``, then for every
-    numeric column its mean over seeds (NaNs skipped) followed by ``<col>_std`` (sample std,
-    ddof=1; NaN when the group has a single seed). Within each benchmark/split/model block,
-    references come first (target, retain, retain-seed2, then any other), then methods by
-    forget quality descending (NaN last).
-    """
-    ok = frame[frame["status"] == "ok"]
-    rows = []
-    for keys, group in ok.groupby(KEYS, dropna=False, sort=False):
-        row: dict[str, Any] = dict(zip(KEYS, keys))
-        row["method"] = group["method"].iloc[0]
-        row["n_seeds"] = len(group)
-        for col in NUMERIC_COLUMNS:
-            row[col] = float(group[col].mean())
-            row[f"{col}_std"] = float(group[col].std()) if len(group) > 1 else math.nan
-        rows.append(row)
-    columns = ["kind", "method", "method_label", *BLOCK, "n_seeds"]
-    columns += [c for col in NUMERIC_COLUMNS for c in (col, f"{col}_std")]
-    return pd.DataFrame(sorted(rows, key=_sort_key), columns=columns).reset_index(drop=True)
+def directions(metas: dict[str, dict]) -> dict[str, str]:
+    """Column -> better direction (``max``, ``min``, ``zero``, ``half``), over every benchmark."""
+    out = {c["name"]: c["direction"] for meta in metas.values() for c in meta["columns"]
+           if c["direction"] != "none"}
+    return {**out, **{c: "min" for c in COST_FIELDS}}
 
 
 def _score(values: pd.Series, direction: str) -> pd.Series:
@@ -80,16 +38,95 @@ def _score(values: pd.Series, direction: str) -> pd.Series:
             "half": -(values - 0.5).abs()}[direction]
 
 
+def _rank_block(block: pd.DataFrame, meta: dict | None) -> pd.Series:
+    """Rank of each method row by the benchmark's ranking rule (NaN: below the utility bar)."""
+    rank = pd.Series(np.nan, index=block.index)
+    rule = (meta or {}).get("ranking")
+    methods = block[block["kind"] != "ref"]
+    if not rule or rule["forget"] not in block or rule["utility"] not in block or not len(methods):
+        return rank
+    anchor = block[(block["kind"] == "ref") & (block["method"] == rule["anchor"])]
+    bar = float(anchor[rule["utility"]].iloc[0]) * rule["min_ratio"] if len(anchor) else -math.inf
+    direction = next((c["direction"] for c in meta["columns"] if c["name"] == rule["forget"]), "max")
+    eligible = methods[methods[rule["utility"]] >= bar]
+    score = _score(eligible[rule["forget"]].astype(float), direction).fillna(-math.inf)
+    order = score.sort_values(ascending=False, kind="stable").index
+    rank.loc[order] = np.arange(1, len(order) + 1, dtype=float)
+    return rank
+
+
+def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (kind, method_label, benchmark, split, model) of the ok results.
+
+    Columns: ``kind, method, method_label, benchmark, split, model, chain, step,
+    ref_order, n_seeds, rank``, then for every metric/cost column its mean over seeds (NaNs
+    skipped) followed by ``<col>_std`` (sample std, ddof=1; NaN for a single seed). Within
+    each benchmark/split/model block the references come first (in the benchmark's order),
+    then the methods by the benchmark's ranking rule (``rank``; the methods below its
+    utility bar follow, by their forget metric).
+    """
+    numeric = numeric_columns(frame)
+    metas = frame.attrs.get("metas", {})
+    ok = frame[frame["status"] == "ok"]
+    rows = []
+    for keys, group in ok.groupby(KEYS, dropna=False, sort=False):
+        row: dict[str, Any] = dict(zip(KEYS, keys))
+        for col in ("method", "chain", "step", "ref_order"):
+            row[col] = group[col].iloc[0]
+        row["n_seeds"] = len(group)
+        for col in numeric:
+            row[col] = float(group[col].mean())
+            row[f"{col}_std"] = float(group[col].std()) if len(group) > 1 else math.nan
+        rows.append(row)
+    columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "n_seeds", "rank"]
+    columns += [c for col in numeric for c in (col, f"{col}_std")]
+    table = pd.DataFrame(rows, columns=columns)
+    parts = []
+    for _, block in table.groupby(BLOCK, dropna=False, sort=False):
+        meta = metas.get(block["benchmark"].iloc[0])
+        block = block.assign(rank=_rank_block(block, meta))
+        parts.append(_sorted_block(block, meta))
+    out = (pd.concat(parts) if parts else table).reset_index(drop=True)
+    # Plain floats / NaN (not pandas' NA) so the table reads back from its CSV unchanged.
+    for col in ("step", "ref_order"):
+        out[col] = pd.to_numeric(out[col].astype(object).where(out[col].notna(), None), errors="coerce").astype(float)
+    out["chain"] = out["chain"].astype(object).where(out["chain"].notna(), np.nan)
+    out.attrs["metas"] = metas
+    return out
+
+
+def _sorted_block(block: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
+    refs = block[block["kind"] == "ref"]
+    declared = (meta or {}).get("references", [])
+    # References in the benchmark's declared order (older results carry no ref_order).
+    order = refs["method"].map(lambda m: declared.index(m) if m in declared else len(declared))
+    own = pd.to_numeric(refs["ref_order"].astype(object).where(refs["ref_order"].notna(), None), errors="coerce")
+    refs = refs.assign(_o=own.astype(float).fillna(order.astype(float)))
+    refs = refs.sort_values(["_o", "method_label"], kind="stable").drop(columns=["_o"])
+    methods = block[block["kind"] != "ref"]
+    rule = (meta or {}).get("ranking")
+    forget = rule["forget"] if rule else None
+    if forget is None and meta and meta.get("columns"):
+        forget = meta["columns"][0]["name"]
+    if forget in methods:
+        direction = next((c["direction"] for c in meta["columns"] if c["name"] == forget), "max")
+        score = _score(methods[forget].astype(float), direction if direction != "none" else "max")
+        methods = methods.assign(_r=methods["rank"].fillna(math.inf), _s=-score.fillna(-math.inf))
+        methods = methods.sort_values(["_r", "_s", "method_label"], kind="stable").drop(columns=["_r", "_s"])
+    return pd.concat([refs, methods])
+
+
 def best_mask(table: pd.DataFrame) -> pd.DataFrame:
-    """Boolean frame (table's index × BEST_DIRECTION columns present): True where a method row holds
+    """Boolean frame (table's index × directed columns present): True where a method row holds
     the best mean in its column within its benchmark/split/model block. References never win;
     tied winners are all marked, but a column where every method ties marks none."""
-    cols = [c for c in BEST_DIRECTION if c in table.columns]
+    best = directions(table.attrs.get("metas", {}))
+    cols = [c for c in best if c in table.columns]
     mask = pd.DataFrame(False, index=table.index, columns=cols)
     methods = table[table["kind"] != "ref"]
     for _, block in methods.groupby(BLOCK, dropna=False, sort=False):
         for col in cols:
-            score = _score(block[col].astype(float), BEST_DIRECTION[col]).dropna()
+            score = _score(block[col].astype(float), best[col]).dropna()
             hit = np.isclose(score, score.max(), rtol=1e-9, atol=0.0) if len(score) else []
             # When several methods all tie (e.g. same token budget) nobody is "best".
             if len(score) and (len(score) == 1 or not hit.all()):
@@ -119,10 +156,15 @@ def _fmt(value: Any, sci: bool = False) -> str:
     return f"{v:.2e}"
 
 
-def _cell(row: pd.Series, col: str, pm: str, esc: Callable[[str], str]) -> str:
+def _sci_columns(table: pd.DataFrame) -> set[str]:
+    return {c["name"] for meta in table.attrs.get("metas", {}).values() for c in meta["columns"] if c.get("sci")}
+
+
+def _cell(row: pd.Series, col: str, pm: str, esc: Callable[[str], str], sci: bool) -> str:
     if col == "n_seeds":
         return str(int(row[col]))
-    sci = col == "forget_quality"
+    if col == "rank":
+        return "–" if pd.isna(row[col]) else str(int(row[col]))
     text = esc(_fmt(row[col], sci))
     std = row.get(f"{col}_std")
     if std is not None and not pd.isna(std) and not pd.isna(row[col]):
@@ -130,10 +172,15 @@ def _cell(row: pd.Series, col: str, pm: str, esc: Callable[[str], str]) -> str:
     return text
 
 
-def _display_columns(table: pd.DataFrame, published: dict | None) -> list[str]:
+def _display_columns(table: pd.DataFrame, benchmark: str, published: dict | None) -> list[str]:
+    meta = table.attrs.get("metas", {}).get(benchmark, {"columns": []})
+    block = table[table["benchmark"] == benchmark]
     extra = {c for vals in (published or {}).values() for c in vals}
-    cols = [c for c in DISPLAY_COLUMNS
-            if c in _ALWAYS_SHOWN or c in extra or (c in table and table[c].notna().any())]
+    cols = ["n_seeds"] + (["rank"] if meta.get("ranking") and block["rank"].notna().any() else [])
+    for c in meta["columns"]:
+        if c.get("shown", True) and (c["name"] in extra or (c["name"] in block and block[c["name"]].notna().any())):
+            cols.append(c["name"])
+    cols += [c for c in COST_SHOWN if c in block and block[c].notna().any()]
     return cols + sorted(c for c in extra if c not in cols)
 
 
@@ -142,68 +189,95 @@ def _is_multi(table: pd.DataFrame) -> bool:
 
 
 def _rows(table: pd.DataFrame, cols: list[str], esc: Callable[[str], str],
-          bold: Callable[[str], str], pm: str) -> list[list[str]]:
+          bold: Callable[[str], str], pm: str, multi: bool) -> list[list[str]]:
     mask = best_mask(table)
-    multi = _is_multi(table)
+    sci = _sci_columns(table)
     out = []
     for idx, row in table.iterrows():
         label = esc(str(row["method_label"])) + (" (ref)" if row["kind"] == "ref" else "")
-        cells = [label] + ([esc(_fmt(row[c])) for c in BLOCK] if multi else [])
+        cells = [label] + ([esc(_fmt(row[c])) for c in BLOCK[1:]] if multi else [])
         for col in cols:
-            text = _cell(row, col, pm, esc) if col in table else ""
+            text = _cell(row, col, pm, esc, col in sci) if col in table else ""
             cells.append(bold(text) if col in mask and mask.at[idx, col] else text)
         out.append(cells)
     return out
 
 
 def _headers(table: pd.DataFrame, cols: list[str], arrows: dict[str, str],
-             esc: Callable[[str], str]) -> list[str]:
-    block = list(BLOCK) if _is_multi(table) else []
-    return ["method", *block] + [esc(c) + arrows.get(BEST_DIRECTION.get(c, ""), "") for c in cols]
+             esc: Callable[[str], str], multi: bool) -> list[str]:
+    best = directions(table.attrs.get("metas", {}))
+    return ["method", *(BLOCK[1:] if multi else [])] + [esc(c) + arrows.get(best.get(c, ""), "") for c in cols]
 
 
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _benchmarks(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table["benchmark"].dropna().tolist()))
+
+
+def _ranking_text(meta: dict | None) -> str | None:
+    rule = (meta or {}).get("ranking")
+    if not rule:
+        return None
+    return (f"Rank: by `{rule['forget']}` among the methods whose `{rule['utility']}` is at least "
+            f"{rule['min_ratio']:g} × the {rule['anchor']}'s; methods below that bar are not ranked (–) "
+            "and follow, by the same metric.")
+
+
 def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
                     published: dict[str, dict[str, Any]] | None = None) -> str:
-    """Render the leaderboard as a Markdown document.
+    """Render the leaderboard as a Markdown document: one table per benchmark.
 
-    Numbers are compact (forget quality as ``1.2e-05``, others to 3 significant digits),
+    Numbers are compact (p-values as ``1.2e-05``, others to 3 significant digits),
     ``mean ± std`` where a std exists, and the best method value per column in **bold**.
     ``published`` (method_label -> column -> value) adds rows labelled "(published)";
-    a non-empty ``failures`` frame (failed ``results_frame`` rows) adds a "Failed cells" section.
+    ``failures`` (non-ok ``results_frame`` rows) adds "Failed cells" and "Not applicable".
     """
-    cols = _display_columns(table, published)
-    headers = _headers(table, cols, _ARROW_MD, str)
-    lines = ["# Leaderboard", ""]
-    if len(table) and not _is_multi(table):
-        b, s, m = (_fmt(table[c].iloc[0]) for c in BLOCK)
-        lines += [f"Benchmark `{b}` / split `{s}`, model `{m}`.", ""]
-    lines += ["Mean ± sample std over seeds; best method per column in **bold** "
-              "(references excluded); arrows give the better direction.", ""]
+    lines = ["# Leaderboard", "",
+             "Mean ± sample std over seeds; best method per column in **bold** "
+             "(references excluded); arrows give the better direction.", ""]
+    names = _benchmarks(table)
     if not len(table) and not published:
         lines += ["_No successful results._", ""]
-    else:
-        rows = _rows(table, cols, _md_escape, lambda t: f"**{t}**", " ± ")
+    for bench in names or ([None] if published else []):
+        part = table[table["benchmark"] == bench] if bench is not None else table
+        part.attrs = table.attrs
+        multi = _is_multi(part)
+        if bench is not None:
+            lines += [f"## {bench}", ""]
+            if not multi:
+                s, m = (_fmt(part[c].iloc[0]) for c in BLOCK[1:])
+                lines += [f"Split `{s}`, model `{m}`.", ""]
+            rule = _ranking_text(table.attrs.get("metas", {}).get(bench))
+            if rule:
+                lines += [rule, ""]
+        cols = _display_columns(table, bench, published) if bench is not None else ["n_seeds"]
+        headers = _headers(part, cols, _ARROW_MD, str, multi)
+        rows = _rows(part, cols, _md_escape, lambda t: f"**{t}**", " ± ", multi)
         for label, vals in (published or {}).items():
             pad = [""] * (len(headers) - len(cols) - 1)
-            cells = [_fmt(vals.get(c), c == "forget_quality") if c in vals else "" for c in cols]
+            cells = [_fmt(vals.get(c), c in _sci_columns(table)) if c in vals else "" for c in cols]
             rows.append([f"{_md_escape(str(label))} (published)", *pad, *map(_md_escape, cells)])
         lines.append("| " + " | ".join(headers) + " |")
         lines.append("|" + "|".join([":---"] * (len(headers) - len(cols)) + ["---:"] * len(cols)) + "|")
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
     if failures is not None and len(failures):
-        lines += ["## Failed cells", "", "| cell | method | error |", "|:---|:---|:---|"]
-        for _, row in failures.iterrows():
-            error = str(row.get("error") if not pd.isna(row.get("error")) else "unknown error")
-            error = error.strip().splitlines()[0] if error.strip() else "unknown error"
-            method = row.get("method_label")
-            lines.append(f"| `{_md_escape(str(row.get('cell_id')))}` | "
-                         f"{_md_escape('n/a' if pd.isna(method) else str(method))} | {_md_escape(error)} |")
-        lines.append("")
+        for title, sub in (("Failed cells", failures[failures["status"] != NOT_APPLICABLE]),
+                           ("Not applicable", failures[failures["status"] == NOT_APPLICABLE])):
+            if not len(sub):
+                continue
+            what = "reason" if title == "Not applicable" else "error"
+            lines += [f"## {title}", "", f"| cell | method | {what} |", "|:---|:---|:---|"]
+            for _, row in sub.iterrows():
+                error = str(row.get("error") if not pd.isna(row.get("error")) else "unknown error")
+                error = error.strip().splitlines()[0] if error.strip() else "unknown error"
+                method = row.get("method_label")
+                lines.append(f"| `{_md_escape(str(row.get('cell_id')))}` | "
+                             f"{_md_escape('n/a' if pd.isna(method) else str(method))} | {_md_escape(error)} |")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -216,24 +290,33 @@ def _tex_escape(text: str) -> str:
 
 
 def render_latex(table: pd.DataFrame) -> str:
-    """Render the leaderboard as a LaTeX ``tabular`` (booktabs rules); best values in ``\\textbf{}``."""
-    cols = _display_columns(table, None)
-    # Cells are escaped piecewise before markup is added, so to_latex must not escape again.
-    rows = _rows(table, cols, _tex_escape, lambda t: rf"\textbf{{{t}}}", r" $\pm$ ")
-    headers = _headers(table, cols, _ARROW_TEX, _tex_escape)
-    frame = pd.DataFrame(rows, columns=headers)
-    n_left = len(headers) - len(cols)
-    return frame.to_latex(index=False, escape=False, column_format="l" * n_left + "r" * len(cols))
+    """Render the leaderboard as LaTeX ``tabular``s (booktabs rules), one per benchmark;
+    best values in ``\\textbf{}``."""
+    out = []
+    for bench in _benchmarks(table):
+        part = table[table["benchmark"] == bench]
+        part.attrs = table.attrs
+        multi = _is_multi(part)
+        cols = _display_columns(table, bench, None)
+        # Cells are escaped piecewise before markup is added, so to_latex must not escape again.
+        rows = _rows(part, cols, _tex_escape, lambda t: rf"\textbf{{{t}}}", r" $\pm$ ", multi)
+        headers = _headers(part, cols, _ARROW_TEX, _tex_escape, multi)
+        frame = pd.DataFrame(rows, columns=headers)
+        n_left = len(headers) - len(cols)
+        out.append(f"% {_tex_escape(bench)}\n"
+                   + frame.to_latex(index=False, escape=False, column_format="l" * n_left + "r" * len(cols)))
+    return "\n".join(out)
 
 
 def write_leaderboard(grid_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                       published: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:
     """Load ``grid_dir``'s results and atomically write the leaderboard and plots into ``out_dir``.
 
-    ``out_dir`` defaults to ``grid_dir``. Writes ``leaderboard.md`` (with failed cells and
-    ``published`` numbers), ``leaderboard.csv``, ``leaderboard.tex``, ``tradeoff.png`` and
-    ``training_curves.png``; returns them keyed ``markdown, csv, latex, tradeoff,
-    training_curves``. Prints nothing.
+    ``out_dir`` defaults to ``grid_dir``. Writes ``leaderboard.md`` (with failed and
+    not-applicable cells and ``published`` numbers), ``leaderboard.csv``, ``leaderboard.tex``,
+    ``tradeoff.png``, ``training_curves.png`` and, for a grid with a chain of unlearning
+    requests, ``chain.png``; returns them keyed ``markdown, csv, latex, tradeoff,
+    training_curves[, chain]``. Prints nothing.
     """
     grid = Path(grid_dir)
     out = Path(out_dir) if out_dir is not None else grid
@@ -253,4 +336,6 @@ def write_leaderboard(grid_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     atomic_write_text(paths["latex"], render_latex(table))
     plot_tradeoff(table, paths["tradeoff"])
     plot_training_curves(grid, results, paths["training_curves"])
+    if table["chain"].notna().any():
+        paths["chain"] = plot_chains(table, out / "chain.png")
     return paths

@@ -1,4 +1,4 @@
-"""Leaderboard plots: the forget-quality / utility trade-off and per-method training curves."""
+"""Leaderboard plots: forget/utility trade-off, per-method training curves, chains of requests."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 
 from .atomic import atomic_save
-from .results import REF_ORDER
 
 FQ_FLOOR = 1e-30  # forget quality can be exactly 0; a log axis cannot show that
-_REF_STYLE = {"target": ("*", "tab:red"), "retain": ("D", "tab:green")}
+_REF_STYLE = {"target": ("*", "tab:red"), "retain": ("D", "tab:green"), "retrain": ("D", "tab:green"),
+              "base": ("*", "tab:red")}
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -44,8 +44,7 @@ def _finite(value: Any) -> bool:
 
 
 def _ref_name(row: pd.Series) -> str:
-    method = row.get("method")
-    return method if method in REF_ORDER else str(row.get("method_label"))
+    return str(row.get("method") or row.get("method_label"))
 
 
 def _block_suffix(row: pd.Series, multi: bool) -> str:
@@ -54,56 +53,104 @@ def _block_suffix(row: pd.Series, multi: bool) -> str:
     return f" [{row.get('benchmark')}/{row.get('split')}/{row.get('model')}]"
 
 
-def plot_tradeoff(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Scatter forget quality (log y) against model utility, one labelled point per leaderboard row.
-
-    Methods get error bars from ``<col>_std`` when present; target and retain references get
-    distinct markers (a reference without forget quality, like retain itself, becomes a
-    vertical line at its utility); retain-seed2 becomes a dashed "noise ceiling" line, and a
-    dotted line marks p = 0.05. Forget quality is clipped to >= 1e-30. Writes a PNG (dpi 120)
-    atomically and returns its path.
-    """
-    fig = _figure((7.5, 5.5))
-    ax = fig.subplots()
-    ax.set_yscale("log")
-    multi = len(table.drop_duplicates(["benchmark", "split", "model"])) > 1 if len(table) else False
+def _tradeoff_panel(ax, table: pd.DataFrame, x_col: str, y_col: str, multi: bool, log: bool) -> None:
+    """One benchmark's panel; ``log`` for a p-value axis (forget quality spans decades)."""
+    floor = FQ_FLOOR if log else -math.inf
+    if log:
+        ax.set_yscale("log")
     for _, row in table.iterrows():
-        x, y = row.get("model_utility"), row.get("forget_quality")
+        x, y = row.get(x_col), row.get(y_col)
         label = str(row.get("method_label")) + _block_suffix(row, multi)
         if row.get("kind") == "ref":
             name = _ref_name(row)
-            if name == "retain-seed2":
+            if name.endswith("-seed2"):  # the noise ceiling: a retain model of another seed
                 if _finite(y):
-                    ax.axhline(max(y, FQ_FLOOR), ls="--", color="tab:gray",
-                               label=f"noise ceiling ({label})")
+                    ax.axhline(max(y, floor), ls="--", color="tab:gray", label=f"noise ceiling ({label})")
                 continue
             marker, color = _REF_STYLE.get(name, ("s", "tab:gray"))
             if _finite(x) and _finite(y):
-                ax.scatter([x], [max(y, FQ_FLOOR)], marker=marker, s=160, color=color,
+                ax.scatter([x], [max(y, floor)], marker=marker, s=160, color=color,
                            edgecolors="black", zorder=4, label=f"{label} (ref)")
-                ax.annotate(label, (x, max(y, FQ_FLOOR)), textcoords="offset points",
+                ax.annotate(label, (x, max(y, floor)), textcoords="offset points",
                             xytext=(6, -12), fontsize=8, color=color)
             elif _finite(x):
-                ax.axvline(x, ls="-.", color=color, label=f"{label} (ref) utility")
+                ax.axvline(x, ls="-.", color=color, label=f"{label} (ref) {x_col}")
             continue
         if not (_finite(x) and _finite(y)):
             continue
-        y = max(y, FQ_FLOOR)
-        xs, ys = row.get("model_utility_std"), row.get("forget_quality_std")
+        y = max(y, floor)
+        xs, ys = row.get(f"{x_col}_std"), row.get(f"{y_col}_std")
         xerr = xs if _finite(xs) else None
-        # Asymmetric so the lower bar never crosses zero on the log axis.
-        yerr = [[min(ys, y - FQ_FLOOR)], [ys]] if _finite(ys) else None
+        # Asymmetric on a log axis so the lower bar never crosses zero.
+        yerr = ([[min(ys, y - floor)], [ys]] if log else ys) if _finite(ys) else None
         ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", capsize=3, zorder=3)
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    ax.axhline(0.05, ls=":", color="black", label="p = 0.05")
-    if not len(table):
-        ax.text(0.5, 0.5, "no successful results", transform=ax.transAxes, ha="center")
+    if log:
+        ax.axhline(0.05, ls=":", color="black", label="p = 0.05")
     ax.margins(x=0.1)  # room for the point labels at the edges
-    ax.set_xlabel("model utility")
-    ax.set_ylabel("forget quality (log scale)")
-    ax.set_title("Forget quality vs model utility")
+    ax.set_xlabel(x_col)
+    ax.set_ylabel(y_col + (" (log scale)" if log else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+
+
+def plot_tradeoff(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Each benchmark's forget metric against its utility metric (its ``tradeoff`` axes, e.g.
+    TOFU's forget quality on a log axis vs model utility), one labelled point per row.
+
+    Methods get error bars from ``<col>_std`` when present; target and retain references get
+    distinct markers (a reference without a forget value, like retain itself, becomes a
+    vertical line at its utility); retain-seed2 becomes a dashed "noise ceiling" line, and a
+    p-value axis gets a dotted line at p = 0.05. One panel per benchmark; writes a PNG
+    (dpi 120) atomically and returns its path.
+    """
+    metas = table.attrs.get("metas", {})
+    panels = [(b, metas[b]["tradeoff"]) for b in dict.fromkeys(table["benchmark"].dropna())
+              if b in metas and metas[b].get("tradeoff")] if len(table) else []
+    fig = _figure((7.5 * max(1, len(panels)), 5.5))
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False).ravel()
+    if not panels:
+        axes[0].text(0.5, 0.5, "no successful results", transform=axes[0].transAxes, ha="center")
+    for ax, (bench, (x_col, y_col)) in zip(axes, panels):
+        part = table[table["benchmark"] == bench]
+        multi = len(part.drop_duplicates(["benchmark", "split", "model"])) > 1
+        log = any(c["name"] == y_col and c.get("sci") for c in metas[bench]["columns"])
+        _tradeoff_panel(ax, part, x_col, y_col, multi, log)
+        ax.set_title(f"{bench}: {y_col} vs {x_col}")
+    return _save_png(fig, path)
+
+
+def plot_chains(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Each shown metric against the step of a chain of unlearning requests (MUSE's
+    scalability / sustainability): one line per method (mean ± std over seeds), the
+    references as horizontal lines. Writes a PNG atomically and returns its path."""
+    metas = table.attrs.get("metas", {})
+    chained = table[table["chain"].notna() & (table["kind"] != "ref")]
+    bench = chained["benchmark"].iloc[0]
+    cols = [c["name"] for c in metas.get(bench, {"columns": []})["columns"]
+            if c.get("shown", True) and c["name"] in chained and chained[c["name"]].notna().any()]
+    n = max(1, len(cols))
+    fig = _figure((4.6 * min(n, 3), 3.6 * math.ceil(n / 3)))
+    axes = fig.subplots(math.ceil(n / 3), min(n, 3), squeeze=False).ravel()
+    for ax in axes[len(cols):]:
+        ax.set_axis_off()
+    refs = table[(table["kind"] == "ref") & (table["benchmark"] == bench)]
+    for ax, col in zip(axes, cols):
+        for label, rows in chained.groupby("method_label", sort=True):
+            rows = rows.sort_values("step")
+            ax.errorbar(rows["step"].astype(float), rows[col], yerr=rows.get(f"{col}_std"),
+                        marker="o", capsize=3, label=str(label))
+        for _, ref in refs.drop_duplicates("method_label").iterrows():
+            if _finite(ref.get(col)):
+                ax.axhline(ref[col], ls="--", lw=1, color=_REF_STYLE.get(_ref_name(ref), ("", "tab:gray"))[1],
+                           label=f"{ref['method_label']} (ref)")
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel(f"{chained['chain'].iloc[0]} step")
+        ax.grid(alpha=0.3)
+    if len(cols):
+        axes[0].legend(fontsize=7)
+    fig.suptitle(f"{bench}: each criterion after each unlearning request")
     return _save_png(fig, path)
 
 

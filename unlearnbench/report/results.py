@@ -1,4 +1,10 @@
-"""Read a grid's ``result.json`` files (references and cells) into rows and a flat DataFrame."""
+"""Read a grid's ``result.json`` files (references and cells) into rows and a flat DataFrame.
+
+Each ok result carries its benchmark's flat ``metrics`` and ``benchmark_meta`` (the
+leaderboard columns with their better direction, the trade-off axes, the ranking rule), so
+the report needs no knowledge of any benchmark; results written before those fields existed
+are read through the benchmark registry instead.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +16,19 @@ from typing import Any
 
 import pandas as pd
 
-# Reference models in the order they are shown (and the method names the runner gives them).
-REF_ORDER = ("target", "retain", "retain-seed2")
-
-# Flat column -> key path into a result dict.
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "forget_quality": ("summary", "forget_quality"),
-    "log10_forget_quality": ("summary", "log10_forget_quality"),
-    "model_utility": ("summary", "model_utility"),
-    "forget_rougeL": ("summary", "forget", "rougeL_recall"),
-    "retain_rougeL": ("summary", "retain", "rougeL_recall"),
-    "forget_truth_ratio": ("summary", "forget", "truth_ratio"),
-    "retain_truth_ratio": ("summary", "retain", "truth_ratio"),
-    "forget_probability": ("summary", "forget", "probability"),
-    "mia_min_k_auc": ("summary", "mia", "min_k"),
-    "privleak": ("summary", "privleak"),
+# Cost of every cell (metrics.md §7): flat column -> key path, all "lower is better".
+COST_FIELDS: dict[str, tuple[str, ...]] = {
     "wall_time_s": ("cost", "wall_time_s"),
     "tokens": ("cost", "tokens"),
     "steps": ("cost", "steps"),
     "peak_host_mem_mib": ("cost", "peak_host_mem_mib"),
     "peak_accel_mem_mib": ("cost", "peak_accel_mem_mib"),
 }
-NUMERIC_COLUMNS: tuple[str, ...] = tuple(_FIELDS)
 ID_COLUMNS: tuple[str, ...] = (
     "cell_id", "kind", "method", "method_label", "benchmark", "split", "model", "seed", "status", "error",
+    "chain", "step", "ref_order",
 )
-COLUMNS: tuple[str, ...] = ID_COLUMNS + NUMERIC_COLUMNS
+NOT_APPLICABLE = "not_applicable"
 
 
 def _read_one(path: Path, kind: str) -> dict[str, Any]:
@@ -90,30 +83,87 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _flatten(result: dict[str, Any]) -> dict[str, Any]:
+def registry_meta(benchmark: str) -> dict | None:
+    """The report metadata of a registered benchmark (for results without ``benchmark_meta``)."""
+    from dataclasses import asdict
+
+    from unlearnbench.registry import RegistryError, benchmarks
+
+    try:
+        cls = benchmarks.get(benchmark)
+    except (RegistryError, KeyError):
+        return None
+    return {"columns": [asdict(c) for c in cls.columns], "tradeoff": cls.tradeoff,
+            "headline_forget": cls.headline_forget,
+            "ranking": asdict(cls.ranking) if cls.ranking else None,
+            "references": [r.name for r in cls.references], "shape": cls.shape}
+
+
+def benchmark_metas(results: list[dict[str, Any]]) -> dict[str, dict]:
+    """benchmark name -> report metadata (columns, trade-off axes, ranking, references)."""
+    metas: dict[str, dict] = {}
+    for r in results:
+        name = r.get("benchmark")
+        if name is None or name in metas:
+            continue
+        meta = r.get("benchmark_meta") or registry_meta(name)
+        if meta is not None:
+            metas[name] = meta
+    return metas
+
+
+def metric_columns(metas: dict[str, dict]) -> list[str]:
+    """Every benchmark's columns, in declaration order, without repeats."""
+    out: list[str] = []
+    for meta in metas.values():
+        out += [c["name"] for c in meta["columns"] if c["name"] not in out]
+    return out
+
+
+def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
     row = {col: result.get(col) for col in ID_COLUMNS}
+    cfg = result.get("config") or {}
+    for col in ("chain", "step", "ref_order"):
+        if row[col] is None:
+            row[col] = cfg.get(col)
     row["method_label"] = row["method_label"] or row["method"]
     if not row["status"]:
         row["status"] = "ok" if isinstance(result.get("summary"), dict) else "failed"
-    for col, keys in _FIELDS.items():
+    if row["status"] == NOT_APPLICABLE and not row["error"]:
+        row["error"] = result.get("reason")
+    metrics = result.get("metrics")
+    meta = metas.get(result.get("benchmark"))
+    if metrics is None and meta is not None:  # an older result: read its summary by the columns
+        metrics = {c["name"]: _dig(result.get("summary"), tuple(c["path"])) for c in meta["columns"]}
+    for name, value in (metrics or {}).items():
+        row[name] = _number(value)
+    for col, keys in COST_FIELDS.items():
         row[col] = _number(_dig(result, keys))
-    fq = row["forget_quality"]
-    if math.isnan(row["log10_forget_quality"]) and fq > 0:
-        row["log10_forget_quality"] = math.log10(fq)
     return row
 
 
 def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """Flatten loaded results into one row per result with the columns in ``COLUMNS``.
+    """Flatten loaded results into one row per result.
 
     Identity columns (``cell_id, kind, method, method_label, benchmark, split, model, seed,
-    status, error``) come first, then the float metric/cost columns in ``NUMERIC_COLUMNS``,
-    NaN wherever the value is missing or null. ``method_label`` falls back to ``method``;
-    ``seed`` is a nullable integer column.
+    status, error, chain, step, ref_order``) come first, then every benchmark's metric
+    columns, then the cost columns, as floats (NaN wherever a value is missing). Use
+    ``numeric_columns(frame)`` for the metric and cost column names.
     """
-    frame = pd.DataFrame.from_records([_flatten(r) for r in results], columns=list(COLUMNS))
-    for col in NUMERIC_COLUMNS:
+    metas = benchmark_metas(results)
+    numeric = metric_columns(metas) + list(COST_FIELDS)
+    frame = pd.DataFrame.from_records([_flatten(r, metas) for r in results],
+                                      columns=list(ID_COLUMNS) + numeric)
+    for col in numeric:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    seed = pd.to_numeric(frame["seed"], errors="coerce").astype(float)
-    frame["seed"] = seed.where(seed == seed.round()).astype("Int64")
+    for col in ("seed", "step", "ref_order"):
+        value = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        frame[col] = value.where(value == value.round()).astype("Int64")
+    frame.attrs["metas"] = metas
+    frame.attrs["numeric"] = numeric
     return frame
+
+
+def numeric_columns(frame: pd.DataFrame) -> list[str]:
+    """The metric and cost columns of a ``results_frame``."""
+    return list(frame.attrs.get("numeric", [c for c in frame.columns if c not in ID_COLUMNS]))

@@ -27,53 +27,76 @@ def _is_rank_zero() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def _datamodule(cell: dict):
-    from unlearnbench.cli import make_datamodule
+def _context(cell: dict):
+    """(benchmark, model spec, the compare-to reference's evaluation) of a cell."""
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.eval.references import compare_reference
+    from unlearnbench.models.specs import ModelSpec
 
-    return make_datamodule(cell["benchmark"], cell["split"], cell.get("data_dir"))
+    bench = get_benchmark(cell["benchmark"], cell.get("data_dir"))
+    spec = ModelSpec.from_name(cell["model"])
+    # Before training, so before DDP/FSDP re-launch this command on the other ranks:
+    # rank 0 evaluates (or finds) the reference alone and the others find it cached.
+    compare = compare_reference(bench, spec, cell["split"], options=cell["eval"])
+    return bench, spec, compare
+
+
+def _described(bench, summary: dict) -> dict:
+    """What the report needs besides the summary: flat metrics and the benchmark's columns."""
+    return {"metrics": bench.metrics(summary), "benchmark_meta": benchmark_meta(bench)}
+
+
+def benchmark_meta(bench) -> dict:
+    from dataclasses import asdict
+
+    return {"columns": bench.column_meta(), "tradeoff": bench.tradeoff,
+            "headline_forget": bench.headline_forget,
+            "ranking": asdict(bench.ranking) if bench.ranking else None,
+            "references": [r.name for r in bench.references], "shape": bench.shape}
 
 
 def run_reference(cell: dict, cell_dir: Path) -> dict:
-    """Evaluate a reference model (target, retain, retain-seed2) once for the grid."""
-    from unlearnbench.eval.references import cached_eval, retain_reference
-    from unlearnbench.models.loading import resolve_checkpoint
-    from unlearnbench.models.specs import ModelSpec
+    """Evaluate a reference model (target, retain, ...) once for the grid."""
+    from unlearnbench.eval.references import cached_eval, reference_by_name
 
-    spec = ModelSpec.from_name(cell["model"])
-    dm = _datamodule(cell)
-    ref = retain_reference(spec, dm, 0, eval_kwargs=cell["eval"])
-    role, seed = cell["role"], cell.get("ref_seed", 0)
-    if role == "retain" and seed == 0:
-        summary, records = dict(ref[0]), ref[1]
-        summary.pop("forget_quality", None)  # a model against itself says nothing
-        summary.pop("log10_forget_quality", None)
+    bench, spec, compare = _context(cell)
+    ref = reference_by_name(bench, cell["method"])
+    if ref.name == bench.compare_to:
+        summary, records = compare  # a model against itself says nothing: evaluated alone
     else:
-        ckpt = resolve_checkpoint(spec, role, cell["split"], seed)
-        summary, records = cached_eval(ckpt, spec, dm, retain_ref=ref, eval_kwargs=cell["eval"])
+        ckpt = bench.checkpoint(spec, ref.role, bench.eval_split(cell["split"]), ref.seed)
+        summary, records = cached_eval(ckpt, spec, bench, cell["split"], reference=compare,
+                                       options=cell["eval"])
     _write_items(cell_dir, records)
-    return {"summary": summary, "cost": summary.get("cost", {})}
+    return {"summary": summary, "cost": summary.get("cost", {}), **_described(bench, summary)}
+
+
+def start_model(cell: dict, cell_dir: Path) -> str | None:
+    """The model a sequential chain's step starts from: the previous step's unlearned model."""
+    prev = cell.get("start_from")
+    if not prev:
+        return None
+    model = cell_dir.parent / prev / "work" / "model"
+    if not (model / "config.json").exists():
+        raise FileNotFoundError(f"chain step {cell['split']!r} starts from the model of cell {prev!r}, "
+                                f"which is not at {model}; run the grid again (it re-runs that step)")
+    return str(model)
 
 
 def run_method(cell: dict, cell_dir: Path) -> dict:
-    """Unlearn the cell's target with its method, then evaluate the result."""
-    from unlearnbench.eval.references import evaluate_checkpoint, retain_reference, retain_truth_ratios
+    """Unlearn the cell's target (or a chain's previous model) with its method, then evaluate."""
+    from unlearnbench.eval.references import evaluate_checkpoint
     from unlearnbench.methods.train import unlearn
-    from unlearnbench.models.specs import ModelSpec
 
-    spec = ModelSpec.from_name(cell["model"])
+    bench, spec, compare = _context(cell)
     work = cell_dir / "work"
-    dm = _datamodule(cell)
-    # Before training, so before DDP/FSDP re-launch this command on the other ranks:
-    # rank 0 evaluates (or finds) the retain reference alone and the others find it cached.
-    ref = retain_reference(spec, dm, 0, eval_kwargs=cell["eval"])
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=cell["params"],
                    strategy=cell["strategy"], devices=cell["devices"], num_nodes=cell["num_nodes"],
-                   data_dir=cell.get("data_dir"))
+                   data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir))
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
-    summary, records = evaluate_checkpoint(
-        str(work / "model"), spec, dm, retain_truth_ratios=retain_truth_ratios(ref),
-        retain_mia_auc=ref[0].get("mia", {}).get("min_k"), eval_kwargs=cell["eval"])
+    summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
+                                           reference=compare, options=cell["eval"])
     cost = dict(info["cost"])
     cost["eval_wall_time_s"] = summary.get("cost", {}).get("wall_time_s")
     if _is_rank_zero():
@@ -82,7 +105,8 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
             shutil.move(str(work / "history.csv"), str(cell_dir / "history.csv"))
         if not cell.get("keep_model"):
             shutil.rmtree(work / "model", ignore_errors=True)
-    return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"]}
+    return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
+            **_described(bench, summary)}
 
 
 def _barrier() -> None:

@@ -21,14 +21,9 @@ from unlearnbench.runner.strategies import STRATEGIES
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
-             "devices", "num_nodes", "defaults", "tiny_defaults", "methods", "eval",
-             "references", "published", "keep_models"}
-METHOD_KEYS = {"name", "label", "params", "sweep"}
-EVAL_KEYS = {"batch_size", "max_new_tokens", "max_items"}
-# Forget splits of the built-in benchmarks (as in unlearnbench.data.tofu, which is not
-# imported here: it pulls in Lightning, and a dry run should stay instant).
-BUILTIN_SPLITS = {"tofu": ("forget01", "forget05", "forget10"),
-                  "tofu-synth": ("forget01", "forget05", "forget10")}
+             "devices", "num_nodes", "defaults", "tiny_defaults", "real_defaults", "methods", "eval",
+             "references", "published", "keep_models", "chain", "data_dir"}
+METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
 
 
 class GridError(ValueError):
@@ -52,6 +47,10 @@ class Cell:
     num_nodes: int = 1
     eval: dict = field(default_factory=dict)
     keep_model: bool = False
+    start_from: str | None = None  # a sequential chain's previous step (its cell id)
+    chain: str | None = None
+    step: int | None = None
+    data_dir: str | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -137,6 +136,36 @@ def _placement(where: str, block: dict) -> tuple[str, int, int]:
     return strategy, devices, num_nodes
 
 
+def _benchmark(where: str, name: str, kind: str):
+    """The benchmark class a grid names; a real model runs on the real benchmark a stand-in
+    stands for (``make bench MODEL=llama2-7b`` on the default grid evaluates on real TOFU)."""
+    if name not in benchmarks:
+        raise GridError(f"{where}: {benchmarks.unknown_message(name)}")
+    cls = benchmarks.get(name)
+    if kind == "real" and getattr(cls, "stand_in_for", None):
+        return _benchmark(where, cls.stand_in_for, kind)
+    return cls
+
+
+def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
+    """The forget splits of a grid, or of its ``chain:`` (name, Chain)."""
+    if raw.get("chain") is not None:
+        if raw.get("splits") is not None:
+            raise GridError(f"{where}: give either `splits` or `chain`, not both (a chain names its splits)")
+        try:
+            chain = bench_cls.chain(str(raw["chain"]))
+        except ValueError as exc:
+            raise GridError(f"{where}: {exc}") from exc
+        return list(chain.splits), (str(raw["chain"]), chain)
+    splits = [str(s) for s in _list(where, raw.get("splits"), "splits", [bench_cls.default_split])]
+    for split in splits:
+        try:
+            bench_cls.check_split(split)
+        except ValueError as exc:
+            raise GridError(f"{where}: {exc}") from exc
+    return splits, None
+
+
 def load_grid(path: str | Path, model: str | None = None) -> Grid:
     """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``)."""
     path = Path(path)
@@ -171,50 +200,56 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     _check_keys(f"{where}: real_models", real_block, {"strategy", "devices", "num_nodes"})
     real_placement = _placement(f"{where}: real_models", {**raw, **real_block}) if real_block else placement
     eval_kw = _mapping(where, raw.get("eval"), "eval")
-    _check_keys(f"{where}: eval", eval_kw, EVAL_KEYS)
     seeds = [_int(where, s, "every seed") for s in _list(where, raw.get("seeds"), "seeds", [42])]
-    splits = [str(s) for s in _list(where, raw.get("splits"), "splits", ["forget10"])]
     method_entries = _list(where, raw["methods"], "methods", [])
     refs = _mapping(where, raw.get("references"), "references")
     _check_keys(f"{where}: references", refs, {"retain_seeds"})
     for seed in _list(where, refs.get("retain_seeds"), "references.retain_seeds", [0, 1]):
-        if seed not in (0, 1):
-            raise GridError(f"{where}: references.retain_seeds holds 0 (retain) and/or 1 "
-                            f"(retain-seed2, the noise ceiling), got {seed!r}")
+        if _int(where, seed, "references.retain_seeds") < 0:
+            raise GridError(f"{where}: references.retain_seeds are training seeds >= 0, got {seed!r}")
     defaults_all = _mapping(where, raw.get("defaults"), "defaults")
-    tiny_defaults = _mapping(where, raw.get("tiny_defaults"), "tiny_defaults")
+    kind_defaults = {"tiny": _mapping(where, raw.get("tiny_defaults"), "tiny_defaults"),
+                     "real": _mapping(where, raw.get("real_defaults"), "real_defaults")}
     cells: list[Cell] = []
     for m in model_names:
         spec = models.get(m) if m in models else None
-        bench = raw["benchmark"]
-        if spec is not None and not spec.is_tiny and bench == "tofu-synth":
-            bench = "tofu"  # a real model is evaluated on the real dataset
-        if bench not in benchmarks:
-            raise GridError(f"{where}: {benchmarks.unknown_message(bench)}")
-        for split in splits:
-            if bench in BUILTIN_SPLITS and split not in BUILTIN_SPLITS[bench]:
-                raise GridError(f"{where}: unknown split {split!r} for benchmark {bench!r}; "
-                                f"choose from {', '.join(BUILTIN_SPLITS[bench])}")
-        strategy, devices, num_nodes = real_placement if spec is not None and not spec.is_tiny else placement
-        defaults = dict(defaults_all)
-        if spec is None or spec.is_tiny:
-            defaults.update(tiny_defaults)
+        kind = "tiny" if spec is None or spec.is_tiny else "real"
+        bench_cls = _benchmark(where, str(raw["benchmark"]), kind)
+        bench = bench_cls.name
+        splits, chain = _splits(where, raw, bench_cls)
+        try:
+            bench_cls.check_eval_options(eval_kw)
+        except ValueError as exc:
+            raise GridError(f"{where}: eval: {exc}") from exc
+        strategy, devices, num_nodes = real_placement if kind == "real" else placement
+        defaults = {**defaults_all, **kind_defaults[kind]}
         for entry in method_entries:
             if isinstance(entry, str):
                 entry = {"name": entry}
             if not isinstance(entry, dict) or "name" not in entry:
                 raise GridError(f"{where}: a method entry is a name or a mapping with a 'name' "
-                                f"(and label, params, sweep), got {entry!r}")
+                                f"(and label, params, sweep, tiny_params, real_params), got {entry!r}")
             entry = dict(entry)
             _check_keys(f"{where}: method {entry.get('name')!r}", entry, METHOD_KEYS)
             if entry.get("name") not in methods:
                 raise GridError(f"{where}: {methods.unknown_message(str(entry.get('name')))}")
+            # A method's recipe may differ by model kind (LLMU: the paper's 1000-step budget
+            # on real models, a scaled one on the tiny model).
+            own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
             for label, params in _sweep(entry, where):
-                for split, seed in itertools.product(splits, seeds):
-                    cell_id = "__".join(_slug(x) for x in (label, f"{bench}-{split}", Path(m).name, f"s{seed}"))
-                    cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
-                                      {**defaults, **params}, strategy, devices, num_nodes,
-                                      dict(eval_kw), bool(raw.get("keep_models", False))))
+                for seed in seeds:
+                    prev = None
+                    for step, split in enumerate(splits, 1):
+                        cell_id = "__".join(_slug(x) for x in (label, f"{bench}-{split}", Path(m).name, f"s{seed}"))
+                        sequential = chain is not None and chain[1].sequential
+                        cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
+                                          {**defaults, **params, **own}, strategy, devices, num_nodes,
+                                          dict(eval_kw),
+                                          bool(raw.get("keep_models", False)) or (sequential and step < len(splits)),
+                                          start_from=prev if sequential else None,
+                                          chain=chain[0] if chain else None, step=step if chain else None,
+                                          data_dir=raw.get("data_dir")))
+                        prev = cell_id
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

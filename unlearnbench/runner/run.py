@@ -19,7 +19,6 @@ from pathlib import Path
 from unlearnbench.report.atomic import _jsonable, atomic_write_json
 from unlearnbench.runner.grid import Cell, Grid
 
-REF_ROLES = (("target", "target", 0), ("retain", "retain", 0), ("retain-seed2", "retain", 1))
 # Cell keys that do not change a cell's numbers: a result computed under other values of
 # these is still valid.
 _NOT_CONFIG = ("plugins", "keep_model")
@@ -30,22 +29,29 @@ def _print(msg: str) -> None:
 
 
 def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
-    """Target, retain and (where it can exist) a second-seed retain per model/split of ``cells``
-    (default: every cell of the grid)."""
+    """The reference models each benchmark declares (TOFU: target, retain and, where it can
+    exist, a second-seed retain), once per benchmark / evaluated split / model of ``cells``
+    (default: every cell of the grid). ``references.retain_seeds`` keeps the retain-role
+    references of those training seeds."""
+    from unlearnbench.registry import benchmarks
+
     seeds = grid.references.get("retain_seeds", [0, 1])
     seen, refs = set(), []
     for c in grid.cells if cells is None else cells:
-        key = (c.benchmark, c.split, c.model)
+        bench = benchmarks.get(c.benchmark)
+        split = bench.eval_split(c.split)
+        key = (c.benchmark, split, c.model)
         if key in seen:
             continue
         seen.add(key)
-        for name, role, seed in REF_ROLES:
-            if role == "retain" and seed not in seeds:
+        for order, ref in enumerate(bench.references):
+            if ref.role == "retain" and ref.seed not in seeds:
                 continue
-            ref_id = f"{name}__{c.benchmark}-{c.split}__{Path(c.model).name}"
-            refs.append({"cell_id": ref_id, "kind": "ref", "method": name, "label": name,
-                         "role": role, "ref_seed": seed, "benchmark": c.benchmark, "split": c.split,
-                         "model": c.model, "seed": seed, "eval": c.eval})
+            ref_id = f"{ref.name}__{c.benchmark}-{split}__{Path(c.model).name}"
+            refs.append({"cell_id": ref_id, "kind": "ref", "method": ref.name, "label": ref.name,
+                         "role": ref.role, "ref_seed": ref.seed, "ref_order": order,
+                         "benchmark": c.benchmark, "split": split, "model": c.model, "seed": ref.seed,
+                         "eval": c.eval, "data_dir": c.data_dir})
     return refs
 
 
@@ -64,11 +70,11 @@ def _read_result(cell_dir: Path) -> dict | None:
 
 
 def cell_state(cell: dict, cell_dir: Path) -> str:
-    """``done`` (ok, same config), ``stale`` (ok, other config), ``failed`` or ``todo``."""
+    """``done`` (ok or not applicable, same config), ``stale`` (other config), ``failed`` or ``todo``."""
     result = _read_result(cell_dir)
     if result is None:
         return "todo"
-    if result.get("status") != "ok":
+    if result.get("status") not in ("ok", NOT_APPLICABLE):
         return "failed"
     if _config_key(result.get("config") or {}) != _config_key(cell):
         return "stale"
@@ -84,7 +90,7 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
     references)."""
     out_dir = Path(out_dir)
     cells = [c for c in grid.cells if not only or only in c.cell_id]
-    jobs = [("refs", r) for r in reference_cells(grid, cells)]
+    jobs = [("refs", {**r, "plugins": plugins or []}) for r in reference_cells(grid, cells)]
     jobs += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
              for c in cells]
     out = []
@@ -94,7 +100,33 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
         if state == "failed" and not retry_failed:
             state = "kept"
         out.append((sub, cell, cell_dir, state))
+    # A sequential chain's step starts from the previous step's model: a step to run whose
+    # predecessor is done but whose model is gone (deleted, or never kept) re-runs it.
+    index = {cell["cell_id"]: i for i, (_, cell, _, _) in enumerate(out)}
+    for sub, cell, cell_dir, state in out:
+        prev = cell.get("start_from")
+        if prev in index and state not in ("done", "kept"):
+            i = index[prev]
+            p_sub, p_cell, p_dir, p_state = out[i]
+            if p_state == "done" and not (p_dir / "work" / "model" / "config.json").exists():
+                out[i] = (p_sub, p_cell, p_dir, "todo")
     return out
+
+
+NOT_APPLICABLE = "not_applicable"
+
+
+def not_applicable(cell: dict) -> str | None:
+    """Why a cell's method cannot train on its benchmark's data shape, or ``None``."""
+    from unlearnbench.registry import benchmarks, methods
+
+    if cell.get("kind") == "ref":
+        return None
+    shape = benchmarks.get(cell["benchmark"]).shape
+    if methods.get(cell["method"]).supports(shape, cell.get("params")):
+        return None
+    return (f"method {cell['label']!r} does not train on {shape!r} data "
+            f"(benchmark {cell['benchmark']!r})")
 
 
 def _failed_result(cell: dict, error: str, traceback: str = "") -> dict:
@@ -137,6 +169,15 @@ def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
     return rc
 
 
+def _prune_chain_models(jobs) -> None:
+    """Delete a chain step's kept model once the step that starts from it is done."""
+    dirs = {cell["cell_id"]: cell_dir for _, cell, cell_dir, _ in jobs}
+    for _, cell, cell_dir, _ in jobs:
+        prev = cell.get("start_from")
+        if prev in dirs and (_read_result(cell_dir) or {}).get("status") == "ok":
+            shutil.rmtree(dirs[prev] / "work" / "model", ignore_errors=True)
+
+
 def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s"
@@ -172,6 +213,13 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     start, failed = time.time(), {}
     for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
         t0 = time.time()
+        reason = not_applicable(cell)
+        if reason is not None:
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(cell_dir / "result.json", {**_failed_result(cell, None), "status": NOT_APPLICABLE,
+                                                         "reason": reason})
+            log(f"[{skipped + n}/{total}] {cell['cell_id']}: not applicable ({reason})")
+            continue
         rc = _launch(cell, cell_dir, log)
         status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
         if status.get("status") != "ok":
@@ -184,6 +232,8 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
         if state == "kept":
             failed[cell["cell_id"]] = (_read_result(cell_dir) or {}).get("error")
+    if not grid.raw.get("keep_models"):
+        _prune_chain_models(jobs)
     paths = write_leaderboard(out_dir, published=grid.published)
     failed_list = [(cid, failed[cid]) for _, cell, _, _ in jobs if (cid := cell["cell_id"]) in failed]
     log(f"[grid {grid.name}] done in {_fmt(time.time() - start)}: {total - len(failed_list)} ok, "

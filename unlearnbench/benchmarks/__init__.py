@@ -1,0 +1,1 @@
+"""Benchmarks: the interface (``base``) and one module per benchmark family."""

@@ -1,0 +1,274 @@
+"""A benchmark is a plugin, like a method: one object owns everything benchmark-specific.
+
+A ``Benchmark`` subclass declares its data shape, forget splits, reference models,
+leaderboard columns (with their better direction), published numbers and, for a stand-in,
+the recipe of its tiny model family; it loads its forget/retain data and evaluates a model.
+The runner, the reference cache, the CLI and the report only talk to this interface, so
+none of them branches on a benchmark's name.
+
+Register a new benchmark like a method: ``@benchmarks.register("my-bench")`` on the class
+(from a ``--plugin`` file or an entry point in the group ``unlearnbench.benchmarks``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SHAPES = ("qa", "text")
+DIRECTIONS = ("max", "min", "zero", "half", "none")
+
+
+class BenchmarkError(ValueError):
+    """A benchmark was asked for something it does not have (split, chain, option)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: where its value sits in an evaluation summary, and which way is better.
+
+    ``direction``: ``max``/``min`` (higher/lower is better), ``zero`` (closest to 0),
+    ``half`` (closest to 0.5, an MIA AUC at chance) or ``none`` (no best marked).
+    """
+
+    name: str
+    path: tuple[str, ...]
+    direction: str = "none"
+    sci: bool = False  # printed as 1.2e-05 (p-values)
+    shown: bool = True  # in the Markdown/LaTeX tables (every column is in the CSV)
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"column {self.name!r}: direction must be one of {DIRECTIONS}, "
+                             f"got {self.direction!r}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference model evaluated once per (benchmark, split, model): its row label, the
+    checkpoint role it is (``base``, ``target``, ``retain``) and the training seed."""
+
+    name: str
+    role: str
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A sequence of unlearning requests (MUSE's scalability / sustainability).
+
+    ``sequential`` chains start each step from the previous step's unlearned model
+    (sustainability); the others start every step from the target (scalability).
+    """
+
+    splits: tuple[str, ...]
+    sequential: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How the leaderboard ranks methods: by ``forget`` among the rows whose ``utility`` is at
+    least ``min_ratio`` × the reference ``anchor``'s utility (the others are ranked after)."""
+
+    forget: str
+    utility: str
+    min_ratio: float = 0.9
+    anchor: str = "target"
+
+    def describe(self) -> str:
+        return (f"ranked by `{self.forget}` among methods whose `{self.utility}` is at least "
+                f"{self.min_ratio:g} × the {self.anchor}'s; methods below that utility are ranked after")
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """What a stand-in's tiny model family is trained on (see ``models.tiny.TinyFamily``).
+
+    ``finetune(role, split)`` returns ``(qa_rows, texts)`` a role in ``finetuned_roles`` is
+    fine-tuned on from the base; any other role is the base itself (WMDP unlearns the base).
+    ``tiny`` overrides fields of the model's ``TinyConfig`` (e.g. a longer context).
+    """
+
+    data_key: str
+    tokenizer_texts: Callable[[], list[str]]
+    base_texts: Callable[[], list[str]]
+    finetune: Callable[[str, str], tuple[list[dict] | None, list[str] | None]] | None = None
+    finetuned_roles: tuple[str, ...] = ("target", "retain")
+    tiny: dict = field(default_factory=dict)
+    ft_key: Callable[[str, str], dict] | None = None  # cache-key parts of a fine-tuned role
+
+
+class Benchmark:
+    """Base class of every benchmark (see the module docstring); subclasses fill the class attributes."""
+
+    name: str = ""
+    family: str = ""  # key into ModelSpec.checkpoints for the published checkpoints
+    shape: str = "qa"  # the data shape methods train on: "qa" or "text"
+    splits: tuple[str, ...] = ()
+    default_split: str = ""
+    references: tuple[Reference, ...] = ()
+    compare_to: str | None = None  # the reference every other evaluation is scored against
+    columns: tuple[Column, ...] = ()
+    tradeoff: tuple[str, str] | None = None  # (utility column, forget column) for the plot
+    headline_forget: str | None = None  # higher = more remembered; robustness recovery uses it
+    ranking: Ranking | None = None
+    chains: dict[str, Chain] = {}
+    published: dict[str, dict[str, float]] = {}
+    stand_in_for: str | None = None  # a stand-in names the real benchmark it stands for
+    template: str | None = None  # a prompt template of the benchmark's own (None: the model's)
+    eval_options: dict[str, Any] = {}  # evaluation options and their defaults
+    data_options: dict[str, Any] = {}  # options of the training data (method params may set them)
+
+    def __init__(self, path: str | None = None):
+        self.path = str(path) if path else self.default_path()
+
+    # -- what subclasses provide ----------------------------------------------------
+    def default_path(self) -> str:
+        """Hub id of the real dataset, or the generated directory of a stand-in."""
+        raise NotImplementedError
+
+    def forget_rows(self, split: str) -> list[dict]:
+        """Rows a method unlearns: ``{"question", "answer"}`` (qa) or ``{"text"}`` (text)."""
+        raise NotImplementedError
+
+    def retain_rows(self, split: str) -> list[dict]:
+        """Rows of the retain (normal) data, same shape as the forget rows."""
+        raise NotImplementedError
+
+    def evaluate(self, model, encoder, split: str, *, reference=None, models=None,
+                 **options) -> tuple[dict, list[dict]]:
+        """``(summary, per-item records)`` of ``model``; ``reference`` is the ``compare_to``
+        reference's own ``(summary, records)``; ``models(role)`` loads another checkpoint
+        (e.g. the original model, for fluency)."""
+        raise NotImplementedError
+
+    def recipe(self) -> TinyRecipe | None:
+        """The tiny-family recipe of a stand-in (``None``: no tiny models for this benchmark)."""
+        return None
+
+    def checkpoint_key(self, role: str, split: str) -> str:
+        """Key of ``ModelSpec.checkpoints[self.family]`` holding ``role``'s published checkpoint."""
+        return role
+
+    # -- shared behaviour -------------------------------------------------------------
+    # Class methods: the grid validates a YAML without instantiating (or generating) anything.
+    @classmethod
+    def check_split(cls, split: str) -> str:
+        if split not in cls.splits:
+            close = difflib.get_close_matches(str(split), cls.splits, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BenchmarkError(f"benchmark {cls.name!r} has no split {split!r}.{hint} "
+                                 f"Choose one of: {', '.join(cls.splits)}")
+        return split
+
+    @classmethod
+    def chain(cls, name: str) -> Chain:
+        if name not in cls.chains:
+            have = (f"it has: {', '.join(cls.chains)}" if cls.chains
+                    else "it has no chains of unlearning requests")
+            raise BenchmarkError(f"benchmark {cls.name!r} has no {name!r} chain ({have}); "
+                                 f"drop `chain: {name}` or pick a benchmark that has one")
+        return cls.chains[name]
+
+    @classmethod
+    def eval_split(cls, split: str) -> str:
+        """The split whose references and evaluation serve ``split`` (its own, by default)."""
+        return split
+
+    @classmethod
+    def check_eval_options(cls, options: dict) -> dict:
+        """``options`` over the defaults; an unknown option is an error naming the known ones."""
+        unknown = sorted(set(options) - set(cls.eval_options))
+        if unknown:
+            raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option(s) {unknown}; "
+                                 f"known: {sorted(cls.eval_options)}")
+        return {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
+
+    def fingerprint(self, split: str) -> dict:
+        """Everything an evaluation depends on besides the model and the options (cache key)."""
+        return {"benchmark": self.name, "path": self.path, "split": self.eval_split(split)}
+
+    def metrics(self, summary: dict) -> dict[str, float | None]:
+        """Flat leaderboard values of an evaluation summary, by ``columns``."""
+        return {c.name: _dig(summary, c.path) for c in self.columns}
+
+    def column_meta(self) -> list[dict]:
+        return [asdict(c) for c in self.columns]
+
+    def datamodule(self, split: str, encoder=None, *, batch_size: int = 8, seed: int = 42,
+                   needs=(), **data_params):
+        """The LightningDataModule a method trains on (see ``data.datamodule``)."""
+        from unlearnbench.data.datamodule import UnlearnDataModule
+
+        self.check_split(split)
+        unknown = sorted(set(data_params) - set(self.data_options))
+        if unknown:
+            raise BenchmarkError(f"benchmark {self.name!r}: unknown data option(s) {unknown}; "
+                                 f"known: {sorted(self.data_options) or 'none'}")
+        return UnlearnDataModule(self, split, encoder, batch_size=batch_size, seed=seed, needs=needs,
+                                 **{**self.data_options, **data_params})
+
+    def checkpoint(self, spec, role: str, split: str, seed: int = 0) -> str:
+        """Hub id or local directory of ``role`` (base, target, retain) of ``spec`` for ``split``.
+
+        Tiny models are built (or found in the cache) from the stand-in's recipe; real
+        models map to their published checkpoints, so no re-finetuning is needed.
+        """
+        if role not in ("base", "target", "retain"):
+            raise BenchmarkError(f"unknown model role {role!r}; choose base, target or retain")
+        if spec.is_tiny:
+            recipe = self.recipe()
+            if recipe is None:
+                raise BenchmarkError(f"benchmark {self.name!r} has no tiny-model recipe; "
+                                     f"tiny models run on the stand-ins (e.g. {self.name}-synth)")
+            from unlearnbench.models.tiny import TinyFamily
+
+            return str(TinyFamily(spec, recipe).checkpoint(role, split, seed))
+        if role == "base":
+            return spec.hub_id
+        published = spec.checkpoints.get(self.family, {})
+        key = self.checkpoint_key(role, split)
+        if key not in published:
+            raise BenchmarkError(f"model {spec.name!r} has no published {self.family} {key} "
+                                 f"checkpoint; known: {', '.join(published) or 'none'}")
+        if seed != 0:
+            raise BenchmarkError(f"model {spec.name!r}: only one published {self.family} {key} "
+                                 "checkpoint exists (seed 0); a second seed needs a fine-tune of your own")
+        return published[key]
+
+
+def _dig(obj: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def data_key(config) -> str:
+    """A short hash of a stand-in's generator config (a dataclass)."""
+    blob = json.dumps(asdict(config), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
+    """The registered benchmark ``name``, reading its data from ``path`` (default: its own)."""
+    from unlearnbench.registry import benchmarks
+
+    cls = benchmarks.get(name)
+    return cls(path=path)
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
+    import torch
+
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -1,0 +1,139 @@
+"""TOFU (Maini et al. 2024) and its stand-in, on the ``Benchmark`` interface.
+
+Forget splits ``forget01|05|10``; references target (fine-tuned on ``full``), retain
+(fine-tuned on ``retainXX``, the gold standard every model is compared with) and a
+retain model of another seed (the noise ceiling of forget quality).
+"""
+
+from __future__ import annotations
+
+import json
+
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config, synth_dir
+
+TOFU_COLUMNS = (
+    Column("forget_quality", ("forget_quality",), "max", sci=True),
+    Column("model_utility", ("model_utility",), "max"),
+    Column("forget_rougeL", ("forget", "rougeL_recall"), "min"),
+    Column("retain_rougeL", ("retain", "rougeL_recall"), "max"),
+    Column("forget_truth_ratio", ("forget", "truth_ratio"), "max"),
+    Column("retain_truth_ratio", ("retain", "truth_ratio"), "max"),
+    Column("mia_min_k_auc", ("mia", "min_k"), "half"),
+    Column("privleak", ("privleak",), "zero"),
+    Column("forget_probability", ("forget", "probability"), "min", shown=False),
+    Column("log10_forget_quality", ("log10_forget_quality",), "max", shown=False),
+)
+
+
+class TofuBenchmark(Benchmark):
+    """TOFU (Maini et al. 2024): fictitious-author QA, the real dataset ``locuslab/TOFU``."""
+
+    name = "tofu"
+    family = "tofu"
+    shape = "qa"
+    splits = FORGET_SPLITS
+    default_split = "forget10"
+    references = (Reference("target", "target"), Reference("retain", "retain"),
+                  Reference("retain-seed2", "retain", 1))
+    compare_to = "retain"
+    columns = TOFU_COLUMNS
+    tradeoff = ("model_utility", "forget_quality")
+    headline_forget = "forget_rougeL"
+    ranking = Ranking(forget="forget_quality", utility="model_utility", min_ratio=0.9)
+    eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None}
+    data_options = {"k_random": 5, "template": "refusal"}
+    published = {}
+
+    def __init__(self, path: str | None = None):
+        super().__init__(path)
+        self._configs: dict[str, object] = {}
+
+    def default_path(self) -> str:
+        return HUB_PATH
+
+    def config(self, name: str):
+        """One TOFU config (a validated ``datasets.Dataset``), read once."""
+        if name not in self._configs:
+            self._configs[name] = load_config(self.path, name)
+        return self._configs[name]
+
+    @staticmethod
+    def retain_config(split: str) -> str:
+        return f"retain{100 - int(split[-2:])}"
+
+    @staticmethod
+    def holdout_config(split: str) -> str:
+        return f"holdout{split[-2:]}"
+
+    @staticmethod
+    def eval_configs(split: str) -> dict[str, str]:
+        """TOFU task -> config evaluated for it (metrics.md §1)."""
+        return {"forget": f"{split}_perturbed", "retain": "retain_perturbed",
+                "real_authors": "real_authors_perturbed", "world_facts": "world_facts_perturbed"}
+
+    def forget_rows(self, split: str) -> list[dict]:
+        return [dict(r) for r in self.config(self.check_split(split))]
+
+    def retain_rows(self, split: str) -> list[dict]:
+        return [dict(r) for r in self.config(self.retain_config(self.check_split(split)))]
+
+    def checkpoint_key(self, role: str, split: str) -> str:
+        return "full" if role == "target" else self.retain_config(split)
+
+    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, **options):
+        from unlearnbench.eval.tofu import evaluate_tofu
+
+        tr = auc = None
+        if reference is not None:
+            tr = [r["truth_ratio"] for r in reference[1] if r["task"] == "forget"]
+            auc = reference[0].get("mia", {}).get("min_k")
+        return evaluate_tofu(model, encoder, self, split, retain_truth_ratios=tr,
+                             retain_mia_auc=auc, **options)
+
+
+class TofuSynthBenchmark(TofuBenchmark):
+    """TOFU stand-in: generated fictitious authors with TOFU's exact configs and fields."""
+
+    name = "tofu-synth"
+    stand_in_for = "tofu"
+
+    def __init__(self, path: str | None = None, synth=None):
+        from unlearnbench.data.tofu_synth import SynthConfig
+
+        self.synth = synth or SynthConfig()
+        super().__init__(path)
+
+    def default_path(self) -> str:
+        return str(synth_dir(self.synth))
+
+    def _tokenizer_texts(self) -> list[str]:
+        from pathlib import Path
+
+        root = Path(self.path)
+        rows = []
+        for f in sorted(root.glob("*.json")) + [root / "extras" / "pretrain.json"]:
+            with open(f) as fh:
+                for line in fh:
+                    for v in json.loads(line).values():
+                        rows += v if isinstance(v, list) else [v]
+        return [r for r in rows if isinstance(r, str)]
+
+    def _base_texts(self) -> list[str]:
+        from pathlib import Path
+
+        from unlearnbench.models.finetune import load_texts
+
+        return load_texts(Path(self.path) / "extras" / "pretrain.json")
+
+    def _finetune(self, role: str, split: str):
+        config = "full" if role == "target" else self.retain_config(split)
+        return [dict(r) for r in load_config(self.path, config)], None
+
+    def recipe(self) -> TinyRecipe:
+        return TinyRecipe(
+            data_key=self.synth.key(), tokenizer_texts=self._tokenizer_texts,
+            base_texts=self._base_texts, finetune=self._finetune,
+            # The cache key of a fine-tuned model names its TOFU config (full, retain90, ...).
+            ft_key=lambda role, split: {"config": "full" if role == "target" else self.retain_config(split)},
+        )

@@ -1,0 +1,5 @@
+"""The error every benchmark loader raises for data that does not have the declared schema."""
+
+
+class SchemaError(ValueError):
+    """A dataset, config, split, field or row is missing or malformed; the message names it."""
