@@ -53,6 +53,7 @@ class HallucinationData:
 
     @property
     def heldout(self) -> list[dict]:
+        """Held-out items (the test part) that the hallucination rate is measured on."""
         return self.items["test"]
 
 

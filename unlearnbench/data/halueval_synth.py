@@ -49,6 +49,7 @@ class SynthConfig:
     n_normal: int = 60
 
     def key(self) -> str:
+        """Short hash of the config, naming its directory in the cache."""
         blob = json.dumps({"kind": "halueval-synth", **asdict(self)}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

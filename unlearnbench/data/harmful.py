@@ -178,10 +178,12 @@ class HarmfulData:
 
     @property
     def forget_prompts(self) -> list[str]:
+        """Harmful prompts whose unsafe responses are forgotten (the train part)."""
         return self.prompts["train"]
 
     @property
     def unseen_prompts(self) -> list[str]:
+        """Harmful prompts never trained on (the test part)."""
         return self.prompts["test"]
 
 

@@ -101,6 +101,7 @@ class SynthConfig:
     repeat_fraction: float = 0.25  # harmful prompts that get a second row, as PKU repeats prompts
 
     def key(self) -> str:
+        """Short hash of the config, naming its directory in the cache."""
         blob = json.dumps({"kind": "harmful-synth", **asdict(self)}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
