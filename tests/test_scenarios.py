@@ -454,3 +454,16 @@ def test_evaluate_hallucination_records_reproduce_summary(random_model, halueval
     assert [r["question"] for r in records[:4]] == [it["question"] for it in data.heldout[:4]]
     two_summary, two_records = _two_rank_summary(monkeypatch, run)
     assert two_records == records and _drop_cost(two_summary) == _drop_cost(summary)
+
+
+def test_hub_classifier_judge_adds_a_pad_token_when_missing(tmp_path):
+    tok = _tiny_tokenizer(tmp_path)
+    path, model = _classifier_dir(tmp_path, tok, 1, None)
+    tok_nopad = type(tok).from_pretrained(path)
+    tok_nopad.pad_token = None
+    tok_nopad.save_pretrained(path)
+    texts = [judges.PKU_QA_FORMAT.format(prompt=p, response=r) + tok.eos_token for p, r in zip(PROMPTS, RESPONSES)]
+    expect = torch.sigmoid(_logits_one_by_one(model, tok, texts)[:, 0])  # unpadded: pools the final EOS
+    j = judges.HubClassifierJudge(str(path), input_format="pku", batch_size=3)
+    assert j.score(PROMPTS, RESPONSES) == pytest.approx(expect.tolist(), abs=1e-5)
+    assert j._tokenizer.pad_token_id not in (j._tokenizer.eos_token_id, None)

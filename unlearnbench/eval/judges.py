@@ -110,7 +110,10 @@ class HubClassifierJudge(Judge):
                 f"({type(exc).__name__}: {first[:160]}); pass a hub name you can download or a "
                 "local directory written by save_pretrained (model + tokenizer)") from None
         if tok.pad_token is None:
-            tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+            # A dedicated pad token, as PKU's wrapper adds: sequence classifiers pool the last
+            # token that is not the pad id, so pad = EOS would pool the token before a final EOS.
+            tok.add_special_tokens({"pad_token": "<pad>"})
+            model.resize_token_embeddings(len(tok))
         model.config.pad_token_id = tok.pad_token_id
         self._label_index = self._resolve_label(model.config)
         model.eval()
