@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
     p.add_argument("dir")
+
+    p = sub.add_parser("compare", help="do two results dirs agree within their stated spread over seeds?")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--k", type=float, default=2.0, help="tolerance in units of the seed std (default 2)")
+    p.add_argument("--out", default=None, help="also write the report (Markdown) here")
     return parser
 
 
@@ -219,7 +225,22 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
-COMMANDS = {"ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
+def cmd_compare(args) -> int:
+    from unlearnbench.report.atomic import atomic_write_text
+    from unlearnbench.report.compare import compare, render
+
+    for d in (args.a, args.b):
+        if not any((Path(d) / sub).is_dir() for sub in ("refs", "cells")):
+            raise GridError(f"{d} holds no grid results (no refs/ or cells/ directory)")
+    rows, problems = compare(args.a, args.b, k=args.k)
+    text = render(rows, problems, args.a, args.b, args.k)
+    print(text)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    return 0 if rows and all(r.agree for r in rows) and not problems else 1
+
+
+COMMANDS = {"compare": cmd_compare, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
             "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard}
 
 
