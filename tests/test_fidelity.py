@@ -38,3 +38,16 @@ def test_warmup_matches_transformers_scheduler():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     hf = get_linear_schedule_with_warmup(opt, 3, 7)
     assert _lrs(3, 7, 9) == pytest.approx([hf.lr_lambdas[0](s) for s in range(9)], abs=1e-12)
+
+
+def test_simnpo_delta_is_the_public_codes_delta_times_beta():
+    """The SimNPO docstring's claim: open-unlearning / the authors' code compute
+    −(2/β)·logσ(β·(S/|y| − δ_code)); ours with δ = β·δ_code is the same number."""
+    from unlearnbench.methods import losses
+
+    s, n = torch.tensor([6.0, 2.5]), torch.tensor([4, 5])
+    beta, d_code = 4.5, 0.3
+    theirs = (-torch.nn.functional.logsigmoid(beta * (s / n - d_code)) * 2 / beta).mean()
+    assert float(losses.simnpo_loss(s, n, beta=beta, delta=beta * d_code)) == pytest.approx(float(theirs), rel=1e-6)
+    # and not with the same number: the conventions really differ when δ ≠ 0
+    assert float(losses.simnpo_loss(s, n, beta=beta, delta=d_code)) != pytest.approx(float(theirs), rel=1e-3)
