@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from unlearnbench.methods.wagle import MASKS, WAGLE, nll_grad, top_fraction, wagle_score
+from unlearnbench.methods.wagle import (MASKS, WAGLE, decoder_linears, input_norms, nll_grad, top_fraction,
+                                        top_per_row, wagle_score)
 
 
 def _params(path):
@@ -182,15 +183,28 @@ def test_baseline_masks(tiny_family, small_dm):
             assert all(bool(m.all()) for m in masks[kind].values()) and method.mask_density == 1.0
             assert any(g["weight_decay"] > 0 for g in method.param_groups())  # the inner's own groups
         else:
-            assert abs(_density(masks[kind]) - 0.4) <= 1e-3
+            if kind != "wanda":  # wanda: ratio of each compared row, checked below
+                assert abs(_density(masks[kind]) - 0.4) <= 1e-3
             assert all(g["weight_decay"] == 0 for g in method.param_groups())
     # magnitude: one global threshold on |θ|.
     theta = dict(method.model.named_parameters())
     kept = torch.cat([theta[n].detach().abs()[m] for n, m in masks["magnitude"].items()])
     dropped = torch.cat([theta[n].detach().abs()[~m] for n, m in masks["magnitude"].items()])
     assert kept.min() >= dropped.max()
-    # wanda weighs Linear weights by the input-activation norm, so it differs from magnitude.
-    assert any(not torch.equal(masks["wanda"][n], masks["magnitude"][n]) for n in masks["wanda"])
+    # wanda: 0.4 of every output row of every decoder-block Linear; the other tensors are
+    # not compared and always updated (the WAGLE authors' code), so the overall density is higher.
+    linears = decoder_linears(method.model)
+    assert linears and set(linears) < set(masks["wanda"])
+    for n, m in masks["wanda"].items():
+        if n in linears:
+            assert (m.sum(dim=1) == round(0.4 * m.shape[1])).all(), n
+        else:
+            assert m.all(), n
+    compared = sum(masks["wanda"][n].numel() for n in linears)
+    assert sum(int(masks["wanda"][n].sum()) for n in linears) / compared == pytest.approx(0.4, abs=0.01)
+    assert _density(masks["wanda"]) > 0.45
+    # and it weighs |W| by the input-activation norm, so it differs from a per-row |W| ranking.
+    assert any(not torch.equal(masks["wanda"][n], top_per_row(theta[n].detach().abs(), 0.4)) for n in linears)
     # random: reproducible with the same seed, different with another.
     again = _build(tiny_family, mask="random", ratio=0.4, seed=7).compute_masks(small_dm)
     other = _build(tiny_family, mask="random", ratio=0.4, seed=8).compute_masks(small_dm)
@@ -204,7 +218,12 @@ def test_baseline_masks(tiny_family, small_dm):
     ({"ratio": 1.5}, r"ratio .* \(0, 1\]"),
     ({"gamma": 0}, "gamma"),
     ({"inner": "wagle"}, "cannot wrap itself"),
-    ({"inner_params": {"lr": 1e-4}, "lr": 1e-5}, "both directly and in inner_params"),
+    ({"inner_params": {"lambda_retain": 0.5}, "lambda_retain": 1.0}, "both directly and in inner_params"),
+    # Loop settings WAGLE runs itself would be silently ignored inside the inner method.
+    ({"inner_params": {"lr": 1e-4}}, r"inner_params \['lr'\] is a shared training-loop setting .* set lr at the top level"),
+    ({"inner_params": {"epochs": 2, "grad_clip": 0.5}}, r"\['epochs', 'grad_clip'\] are shared .* set epochs, grad_clip at the top"),
+    ({"inner_params": {"batch_size": 8}}, "batch_size at the top level"),
+    ({"inner_params": {"k_random": 2}}, "k_random at the top level"),
 ])
 def test_bad_options(tiny_family, params, match):
     with pytest.raises(ValueError, match=match):
@@ -216,3 +235,50 @@ def test_unknown_inner_names_the_known_methods(tiny_family):
 
     with pytest.raises(RegistryError, match="Known methods: .*grad_diff"):
         WAGLE(tiny_family["target"], inner="nope")
+
+
+def test_top_per_row_by_hand():
+    s = torch.tensor([[3.0, 1.0, 2.0, 0.5],
+                      [1.0, 1.0, 1.0, 4.0]])
+    # keep round(0.5·4) = 2 per row: row 0 keeps 3 and 2; row 1 keeps 4 and, of the tied 1s,
+    # the last (Wanda's stable ascending sort prunes the lower column indices first).
+    assert top_per_row(s, 0.5).tolist() == [[True, False, True, False], [False, False, True, True]]
+    # ratio 0.9 of 10 columns keeps 9: int(10·(1 − 0.9)) would prune 0 through float rounding
+    assert int(top_per_row(torch.arange(10.0)[None], 0.9).sum()) == 9
+
+
+def test_wanda_scores_rows_of_decoder_linears_with_input_norms(tiny_family, small_dm):
+    """‖X_j‖₂ of q_proj's input = input_layernorm(hidden state entering the block), over the
+    non-padding tokens, computed here from output_hidden_states; then each row of q_proj
+    keeps its top ratio of |W|·‖X‖ — and the other tensors are not masked."""
+    from unlearnbench.data.tofu import Collator
+
+    method = _build(tiny_family, mask="wanda", ratio=0.6)
+    masks = method.compute_masks(small_dm)
+    model = method.model
+    batch = Collator(small_dm.encoder)([small_dm.forget_set[i] for i in range(len(small_dm.forget_set))])
+    got, seen = input_norms(model, [(batch, 1.0)], "cpu")
+    assert seen == int(batch["attention_mask"].sum())
+    with torch.no_grad():
+        hs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   output_hidden_states=True).hidden_states
+        keep = batch["attention_mask"].bool()
+        for i, layer in enumerate(model.model.layers):
+            x = layer.input_layernorm(hs[i])[keep]  # [tokens, d]
+            want = x.pow(2).sum(0).sqrt()
+            name = f"model.layers.{i}.self_attn.q_proj.weight"
+            assert torch.allclose(got[name], want, rtol=1e-4), name
+            score = layer.self_attn.q_proj.weight.abs() * want
+            m = masks[name]
+            assert (m.sum(1) == round(0.6 * m.shape[1])).all()
+            for row in range(m.shape[0]):  # within each row the kept scores are the highest
+                assert score[row][m[row]].min() >= score[row][~m[row]].max() - 1e-6
+    # embeddings (tied to lm_head in the tiny models) and norms: never compared, always updated
+    assert masks["model.embed_tokens.weight"].all() and masks["model.norm.weight"].all()
+    stats = method.mask_stats
+    assert stats["compared_density"] == pytest.approx(0.6, abs=0.01) and stats["density"] > 0.6
+
+
+def test_inner_params_keep_the_inner_loss_weights(tiny_family):
+    gd = _build(tiny_family, inner="grad_diff", mask="dense", inner_params={"lambda_retain": 0.25})
+    assert gd.inner.lambda_retain == 0.25
