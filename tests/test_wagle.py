@@ -220,8 +220,10 @@ def test_baseline_masks(tiny_family, small_dm):
     ({"inner": "wagle"}, "cannot wrap itself"),
     ({"inner_params": {"lambda_retain": 0.5}, "lambda_retain": 1.0}, "both directly and in inner_params"),
     # Loop settings WAGLE runs itself would be silently ignored inside the inner method.
-    ({"inner_params": {"lr": 1e-4}}, r"inner_params \['lr'\] is a shared training-loop setting .* set lr at the top level"),
-    ({"inner_params": {"epochs": 2, "grad_clip": 0.5}}, r"\['epochs', 'grad_clip'\] are shared .* set epochs, grad_clip at the top"),
+    ({"inner_params": {"lr": 1e-4}},
+     r"inner_params \['lr'\] is a shared training-loop setting .* set lr at the top level"),
+    ({"inner_params": {"epochs": 2, "grad_clip": 0.5}},
+     r"\['epochs', 'grad_clip'\] are shared .* set epochs, grad_clip at the top"),
     ({"inner_params": {"batch_size": 8}}, "batch_size at the top level"),
     ({"inner_params": {"k_random": 2}}, "k_random at the top level"),
 ])

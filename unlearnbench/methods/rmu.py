@@ -55,7 +55,10 @@ MLP_OUT = ("mlp.down_proj.weight", "mlp.fc2.weight")
 
 
 def default_layers(n_layers: int) -> tuple[int, list[int]]:
-    """(hooked layer, updated layers) for ``n_layers`` decoder layers: WMDP's 7 and 5-7, at the same relative depth below 32 layers."""
+    """(hooked layer, updated layers) for ``n_layers`` decoder layers: WMDP's 7 and 5-7, or its relative depth.
+
+    ``layer = min(7, round_half_up(7·n_layers/32))``, updated layers ``layer-2 .. layer`` (≥ 0).
+    """
     if n_layers < 1:
         raise ValueError(f"method 'rmu': the model has {n_layers} decoder layers; RMU needs at least 1")
     layer = min(WMDP_LAYER, math.floor(WMDP_LAYER * n_layers / WMDP_DEPTH + 0.5))

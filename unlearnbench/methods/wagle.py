@@ -254,10 +254,12 @@ class WAGLE(UnlearningMethod):
                 (g_f, seen_f), (g_r, seen_r) = (nll_grad_sharded(self.model, params, batches(ds), self.device, world)
                                                 for ds in (dm.forget_set, dm.retain_set))
             self._own_tokens += seen_f + seen_r
-            scores = {n: wagle_score(_local(p), g_f.pop(0), g_r.pop(0), self.gamma) for n, p in named}  # frees as it goes
+            # pop: each gradient is freed once scored
+            scores = {n: wagle_score(_local(p), g_f.pop(0), g_r.pop(0), self.gamma) for n, p in named}
         elif kind == "random":  # the full tensors from one generator, so any sharding gives the same mask
             gen = torch.Generator().manual_seed(self.seed)
-            scores = {n: row_block(torch.rand(p.shape, generator=gen), rank, world).to(self.device) for n, p in named}
+            scores = {n: row_block(torch.rand(p.shape, generator=gen), rank, world).to(self.device)
+                      for n, p in named}
         elif kind == "magnitude":
             scores = {n: _local(p).detach().abs() for n, p in named}
         elif kind == "wanda":
@@ -267,7 +269,8 @@ class WAGLE(UnlearningMethod):
             kept = {n: top_per_row(_local(p).detach().float().abs() * norms[n], self.ratio) if n in compared
                     else torch.ones_like(_local(p), dtype=torch.bool) for n, p in named}
         if scores is not None:
-            kept = top_fraction_sharded(scores, self.ratio, group) if mesh is not None else top_fraction(scores, self.ratio)
+            kept = (top_fraction_sharded(scores, self.ratio, group) if mesh is not None
+                    else top_fraction(scores, self.ratio))
         self.masks = {n: kept[n].to(_local(p).device) if kept else torch.ones_like(_local(p), dtype=torch.bool)
                       for n, p in named}
         dist = torch.distributed
