@@ -125,7 +125,7 @@ def test_plugin_benchmark_runs_through_grid(plugin, tmp_path):
     assert list(table["method_label"]) == ["target", "ga"]
     # A resumed grid skips both the finished and the not-applicable cell.
     again = _run("--plugin", str(plugin), "grid", str(_grid(tmp_path)), "--out", str(out))
-    assert again.returncode == 0 and again.stdout.count("already done") == 3, again.stdout
+    assert again.returncode == 0 and again.stdout.count("[skip]") == 3 and "0 to run" in again.stdout, again.stdout
 
 
 def test_sequential_chain_starts_each_step_from_the_previous_model(plugin, tmp_path):

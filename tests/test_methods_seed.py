@@ -110,11 +110,12 @@ def test_rmu_end_to_end_default_layers(run, tiny_family):
     info, hist, model_dir = run("rmu", "rmu")
     _check_run(info, hist, model_dir, "rmu", n_steps=2)
     assert hist[0]["retain"] == pytest.approx(0.0, abs=1e-6)  # θ = ref at step 0
-    # tiny-test has 2 layers: layer 1, update_layers [0, 1]; embeddings and norm stay.
+    # tiny-test has 2 layers: 7/32 of the depth is layer 0 (rmu.default_layers), and only
+    # its MLP down projection moves, as WMDP's param_ids=[6]; everything else stays.
     before, after = _load(tiny_family["target"]).state_dict(), _load(model_dir).state_dict()
     for name in before:
         same = torch.equal(before[name], after[name])
-        assert same == (not name.startswith("model.layers.")), name
+        assert same == (name != "model.layers.0.mlp.down_proj.weight"), name
 
 
 # ----------------------------------------------------------------------------- 2. fidelity
@@ -212,15 +213,16 @@ def _mse(a, b, mask):
 
 
 def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, tiny_family):
-    """Run with layer 1 and only layer 1 updated: forget MSE to c·u/‖u‖ decreases; retain
-    activations stay close to the reference; every parameter outside layer 1 is unchanged."""
+    """Run with layer 1 and only layer 1's MLP down projection updated (default c = 20,
+    α = 100): forget MSE to c·u/‖u‖ decreases; retain activations stay close to the
+    reference; every other parameter is unchanged."""
     from unlearnbench.methods.rmu import RMU
 
     _, hist, model_dir = run("rmu-l1", "rmu", layer=1, update_layers=[1], **FAST)
     control = RMU(model_path=tiny_family["target"], seed=SEED, layer=1).control
     g = torch.Generator().manual_seed(SEED)
-    assert torch.equal(control, losses.rmu_control_vector(control.numel(), 6.5, g))
-    assert control.norm().item() == pytest.approx(6.5, rel=1e-5)
+    assert torch.equal(control, losses.rmu_control_vector(control.numel(), 20.0, g))
+    assert control.norm().item() == pytest.approx(20.0, rel=1e-5)
 
     dm = _datamodule(tiny_family, ("retain",), 20)
     forget = next(iter(dm.train_dataloader()))
@@ -235,4 +237,4 @@ def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, tiny_fami
     # 3. Parameters outside update_layers are bit-for-bit unchanged.
     before, after = ref.state_dict(), new.state_dict()
     moved = {n for n in before if not torch.equal(before[n], after[n])}
-    assert moved and all(n.startswith("model.layers.1.") for n in moved), moved
+    assert moved == {"model.layers.1.mlp.down_proj.weight"}, moved

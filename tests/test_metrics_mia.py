@@ -113,3 +113,90 @@ def test_privleak_by_hand():
     assert mia.privleak(0.7, 0.7) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="retain model"):
         mia.privleak(0.9, None)
+
+
+def test_reference_scores_by_hand():
+    # L_model - L_reference per text: 2.0 - 2.5, 1.0 - 0.25
+    assert mia.reference_scores([2.0, 1.0], [2.5, 0.25]) == pytest.approx([-0.5, 0.75])
+    # the per-text LOSS scores feed it: -mean(-1, -3) - (-mean(-2)) = 2 - 2 = 0
+    lm, lr = mia.loss_score([-1.0, -3.0]), mia.loss_score([-2.0])
+    assert mia.reference_scores([lm], [lr]) == pytest.approx([0.0])
+    with pytest.raises(ValueError, match="2 model losses but 1 reference"):
+        mia.reference_scores([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="not finite"):
+        mia.reference_scores([float("nan")], [1.0])
+    assert mia.EXTRA_ATTACKS == ("reference", "gradnorm")
+
+
+class _Toy(torch.nn.Module):
+    """Logits W + b at every position over a 3-token vocabulary, whatever the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.tensor([math.log(2.0), 0.0, 0.0]))  # p = (1/2, 1/4, 1/4)
+        self.b = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, input_ids, attention_mask=None):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=(self.W + self.b).expand(*input_ids.shape, 3))
+
+
+def _toy_batch():
+    # Row 0 scores labels (0, 1); row 1 scores label 0 only (its last position is padding).
+    return {"input_ids": torch.tensor([[2, 0, 1], [2, 0, 0]]),
+            "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+            "labels": torch.tensor([[-100, 0, 1], [-100, 0, -100]])}
+
+
+def test_gradnorm_by_hand():
+    """dL/dW = mean over scored tokens of (p − e_y); dL/db = Σ_v (p − e_y)_v = 0 (softmax is
+    shift-invariant), so b counts as a tensor of norm 0 in the mean over the 2 tensors.
+    Row 0: mean(p − e0, p − e1) = (0, −1/4, 1/4); row 1: p − e0 = (−1/2, 1/4, 1/4)."""
+    model = _Toy()
+    got = mia.gradnorm_scores(model, [_toy_batch()])
+    assert got == pytest.approx([math.sqrt(1 / 8) / 2, math.sqrt(3 / 8) / 2], rel=1e-6)  # p = 2
+    assert mia.gradnorm_scores(model, [_toy_batch()], p=1) == pytest.approx([0.5 / 2, 1.0 / 2], rel=1e-6)
+    assert mia.gradnorm_scores(model, [_toy_batch()], p=float("inf")) == pytest.approx([0.25 / 2, 0.5 / 2], rel=1e-6)
+    # the frozen b counted (else row 0 would be sqrt(1/8)) and its flag is restored; .grad untouched
+    assert model.b.requires_grad is False and model.W.grad is None and model.training
+    with pytest.raises(ValueError, match="p must be one of"):
+        mia.gradnorm_scores(model, [_toy_batch()], p=3)
+    bad = _toy_batch()
+    bad["labels"][1, 1] = -100
+    with pytest.raises(ValueError, match="row 1 .* no scored token"):
+        mia.gradnorm_scores(model, [bad])
+
+
+def test_gradnorm_batched_equals_one_text_at_a_time_backward():
+    """On a tiny random Llama, padded batches give what open-unlearning's loop gives: one
+    unpadded text at a time, loss.backward(), mean over parameters of ‖grad‖₂."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=2, num_attention_heads=2,
+                                         num_key_value_heads=2)).eval()
+    texts = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 11, 12, 2]), ([1, 3, 4, 5, 6], [2])]
+
+    def padded(rows):
+        T = max(len(q) + len(a) for q, a in rows)
+        ids = torch.zeros(len(rows), T, dtype=torch.long)
+        am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
+        for i, (q, a) in enumerate(rows):
+            n = len(q) + len(a)
+            ids[i, :n] = torch.tensor(q + a)
+            am[i, :n] = 1
+            labels[i, len(q):n] = torch.tensor(a)
+        return {"input_ids": ids, "attention_mask": am, "labels": labels}
+
+    got = mia.gradnorm_scores(model, [padded(texts[:2]), padded(texts[2:])])
+    want = []
+    for row in texts:
+        model.zero_grad()
+        b = padded([row])
+        model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss.backward()
+        want.append(float(torch.stack([q.grad.norm() for q in model.parameters()]).mean()))
+    model.zero_grad()
+    assert got == pytest.approx(want, rel=1e-4)
+    assert len(set(round(x, 6) for x in got)) == 3  # three different texts, three scores

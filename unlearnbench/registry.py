@@ -63,7 +63,7 @@ class Registry:
                 f"{self.singular} {name!r} is already registered "
                 f"({self._origin(name)}); pick another name"
             )
-        self._loaded[name] = obj
+        self._loaded[name] = _named(obj, name)
         return obj
 
     def _origin(self, name: str) -> str:
@@ -116,7 +116,7 @@ class Registry:
                 f"{self.singular} {name!r} could not be loaded from {target!r}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        self._loaded[name] = obj
+        self._loaded[name] = _named(obj, name)
         return obj
 
     def unknown_message(self, name: str) -> str:
@@ -139,6 +139,13 @@ class Registry:
                 line = f"[broken] {exc}"
             rows.append((name, line))
         return rows
+
+
+def _named(obj: Any, name: str) -> Any:
+    """A class that declares an empty ``name`` (a plugin benchmark) takes its registered name."""
+    if inspect.isclass(obj) and hasattr(obj, "name") and not getattr(obj, "name"):
+        obj.name = name
+    return obj
 
 
 def load_plugin(spec: str) -> None:
@@ -194,6 +201,10 @@ benchmarks = Registry(
     {
         "tofu": "unlearnbench.benchmarks.tofu:TofuBenchmark",
         "tofu-synth": "unlearnbench.benchmarks.tofu:TofuSynthBenchmark",
+        "harmful": "unlearnbench.benchmarks.harmful:HarmfulBenchmark",
+        "harmful-synth": "unlearnbench.benchmarks.harmful:HarmfulSynthBenchmark",
+        "halueval": "unlearnbench.benchmarks.halueval:HaluEvalBenchmark",
+        "halueval-synth": "unlearnbench.benchmarks.halueval:HaluEvalSynthBenchmark",
     },
 )
 models = Registry("models", bootstrap="unlearnbench.models.specs")

@@ -121,6 +121,8 @@ class Benchmark:
     published: dict[str, dict[str, float]] = {}
     stand_in_for: str | None = None  # a stand-in names the real benchmark it stands for
     template: str | None = None  # a prompt template of the benchmark's own (None: the model's)
+    tiny_template: str | None = None  # its variant for the harness's tiny models (default: template)
+    target_is_base: bool = False  # the model before unlearning is the pre-trained model itself
     eval_options: dict[str, Any] = {}  # evaluation options and their defaults
     data_options: dict[str, Any] = {}  # options of the training data (method params may set them)
 
@@ -157,6 +159,13 @@ class Benchmark:
 
     # -- shared behaviour -------------------------------------------------------------
     # Class methods: the grid validates a YAML without instantiating (or generating) anything.
+    @classmethod
+    def template_for(cls, spec) -> str:
+        """The prompt template of this benchmark's data for a model: the benchmark's own
+        (its tiny variant for a tiny model) or else the model's."""
+        own = (cls.tiny_template or cls.template) if spec.is_tiny else cls.template
+        return own or spec.template
+
     @classmethod
     def check_split(cls, split: str) -> str:
         if split not in cls.splits:
@@ -229,8 +238,8 @@ class Benchmark:
             from unlearnbench.models.tiny import TinyFamily
 
             return str(TinyFamily(spec, recipe).checkpoint(role, split, seed))
-        if role == "base":
-            return spec.hub_id
+        if role == "base" or (role == "target" and (self.target_is_base or spec.is_local)):
+            return spec.hub_id  # a local directory is its own target (e.g. a model you fine-tuned)
         published = spec.checkpoints.get(self.family, {})
         key = self.checkpoint_key(role, split)
         if key not in published:

@@ -34,7 +34,7 @@ def encoder_for(bench, spec, tokenizer):
     """The encoder a benchmark's data is written with for this model (its template, or the model's)."""
     from unlearnbench.data.collate import Encoder
 
-    return Encoder(tokenizer, bench.template or spec.template, max_len=512)
+    return Encoder(tokenizer, bench.template_for(spec), max_len=512)
 
 
 def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=None, options=None,
@@ -65,7 +65,7 @@ def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, opt
                 device=None) -> tuple[dict, list[dict]]:
     """``evaluate_checkpoint`` memoised on disk (checkpoint files, data, split, options, reference)."""
     key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), **bench.fingerprint(split),
-               template=bench.template or spec.template, eval=bench.check_eval_options(dict(options or {})),
+               template=bench.template_for(spec), eval=bench.check_eval_options(dict(options or {})),
                reference=reference[0].get("reference_key") if reference else None)
     path = cache_root() / "evals" / f"{key}.json"
     blob = _read_on_rank_zero(path)

@@ -12,6 +12,16 @@ class GAKL(UnlearningMethod):
     The KL is per next-token distribution, averaged over the scored (answer) positions of
     the retain batch only — never over prompt or padding positions (methods.md). It is
     exactly 0 at the first step, where θ = ref.
+
+    How this differs from the public code. TOFU (locuslab/tofu ``dataloader.py``, loss
+    ``KL``) and open-unlearning (``trainer/utils.py``, ``compute_kl_divergence``) flatten
+    the logits to ``[B·T, V]`` and call ``kl_div(..., reduction="batchmean")``: the sum
+    of the per-position KLs divided by ``B·T``, so prompt, padding and the last position
+    (which predicts no label) all count, in the sum and in the denominator. Ours is the
+    sum over answer positions divided by their number. The two are not proportional (the
+    KL at prompt positions grows too once θ moves), but with short answers and long padded
+    prompts theirs is typically several times smaller, which changes what a given λ means.
+    The forget term (``−ℓ``, token mean over answer tokens) is the same in all three.
     """
 
     name = "ga_kl"

@@ -13,6 +13,16 @@ class SimNPO(UnlearningMethod):
 
     No reference model: the forget answer's mean token log-prob replaces NPO's log-ratio.
     Defaults per methods.md: β = 4.5, δ = 0, γ = 0.125, λ = 1.
+
+    Where δ sits. This follows the paper and methods.md: the margin δ is subtracted after
+    the scaling by β, ``logσ(β·S/|y| − δ)``. The authors' TOFU code (OPTML-Group/
+    Unlearn-Simple, ``TOFU/dataloader.py``, ``simnpo_grad_diff``, margin called ``gamma``)
+    and open-unlearning (``trainer/unlearn/simnpo.py``, margin called ``delta``) both
+    compute ``−(2/β)·logσ(β·(S/|y| − δ_code))``, i.e. a margin of ``β·δ_code``. So their
+    ``δ_code`` is our ``δ / β``: to reproduce one of their runs pass ``delta = β·δ_code``.
+    With the shipped default δ = 0 the two losses are identical. Their other names: our γ
+    is the authors' ``npo_coeff`` and open-unlearning's ``gamma`` (0.125 in both); our λ is
+    ``grad_diff_coeff`` / ``alpha`` (1); the retain term is the same token-mean NLL.
     """
 
     name = "simnpo"

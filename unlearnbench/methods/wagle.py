@@ -2,43 +2,58 @@
 
 Contract: ``shared/spec/methods.md``, WAGLE. The inner method is a registered child module
 sharing WAGLE's model; Lightning's ``trainer`` setter and ``.to()`` propagate to child
-LightningModules, so the inner's ``retain_batch``, ``device``, ``global_rank`` just work."""
+LightningModules, so the inner's ``retain_batch``, ``device``, ``global_rank`` just work.
+
+Scale of γ against the public code. The authors' code (OPTML-Group/WAGLE,
+``src/unlearn/generate_mask.py``, ``snip_advanced``) scores ``|(θ − g_r/μ)·g_f|`` with
+``μ`` (``mu``, 1e-6 in its TOFU configs), i.e. our formula with γ = μ, but its ``g_f``
+and ``g_r`` are *sums* over the N mask-generation batches of each batch's mean loss
+gradient (batch size 1 in its TOFU configs: a sum over examples), while ours are the
+token-mean gradient over the whole set. Since ``g_code ≈ N·g_ours``, its score is
+``N·|θ·g_f − (N/μ)·g_r·g_f|`` in our terms: the same ranking as ours with ``γ = μ/N``.
+With TOFU forget10 (N = 400) μ = 1e-6 is γ = 2.5e-9; at either value the second term
+dominates, so the mask ranks ``|g_r·g_f|``. It also pairs each forget batch with one
+retain batch (N retain examples); we use the whole retain set.
+
+FSDP2 (``strategy: fsdp``): parameters are DTensors sharded by rows over the data-parallel
+mesh. Each rank scores ``rows[rank::world]`` of the forget and retain sets (the same number
+of batches on every rank, FSDP's collectives need it), the gradients are FSDP's reduced
+shards rescaled to the token mean over the whole set, scores are elementwise and so are
+computed on each rank's shards, and :func:`top_fraction_sharded` finds the global top
+``ratio`` with collectives, breaking ties in the same order as :func:`top_fraction`. No rank
+ever holds the full model, gradient or score vector; each keeps the mask of its own shard.
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
 
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod, _count_tokens
+from unlearnbench.methods.wagle_masks import (  # noqa: F401 (re-exported: the public mask functions)
+    row_block, top_fraction, top_fraction_sharded, top_per_row, wagle_score)
 
 MASKS = ("wagle", "random", "magnitude", "wanda", "dense")
 _BASE_ARGS = set(inspect.signature(UnlearningMethod.__init__).parameters) - {"self", "model_path", "model"}
+# Settings of the training loop WAGLE runs for the inner method (optimiser, schedule, batch,
+# seed, data): the inner's copy would be ignored, so inner_params may not carry them. The
+# inner's own loss weights (gamma_forget, lambda_retain) do reach its loss and stay allowed.
+LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain"})) + ("k_random", "template", "max_steps")
 
 
-def wagle_score(theta, g_f, g_r, gamma: float) -> torch.Tensor:
-    """``S = |θ·g_f − (1/γ)·g_r·g_f|`` elementwise, in float32 (spec step 2)."""
-    return (theta.detach().float() * g_f.float() - g_r.float() * g_f.float() / gamma).abs()
-
-
-def top_fraction(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
-    """Bool masks keeping exactly ``round(ratio·N)`` of all N scores, highest first, ranked
-    globally over every tensor; ties at the threshold are taken in tensor/position order."""
-    flat = torch.cat([s.detach().float().flatten().cpu() for s in scores.values()])
-    k = min(flat.numel(), max(1, round(ratio * flat.numel())))
-    thr, flat = torch.kthvalue(flat, flat.numel() - k + 1).values, None  # the k-th largest score
-    out = {name: s.detach().float().cpu() > thr for name, s in scores.items()}
-    need = k - sum(int(m.sum()) for m in out.values())
-    for name, s in scores.items():
-        tie = (s.detach().float().cpu() == thr).flatten()
-        take = tie & (tie.cumsum(0) <= need)
-        out[name] |= take.view_as(out[name])
-        need -= int(take.sum())
-    return out
+def decoder_linears(model) -> dict[str, torch.nn.Linear]:
+    """``weight`` parameter name -> module, for every Linear inside a decoder block (Wanda's scope)."""
+    blocks = model.model.layers
+    prefix = next(n for n, m in model.named_modules() if m is blocks)
+    return {f"{prefix}.{i}.{n}.weight": m for i, block in enumerate(blocks)
+            for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
 def nll_grad(model, params: list, loader, device) -> tuple[list[torch.Tensor], int]:
@@ -57,35 +72,103 @@ def nll_grad(model, params: list, loader, device) -> tuple[list[torch.Tensor], i
     return [a / max(scored, 1) for a in acc], seen
 
 
-@torch.no_grad()
-def input_norms(model, loader, device) -> tuple[dict[int, torch.Tensor], int]:
-    """Wanda: ``id(Linear.weight)`` -> L2 norm per input feature of the layer's input over
-    the non-padding tokens the loader yields (forward hooks), and the tokens read."""
-    sums, state, seen = {}, {}, 0
+def shard_batches(dataset, collate, batch_size: int, rank: int, world: int):
+    """``(batch, weight)`` over this rank's ``rows[rank::world]``; ranks with fewer batches get
+    weight-0 copies of row 0, so every rank runs as many forward/backward passes (FSDP2)."""
+    mine = list(range(rank, len(dataset), world))
+    n_batches = math.ceil(math.ceil(len(dataset) / world) / batch_size)
+    for b in range(n_batches):
+        rows = mine[b * batch_size:(b + 1) * batch_size]
+        yield (collate([dataset[i] for i in rows]), 1.0) if rows else (collate([dataset[0]]), 0.0)
 
-    def hook(mod, inp, out):
-        x, am = inp[0].float(), state["mask"]
-        x = x * am[..., None] if x.shape[:-1] == am.shape else x
-        sums[id(mod.weight)] = sums.get(id(mod.weight), 0) + x.pow(2).flatten(0, -2).sum(0)
 
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+def nll_grad_sharded(model, params: list, batches, device, world: int) -> tuple[list[torch.Tensor], int]:
+    """:func:`nll_grad` for FSDP2: each rank's ``batches`` (from :func:`shard_batches`), local
+    float32 gradient shards of the token-mean NLL over all ranks' tokens; ``.grad`` restored."""
+    saved = [p.grad for p in params]
+    scored, seen = torch.zeros((), dtype=torch.float64, device=device), 0
     try:
-        for batch in loader:
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            for batch, weight in batches:
+                b = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")}
+                s, n = losses.sequence_nll(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
+                                           b["labels"])
+                (s.sum() * weight).backward()  # FSDP2 reduce-scatters the mean over ranks into .grad
+                scored += weight * n.sum()
+                seen += int(weight) * _count_tokens(b)
+        torch.distributed.all_reduce(scored, group=params[0].device_mesh.get_group())
+        scale = world / max(float(scored), 1.0)  # mean over ranks -> sum -> token mean
+        grads = [p.grad.to_local().float() * scale if p.grad is not None
+                 else torch.zeros_like(p.to_local(), dtype=torch.float32) for p in params]
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+    return grads, seen
+
+
+@torch.no_grad()
+def input_norms(model, batches, device, group=None) -> tuple[dict[str, torch.Tensor], int]:
+    """Wanda's ``‖X_j‖₂``: per decoder-block Linear weight name, the L2 norm per input feature
+    of the layer's input over the non-padding tokens of ``(batch, weight)`` pairs (summed
+    over the ranks of ``group`` when given), and the tokens read."""
+    linears = decoder_linears(model)
+    sums = {n: torch.zeros(m.in_features, dtype=torch.float32, device=device) for n, m in linears.items()}
+    state, seen = {}, 0
+
+    def hook(name):
+        def add(mod, inp, out):
+            x, mask = inp[0].float(), state["mask"]
+            if x.shape[:-1] != mask.shape:
+                raise ValueError(f"wanda: input of {name} has shape {tuple(x.shape)}, expected "
+                                 f"[batch, tokens, features] matching the attention mask {tuple(mask.shape)}")
+            sums[name] += (x * mask[..., None]).pow(2).flatten(0, -2).sum(0)
+        return add
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in linears.items()]
+    try:
+        for batch, weight in batches:
             ids, am = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            state["mask"] = am.float()
+            state["mask"] = am.float() * weight
             model(input_ids=ids, attention_mask=am)
-            seen += int(am.sum())
+            seen += int(weight) * int(am.sum())
     finally:
         for h in hooks:
             h.remove()
+    if group is not None:
+        for v in sums.values():
+            torch.distributed.all_reduce(v, group=group)
     return {k: v.sqrt() for k, v in sums.items()}, seen
+
+
+def _local(p) -> torch.Tensor:
+    return p.to_local() if _is_dtensor(p) else p
+
+
+def _is_dtensor(p) -> bool:
+    return type(p).__name__ == "DTensor"
 
 
 class WAGLE(UnlearningMethod):
     """WAGLE: weight-attribution mask around any unlearning method (Jia et al. 2024).
 
     Only the top-``ratio`` weights move; the rest stay bit-for-bit. ``inner`` gets every option
-    plus ``inner_params``; ``mask``: ``wagle`` or ``random``/``magnitude``/``wanda``/``dense``."""
+    plus ``inner_params`` (the inner's own options; loop settings such as ``lr`` belong at the
+    top level). ``mask``: ``wagle`` or the baselines ``random``/``magnitude``/``wanda``/``dense``.
+
+    Baselines at the same budget: ``random`` and ``magnitude`` (``|θ|``) rank every trainable
+    weight globally, like ``wagle``. ``wanda`` scores ``|W_ij|·‖X_j‖₂`` (``X_j`` the j-th
+    input feature of the layer over the forget set's non-padding tokens) and compares each
+    output row of each Linear inside the decoder blocks, keeping ``ratio`` of every row, as
+    Wanda prunes (locuslab/wanda ``prune_wanda``). Wanda has no score for other tensors
+    (embeddings, norms, ``lm_head``, biases), and they are always updated, as in the authors'
+    WAGLE code (its ``mask_gradient`` with ``if_wanda`` masks only decoder Linear weights):
+    the budget applies to the weights the method compares, and freezing the rest would mix a
+    second intervention (frozen embeddings and norms) into the baseline. ``mask_density``
+    therefore counts all trainable weights and exceeds ``ratio`` for ``wanda``;
+    ``wagle_mask.json`` also gives the density over the compared weights.
+    """
 
     name = "wagle"
 
@@ -110,7 +193,13 @@ class WAGLE(UnlearningMethod):
         inner_cls = methods.get(inner)  # an unknown name raises the registry's error, with suggestions
         if isinstance(inner_cls, type) and issubclass(inner_cls, WAGLE):
             raise ValueError("method 'wagle' cannot wrap itself (inner='wagle'); choose e.g. grad_diff or npo")
-        if clash := sorted(set(inner_params := dict(inner_params or {})) & set(kw)):
+        inner_params = dict(inner_params or {})
+        if loop := [k for k in inner_params if k in LOOP_KEYS]:
+            raise ValueError(f"method 'wagle': inner_params {loop} {'is a' if len(loop) == 1 else 'are'} shared "
+                             f"training-loop setting{'s' * (len(loop) > 1)} that WAGLE runs for the inner method, "
+                             f"so it would be ignored there; set {', '.join(loop)} at the top level "
+                             f"(e.g. --set {loop[0]}=...), not in inner_params")
+        if clash := sorted(set(inner_params) & set(kw)):
             raise ValueError(f"method 'wagle': {clash} given both directly and in inner_params; give each once")
         inner_m = inner_cls(model_path=model_path, **kw, **inner_params)
         super().__init__(model_path, model=inner_m.model, **{k: v for k, v in kw.items() if k in _BASE_ARGS})
@@ -118,6 +207,7 @@ class WAGLE(UnlearningMethod):
         self.needs, self.needs_reference, self.ref_model = inner_m.needs, inner_m.needs_reference, inner_m.ref_model
         self.inner_name, self.mask_kind, self.ratio, self.gamma = inner, mask, float(ratio), float(gamma)
         self.save_masks, self.masks, self.mask_density, self._mask_of, self._decay = save_masks, {}, None, {}, {}
+        self.mask_stats: dict = {}
 
     @property
     def tokens_seen(self) -> int:  # the inner counts the retain tokens it draws: add both
@@ -130,37 +220,81 @@ class WAGLE(UnlearningMethod):
     def loss(self, batch):
         return self.inner.loss(batch)
 
+    def _sharding(self, named):
+        """``(mesh, rank, world)`` of FSDP2's row sharding, or None for plain tensors."""
+        dtensors = [p for _, p in named if _is_dtensor(p)]
+        if not dtensors:
+            return None
+        from torch.distributed.tensor import Shard
+
+        bad = [n for n, p in named if not _is_dtensor(p) or tuple(p.placements) != (Shard(0),)
+               or p.device_mesh.ndim != 1 or p.device_mesh != dtensors[0].device_mesh]
+        if bad:
+            raise NotImplementedError(f"method 'wagle': parameters {bad[:3]} are not row-sharded (Shard(0)) over one "
+                                      "data-parallel mesh; WAGLE supports single, ddp and fsdp (FSDP2) as shipped")
+        mesh = dtensors[0].device_mesh
+        return mesh, mesh.get_local_rank(), mesh.size()
+
     def compute_masks(self, dm) -> dict[str, torch.Tensor]:
         """Score every trainable weight at the current weights on ``dm``'s forget / retain
-        data, keep the top ``ratio``; sets ``masks`` and ``mask_density``."""
+        data and keep the top ``ratio``; sets ``masks`` (under FSDP2 each rank's
+        row block), ``mask_density`` and ``mask_stats``."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        if any(type(p).__name__ == "DTensor" for _, p in named):
-            raise NotImplementedError("method 'wagle': FSDP-sharded parameters are not supported; use single or ddp")
-        load = lambda which: dm.plain_loader(which, self.batch_size)  # noqa: E731
-        params, kind, scores = [p for _, p in named], self.mask_kind, None
+        shard = self._sharding(named)
+        mesh, rank, world = shard if shard else (None, 0, 1)
+        group = mesh.get_group() if mesh is not None else None
+        collate, bs = dm.collator(extras=False), max(1, self.batch_size // world)
+
+        def batches(ds):
+            if mesh is None:
+                return ((b, 1.0) for b in DataLoader(ds, batch_size=bs, collate_fn=collate))
+            return shard_batches(ds, collate, bs, rank, world)
+
+        params, kind, scores, kept = [p for _, p in named], self.mask_kind, None, None
+        compared = {n for n, _ in named}
         self.model.eval()  # no dropout while scoring
         if kind == "wagle":
-            (g_f, seen_f), (g_r, seen_r) = (nll_grad(self.model, params, load(which), self.device)
-                                            for which in ("forget", "retain"))
+            if mesh is None:
+                (g_f, seen_f), (g_r, seen_r) = (nll_grad(self.model, params, (b for b, _ in batches(ds)), self.device)
+                                                for ds in (dm.forget_set, dm.retain_set))
+            else:
+                (g_f, seen_f), (g_r, seen_r) = (nll_grad_sharded(self.model, params, batches(ds), self.device, world)
+                                                for ds in (dm.forget_set, dm.retain_set))
             self._own_tokens += seen_f + seen_r
-            scores = {n: wagle_score(p, g_f.pop(0), g_r.pop(0), self.gamma) for n, p in named}  # frees as it goes
-        elif kind == "random":
+            # pop: each gradient is freed once scored
+            scores = {n: wagle_score(_local(p), g_f.pop(0), g_r.pop(0), self.gamma) for n, p in named}
+        elif kind == "random":  # the full tensors from one generator, so any sharding gives the same mask
             gen = torch.Generator().manual_seed(self.seed)
-            scores = {n: torch.rand(p.shape, generator=gen) for n, p in named}
+            scores = {n: row_block(torch.rand(p.shape, generator=gen), rank, world).to(self.device)
+                      for n, p in named}
         elif kind == "magnitude":
-            scores = {n: p.detach().abs() for n, p in named}
-        elif kind == "wanda":  # |θ|·‖X‖ for Linear weights, |θ| for every other tensor
-            norms, seen = input_norms(self.model, load("forget"), self.device)
+            scores = {n: _local(p).detach().abs() for n, p in named}
+        elif kind == "wanda":
+            norms, seen = input_norms(self.model, batches(dm.forget_set), self.device, group)
             self._own_tokens += seen
-            scores = {n: p.detach().float().abs() * norms[id(p)] if id(p) in norms and p.ndim == 2
-                      else p.detach().abs() for n, p in named}
-        kept = top_fraction(scores, self.ratio) if scores is not None else {}
-        self.masks = {n: kept[n].to(p.device) if kept else torch.ones_like(p, dtype=torch.bool) for n, p in named}
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            for m in self.masks.values():  # one mask for all ranks, even if scores differ by noise
-                torch.distributed.broadcast(m.view(torch.uint8), src=0)
+            compared = set(norms) & compared
+            kept = {n: top_per_row(_local(p).detach().float().abs() * norms[n], self.ratio) if n in compared
+                    else torch.ones_like(_local(p), dtype=torch.bool) for n, p in named}
+        if scores is not None:
+            kept = (top_fraction_sharded(scores, self.ratio, group) if mesh is not None
+                    else top_fraction(scores, self.ratio))
+        self.masks = {n: kept[n].to(_local(p).device) if kept else torch.ones_like(_local(p), dtype=torch.bool)
+                      for n, p in named}
+        dist = torch.distributed
+        if mesh is None and dist.is_available() and dist.is_initialized():
+            for m in self.masks.values():  # DDP: one mask for all ranks, even if scores differ by noise
+                dist.broadcast(m.view(torch.uint8), src=0)
         self._mask_of = {id(p): self.masks[n] for n, p in named if kept}  # dense: nothing to mask
-        self.mask_density = sum(int(m.sum()) for m in self.masks.values()) / max(1, sum(m.numel() for m in self.masks.values()))
+        counts = torch.tensor([int(m.sum()) for m in self.masks.values()], dtype=torch.int64, device=self.device)
+        if group is not None:
+            dist.all_reduce(counts, group=group)
+        sizes = {n: p.numel() for n, p in named}  # DTensor.numel() is the full tensor's
+        per = {n: int(c) for n, c in zip(self.masks, counts.tolist())}
+        self.mask_density = sum(per.values()) / max(1, sum(sizes.values()))
+        n_cmp = sum(sizes[n] for n in compared)
+        self.mask_stats = {"density": self.mask_density, "per_tensor": {n: per[n] / sizes[n] for n in per},
+                           "compared_fraction": n_cmp / max(1, sum(sizes.values())),
+                           "compared_density": sum(per[n] for n in compared) / max(1, n_cmp)}
         rank_zero_info(f"wagle: {kind} mask updates {self.mask_density:.4f} of the weights (ratio {self.ratio})")
         return self.masks
 
@@ -181,26 +315,45 @@ class WAGLE(UnlearningMethod):
     @torch.no_grad()
     def mask_gradients(self) -> None:
         """After clipping, before the step: zero masked-out grads; AdamW's decoupled decay
-        ``θ ← θ·(1 − lr_t·wd)`` on masked-in weights only (zero grad + zero moments: no move)."""
+        ``θ ← θ·(1 − lr_t·wd)`` on masked-in weights only (zero grad + zero moments: no move).
+        Under FSDP2 each rank edits its own shards (``to_local`` aliases them)."""
         self.inner.mask_gradients()
         for group in (g for opt in self.trainer.optimizers for g in opt.param_groups):
             for p in group["params"]:
                 if p.grad is None or (m := self._mask_of.get(id(p))) is None:
                     continue  # AdamW skips (and does not decay) a param without grad
-                p.grad.masked_fill_(~m, 0)
+                _local(p.grad).masked_fill_(~m, 0)
                 if decay := group["lr"] * self._decay.get(id(p), 0.0):
-                    p.copy_(torch.where(m, p * (1 - decay), p))
+                    w = _local(p)
+                    w.copy_(torch.where(m, w * (1 - decay), w))
+
+    def full_masks(self) -> dict[str, torch.Tensor]:
+        """Masks of the full tensors on CPU (under FSDP2 a collective: every rank must call)."""
+        named = dict(self.model.named_parameters())
+        out = {}
+        for n, m in self.masks.items():
+            p = named[n]
+            if _is_dtensor(p):
+                from torch.distributed.tensor import DTensor
+
+                m = DTensor.from_local(m.to(torch.uint8), p.device_mesh, p.placements, run_check=False,
+                                       shape=p.shape, stride=p.stride()).full_tensor().bool()
+            out[n] = m.cpu()
+        return out
 
     def save_unlearned(self, path) -> None:
         """Model; then ``wagle_mask.json`` (densities) and, with ``save_masks``, ``wagle_masks
         .safetensors`` in the run dir (``path``'s parent): the model dir stays a clean HF dir."""
         super().save_unlearned(path)
-        if self.global_rank != 0 or not self.masks:
+        if not self.masks:
+            return
+        full = self.full_masks() if self.save_masks else None  # every rank joins the gather
+        if self.global_rank != 0:
             return
         run_dir = Path(path).parent
         stats = {"inner": self.inner_name, "mask": self.mask_kind, "ratio": self.ratio, "gamma": self.gamma,
-                 "density": self.mask_density, "per_tensor": {n: float(m.float().mean()) for n, m in self.masks.items()}}
+                 **self.mask_stats}
         (run_dir / "wagle_mask.json").write_text(json.dumps(stats, indent=2))
-        if self.save_masks:
+        if full is not None:
             from safetensors.torch import save_file
-            save_file({n: m.contiguous().cpu() for n, m in self.masks.items()}, str(run_dir / "wagle_masks.safetensors"))
+            save_file({n: m.contiguous() for n, m in full.items()}, str(run_dir / "wagle_masks.safetensors"))

@@ -12,6 +12,10 @@ import numpy as np
 import torch
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+# Attacks that need more than the model's token log-probs: a second model's losses
+# (reference) or gradients (gradnorm). The evaluator computes them separately.
+EXTRA_ATTACKS = ("reference", "gradnorm")
+GRADNORM_P = (1, 2, float("inf"))
 
 
 def _logprobs(token_logprobs, name: str = "token_logprobs") -> np.ndarray:
@@ -82,6 +86,78 @@ def min_k_plus_plus_score(token_logprobs, mu, sigma, k: float = 0.4) -> float:
 def reference_score(loss_model: float, loss_reference: float) -> float:
     """Reference attack score: L_model - L_reference."""
     return float(loss_model) - float(loss_reference)
+
+
+def reference_scores(model_losses, reference_losses) -> list[float]:
+    """Reference attack per text: ``L_model − L_reference`` (metrics.md §2), lower = more member-like.
+
+    Both inputs are per-text LOSS scores (:func:`loss_score` of the same texts' scored
+    tokens) in the same order, from the model under test and from the reference model
+    (the retain model by default). Subtracting the reference's loss removes how easy a
+    text is in general, leaving what the model learnt from it.
+    """
+    m = np.asarray(model_losses, dtype=np.float64).ravel()
+    r = np.asarray(reference_losses, dtype=np.float64).ravel()
+    if m.shape != r.shape:
+        raise ValueError(f"reference_scores: {m.size} model losses but {r.size} reference losses; "
+                         "score the same texts with both models")
+    if not (np.isfinite(m).all() and np.isfinite(r).all()):
+        raise ValueError("reference_scores: a loss is not finite; check the scored tokens of each text")
+    return (m - r).tolist()
+
+
+def gradnorm_scores(model, batches, p: float = 2) -> list[float]:
+    """GradNorm attack per text: mean over parameter tensors of ``‖∇_θ L‖_p``; lower = more member-like.
+
+    ``L`` is the text's token-mean NLL over its scored tokens (``labels != -100``, the
+    answer plus its closing EOS, as everywhere in metrics.md). For each text the gradient
+    is taken w.r.t. every parameter tensor of ``model`` (tied weights once), whatever its
+    ``requires_grad`` flag (restored afterwards); the score is the arithmetic mean over
+    tensors of each tensor's p-norm, ``p`` in {1, 2, inf}. This is open-unlearning's
+    ``GradNormAttack`` (``evals/metrics/mia/gradnorm.py``, p = 2 by default), with two
+    differences: it scores the EOS-closing token too (open-unlearning drops it), and the
+    model stays in eval mode (no dropout in a score). ``.grad`` is left untouched.
+
+    Orientation: a text the model was trained on sits near a minimum of its loss, so its
+    gradient is small; the raw norm is therefore already "lower = member", as in
+    open-unlearning, which feeds it to the AUC unchanged.
+
+    ``batches``: dicts with ``input_ids``, ``attention_mask``, ``labels`` ``[B, T]`` (any
+    padding side; rows are independent). Returns one float per row, in order.
+    """
+    if p not in GRADNORM_P:
+        raise ValueError(f"gradnorm_scores: p must be one of 1, 2, inf; got {p!r}")
+    params = list(model.parameters())
+    flags, was_training = [q.requires_grad for q in params], model.training
+    device = params[0].device
+    scores: list[float] = []
+    try:
+        model.eval()
+        for q in params:
+            q.requires_grad_(True)
+        with torch.enable_grad():
+            for batch in batches:
+                ids, am, labels = (batch[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
+                logits = model(input_ids=ids, attention_mask=am).logits[:, :-1].float()
+                target = labels[:, 1:]
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100,
+                                                        reduction="none")
+                counts = (target != -100).sum(dim=1)
+                if (counts == 0).any():
+                    row = int((counts == 0).nonzero()[0])
+                    raise ValueError(f"gradnorm_scores: row {row} of a batch has no scored token "
+                                     "(all labels are -100); give each text at least one label")
+                per_text = nll.sum(dim=1) / counts
+                for i in range(len(per_text)):
+                    grads = torch.autograd.grad(per_text[i], params, retain_graph=i < len(per_text) - 1,
+                                                allow_unused=True)
+                    norms = [g.float().norm(p) for g in grads if g is not None]
+                    scores.append(float(torch.stack(norms).mean()))
+    finally:
+        for q, flag in zip(params, flags):
+            q.requires_grad_(flag)
+        model.train(was_training)
+    return scores
 
 
 def mia_auc(forget_scores, holdout_scores) -> float:

@@ -21,14 +21,15 @@ def load_texts(path) -> list[str]:
 
 
 def linear_warmup_decay(optimizer, warmup: int, total: int):
-    """Linear warm-up to the peak lr over ``warmup`` steps, then linear decay to 0."""
+    """Linear warm-up from lr 0 at step 0 to the peak over ``warmup`` steps, then linear decay to 0.
 
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
+    Hugging Face's ``get_linear_schedule_with_warmup`` itself (factor ``step/warmup`` during
+    warm-up, ``(total-step)/(total-warmup)`` after), so runs compare with TOFU and
+    open-unlearning, which train through the HF Trainer.
+    """
+    from transformers import get_linear_schedule_with_warmup
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
 class CausalLMFit(L.LightningModule):

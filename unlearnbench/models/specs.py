@@ -58,6 +58,11 @@ class ModelSpec:
     def is_tiny(self) -> bool:
         return self.tiny is not None
 
+    @property
+    def is_local(self) -> bool:
+        """A model given as a local directory rather than by a registered name."""
+        return self.description.startswith("local model at ")
+
 
 def _tofu(prefix: str, retains=("retain90", "retain95", "retain99")) -> dict[str, str]:
     # open-unlearning publishes a full target and one retain model per forget split.
@@ -93,6 +98,8 @@ _TABLE = [
               checkpoints={"tofu": _tofu("Llama-3.1-8B-Instruct")}),
     ModelSpec("zephyr-7b", "Zephyr-7B-beta (WMDP/RMU's model)", template="zephyr-chat",
               hub_id="HuggingFaceH4/zephyr-7b-beta"),
+    ModelSpec("opt-1.3b", "OPT-1.3B (LLMU's small model)", template="phi", hub_id="facebook/opt-1.3b"),
+    ModelSpec("opt-2.7b", "OPT-2.7B (LLMU's and FLAT's model)", template="phi", hub_id="facebook/opt-2.7b"),
 ]
 for _spec in _TABLE:
     models.register(_spec.name, _spec)

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-RECIPE_VERSION = 3  # bump when the training code changes what a key produces
+RECIPE_VERSION = 4  # bump when the training code changes what a key produces (4: HF warm-up from lr 0)
 
 
 def _key(**parts) -> str:
