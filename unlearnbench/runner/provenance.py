@@ -38,6 +38,9 @@ def provenance() -> dict:
     dist = torch.distributed
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    from unlearnbench.numerics import numeric_environment
+
     return {"unlearnbench": __version__, "git_commit": git_commit(), "libraries": versions,
             "python": platform.python_version(), "device": device, "world_size": world,
+            "numerics": numeric_environment(),
             "host": platform.node(), "time": datetime.datetime.now(datetime.timezone.utc).isoformat()}

@@ -1,0 +1,46 @@
+"""The numeric environment every harness process runs in, so results are portable across CPUs.
+
+Float results of a training run depend on the CPU's instruction set through two libraries:
+oneMKL's GEMM kernels (an Intel Xeon runs its AVX-512 branch; on AMD processors oneMKL runs
+its AVX2 branch) and ATen's own vectorised kernels (softmax, norms, reductions, AdamW),
+dispatched to AVX-512, AVX2 or scalar code by what the CPU supports. A 1M-parameter model
+trained for thousands of steps amplifies those last-bit differences into visibly different
+numbers, so the same grid gave different leaderboards on two machines. Pinning both to
+their AVX2 code paths — which every x86-64 CPU of the last decade has — makes the float
+operations the same on every such machine (oneMKL documents this as Conditional Numerical
+Reproducibility). The pins only affect CPU math; set ``UNLEARNBENCH_NATIVE_CPU=1`` to run
+with the fastest native kernels instead.
+
+Environment variables only take effect before torch loads its libraries, so
+``unlearnbench/__init__.py`` applies them first thing; each grid cell is a new process.
+"""
+
+from __future__ import annotations
+
+import os
+
+PORTABLE_CPU = {
+    "MKL_CBWR": "AVX2",  # oneMKL: the AVX2 code branch on every CPU (CNR mode)
+    "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised kernels: the AVX2 build
+    "DNNL_MAX_CPU_ISA": "AVX2",  # oneDNN (bf16 / some fused ops): at most AVX2
+}
+
+
+def pin_cpu_numerics() -> dict[str, str]:
+    """Set the portable CPU settings unless the user set them (or opted out); returns them."""
+    if os.environ.get("UNLEARNBENCH_NATIVE_CPU", "") not in ("", "0"):
+        return {}
+    applied = {}
+    for key, value in PORTABLE_CPU.items():
+        applied[key] = os.environ.setdefault(key, value)
+    return applied
+
+
+def numeric_environment() -> dict:
+    """What decides a run's floats on this machine, for a result's provenance."""
+    import torch
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(),
+            **{k: os.environ.get(k) for k in PORTABLE_CPU},
+            "native_cpu": os.environ.get("UNLEARNBENCH_NATIVE_CPU")}
