@@ -141,6 +141,11 @@ def test_missing_book_file_is_one_line_naming_path_and_fix(tmp_path):
     assert "\n" not in msg and str(missing) in msg and "--set text=/path/to/book.txt" in msg
     with pytest.raises(ValueError, match="source is empty"):
         cp.load_text("")
+    # Not a file and not a dataset (tests run with HF_HUB_OFFLINE=1): same hint, one line.
+    with pytest.raises(FileNotFoundError) as err:
+        cp.load_text("nobody-here/no-such-book")
+    msg = str(err.value)
+    assert "\n" not in msg and "'nobody-here/no-such-book'" in msg and "--set text=" in msg
 
 
 def test_local_txt_file(tmp_path):

@@ -67,9 +67,10 @@ def _load_dataset_text(source: str, *, field: str, config: str | None, split: st
 
     try:
         rows = datasets.load_dataset(source, config, split=split)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"copyright text dataset {source!r} not found ({exc}); "
-                                f"{_MISSING_HINT}") from exc
+    except Exception as exc:  # not found, gated, offline: datasets raises many kinds
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise FileNotFoundError(f"copyright text source {source!r} is neither a local file nor a "
+                                f"loadable dataset ({reason}); {_MISSING_HINT}") from exc
     if field not in rows.column_names:
         raise ValueError(f"copyright text dataset {source!r} has no field {field!r} "
                          f"(it has {rows.column_names}); pass --set text_field=<one of them>")

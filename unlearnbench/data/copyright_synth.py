@@ -212,8 +212,10 @@ def _relation(fact: dict) -> tuple[str, list[str]]:
     return (_COUNTRY_FACTS | _ANIMAL_FACTS)[fact["relation"]]
 
 
-def _documents(rng: random.Random, facts: list[dict], n_docs: int) -> list[str]:
-    """Short encyclopedic documents: every fact of one entity, phrased at random."""
+def _documents(rng: random.Random, facts: list[dict], n_docs: int,
+               exclude: frozenset[str] = frozenset()) -> list[str]:
+    """Short encyclopedic documents: every fact of one entity, phrased at random; a draw
+    that is in ``exclude`` (the training text, for held-out documents) is drawn again."""
     by_entity: dict[str, list[dict]] = {}
     for f in facts:
         by_entity.setdefault(f["e"], []).append(f)
@@ -221,11 +223,18 @@ def _documents(rng: random.Random, facts: list[dict], n_docs: int) -> list[str]:
     docs = []
     for i in range(n_docs):
         e = entities[i % len(entities)]  # round-robin: every entity is covered evenly
-        lines = [rng.choice(_relation(f)[1]).format(e=e, v=f["v"]) for f in by_entity[e]]
-        rng.shuffle(lines)
-        if rng.random() < 0.5:
-            lines.insert(rng.randint(0, len(lines)), rng.choice(_FILLER))
-        docs.append(" ".join(lines))
+        for _ in range(1000):
+            lines = [rng.choice(_relation(f)[1]).format(e=e, v=f["v"]) for f in by_entity[e]]
+            rng.shuffle(lines)
+            if rng.random() < 0.5:
+                lines.insert(rng.randint(0, len(lines)), rng.choice(_FILLER))
+            doc = " ".join(lines)
+            if doc not in exclude:
+                break
+        else:
+            raise ValueError(f"cannot draw a held-out document about {e!r} unlike the training "
+                             "text; lower general_docs")
+        docs.append(doc)
     return docs
 
 
@@ -262,8 +271,8 @@ def generate(cfg: CopyrightSynthConfig = CopyrightSynthConfig()) -> dict:
     solved = [mc_prompt(row) + " " + LETTERS[row["answer"]] for row in mc] * cfg.mc_copies
     train = _documents(world_rng, facts, cfg.general_docs) + solved
     world_rng.shuffle(train)
-    return {"book": book, "general_train": train,
-            "general_heldout": _documents(held_rng, facts, cfg.heldout_docs), "general_mc": mc}
+    held = _documents(held_rng, facts, cfg.heldout_docs, exclude=frozenset(train))
+    return {"book": book, "general_train": train, "general_heldout": held, "general_mc": mc}
 
 
 _CONFIGS = (("general_train", "train"), ("general_heldout", "test"), ("general_mc", "test"))
