@@ -133,7 +133,7 @@ def test_too_short_text_and_bad_sizes_say_the_numbers_and_the_fix():
 # ------------------------------------------------------------------ loading text
 
 
-def test_missing_book_file_is_one_line_naming_path_and_fix(tmp_path):
+def test_missing_book_file_is_one_line_naming_path_and_fix(tmp_path, monkeypatch):
     missing = tmp_path / "hp1.txt"
     with pytest.raises(FileNotFoundError) as err:
         cp.load_text(str(missing))
@@ -141,11 +141,19 @@ def test_missing_book_file_is_one_line_naming_path_and_fix(tmp_path):
     assert "\n" not in msg and str(missing) in msg and "--set text=/path/to/book.txt" in msg
     with pytest.raises(ValueError, match="source is empty"):
         cp.load_text("")
-    # Not a file and not a dataset (tests run with HF_HUB_OFFLINE=1): same hint, one line.
+    # Not a file and not a reachable dataset: same hint, one line. (The hub is replaced by
+    # its offline answer: a real lookup here waits for network timeouts.)
+    import datasets
+
+    def offline(path, *args, **kwargs):
+        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(FileNotFoundError) as err:
         cp.load_text("nobody-here/no-such-book")
     msg = str(err.value)
     assert "\n" not in msg and "'nobody-here/no-such-book'" in msg and "--set text=" in msg
+    assert "OfflineModeIsEnabled" in msg
 
 
 def test_local_txt_file(tmp_path):
