@@ -1,8 +1,9 @@
 """Prototype of the copyright-synth tiny family (a measurement script, not part of the package).
 
-Builds tokenizer → base (general text) → target (base fine-tuned on the book) with
-TINY_RECIPE, evaluates both with evaluate_copyright on the test-template items, then runs a
-crude gradient ascent on the train-template items (tiny-qa template, as the harness's QA
+Builds tokenizer → base (general text) → target (base fine-tuned on the book) through the
+harness's TinyFamily with copyright_synth.tiny_recipe (the "tiny" model spec: hidden 128,
+4 layers, context 128, with TINY_OVERRIDES), evaluates both with evaluate_copyright on the
+test-template items, then runs a crude gradient ascent on the train-template items (tiny-qa template, as the harness's QA
 machinery would feed them) and re-evaluates. Zero-shot accuracy on the general questions is
 scored here with the metrics.md §4 prompt (argmax over " A".." D"), ad hoc, until
 eval.multiple_choice exists.
@@ -15,19 +16,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from unlearnbench.data import copyright_synth as cs
 from unlearnbench.data.collate import Encoder, pad_right
 from unlearnbench.data.copyright import test_items, train_items
 from unlearnbench.eval.copyright import evaluate_copyright
-from unlearnbench.models.finetune import fit_causal_lm
-from unlearnbench.models.specs import TinyConfig
-from unlearnbench.models.tiny import new_model, train_tokenizer
+from unlearnbench.models.specs import ModelSpec
+from unlearnbench.models.tiny import TinyFamily
 
 
 def timed(fn):
@@ -53,24 +52,18 @@ def main(out: Path) -> None:
     torch.set_num_threads(1)
     cfg = cs.CopyrightSynthConfig()
     data = cs.write(cfg, out / "data")
-    tiny = TinyConfig()  # hidden 128, 4 layers, context 128, vocab 1024
+    family = TinyFamily(ModelSpec.from_name("tiny"), cs.tiny_recipe(data), root=out / "models")
     times = {}
-    tok, *times["tokenizer"] = timed(lambda: train_tokenizer(cs.tiny_texts(data, "tokenizer"),
-                                                              tiny.vocab_size, out / "tok"))
-
-    def fit(model, role):
-        r = cs.TINY_RECIPE[role]
-        fit_causal_lm(model, tok, texts=cs.tiny_texts(data, role), epochs=r["epochs"], lr=r["lr"],
-                      tiny=replace(tiny, batch_size=r["batch_size"]), seed=0, desc=role)
-        model.save_pretrained(out / role)
-        return model
-
-    base, *times["base"] = timed(lambda: fit(new_model(tiny, tok, seed=0), "base"))
-    target, *times["target"] = timed(lambda: fit(AutoModelForCausalLM.from_pretrained(out / "base"), "target"))
+    _, *times["tokenizer"] = timed(family.tokenizer_dir)
+    base_dir, *times["base"] = timed(family.base)
+    target_dir, *times["target"] = timed(lambda: family.checkpoint("target", "book"))
     for k, (w, c) in times.items():
         print(f"BUILD {k}: wall {w:.1f}s cpu {c:.1f}s")
     print(f"BUILD family: wall {sum(w for w, _ in times.values()):.1f}s "
           f"cpu {sum(c for _, c in times.values()):.1f}s")
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    target = AutoModelForCausalLM.from_pretrained(target_dir)
 
     book = (data / "book.txt").read_text()
     kw = dict(passage_words=cfg.passage_words, prefix_words=cfg.prefix_words, seed=cfg.seed)
@@ -89,9 +82,9 @@ def main(out: Path) -> None:
     print("|---|---|---|---|---|---|")
     row("base", base)
     row("target", target)
-    enc = Encoder(tok, "tiny-qa", max_len=tiny.max_len)
+    enc = Encoder(tok, "tiny-qa", max_len=family.tiny.max_len)
     forget = [enc.encode(r["question"], r["answer"]) for r in train_items(book, **kw)]
-    model = AutoModelForCausalLM.from_pretrained(out / "target")
+    model = AutoModelForCausalLM.from_pretrained(target_dir)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     for step in range(1, 21):

@@ -228,6 +228,20 @@ def test_stand_in_contents(tmp_path):
         cs.tiny_texts(tmp_path, "base")
 
 
+def test_tiny_recipe_wires_the_roles(tmp_path):
+    from unlearnbench.models.specs import TinyConfig
+
+    d = cs.write(SMALL, tmp_path / "s")
+    recipe = cs.tiny_recipe(d)
+    assert recipe.data_key == f"copyright-{SMALL.key()}"
+    assert recipe.tokenizer_texts() == cs.tiny_texts(d, "tokenizer")
+    assert recipe.base_texts() == cs.tiny_texts(d, "base")
+    assert recipe.finetune("target", "book") == (None, cs.tiny_texts(d, "target"))
+    assert recipe.finetuned_roles == ("target",)
+    tiny = replace(TinyConfig(), **recipe.tiny)  # every override is a TinyConfig field
+    assert tiny.replay is False and tiny.batch_size == 16
+
+
 def test_mc_prompt_is_the_metrics_md_prompt():
     row = {"question": "Q?", "choices": ["w", "x", "y", "z"], "answer": 2, "subject": "world_geo"}
     assert cs.mc_prompt(row) == ("The following are multiple choice questions (with answers) about "

@@ -37,13 +37,14 @@ SYNTH_PASSAGE_WORDS = 64
 SYNTH_PREFIX_WORDS = 24
 SYNTH_MAX_NEW_TOKENS = 64
 
-# The tiny family's recipe on this stand-in (fit_causal_lm arguments), measured in
-# docs/research-copyright.md: the base learns the general text (and its questions), the
-# target memorises the book (test-template ROUGE-L recall ~1.0) while keeping most of it.
-TINY_RECIPE = {
-    "base": {"epochs": 20, "lr": 3e-3, "batch_size": 32},
-    "target": {"epochs": 30, "lr": 2e-3, "batch_size": 8},
-}
+# The tiny family's recipe on this stand-in, as overrides of the model's TinyConfig
+# (benchmarks.base.TinyRecipe.tiny), measured in docs/research-copyright.md: the base learns
+# the general text and its questions, the target memorises the book (test-template ROUGE-L
+# recall ~0.99) and keeps most of the rest. Replay is off because the target's texts
+# (tiny_texts "target") already carry a measured dose of it; TinyFamily's replay would add
+# the whole base text and triple the fine-tuning time.
+TINY_OVERRIDES = {"batch_size": 16, "pretrain_epochs": 16, "pretrain_lr": 3e-3,
+                  "finetune_epochs": 36, "finetune_lr": 2e-3, "replay": False}
 
 MC_TOPIC_PROMPT = "The following are multiple choice questions (with answers) about {topic}.\n\n"
 LETTERS = ("A", "B", "C", "D")
@@ -259,9 +260,9 @@ def generate(cfg: CopyrightSynthConfig = CopyrightSynthConfig()) -> dict:
     The base model's text holds every fact in prose and every question of
     ``general_mc`` with its answer letter: the base knows the general questions by
     construction (as a model trained on a contaminated benchmark does), so their accuracy
-    measures whether unlearning the book keeps what the model knew. (A 1M-parameter model
-    does not learn to answer unseen 4-option questions from prose facts within the
-    stand-in's CPU budget: about 0.3 accuracy, chance being 0.25.)
+    measures whether unlearning the book keeps what the model knew. (Drills with redrawn
+    options left a prototype base at 0.30 accuracy, chance being 0.25; see
+    docs/research-copyright.md.)
     """
     book_rng, world_rng, mc_rng, held_rng = (random.Random(f"{cfg.seed}-{p}") for p in
                                              ("book", "world", "mc", "held"))
@@ -374,3 +375,20 @@ def tiny_texts(directory: str | Path, role: str) -> list[str]:
     n = min(len(general), round(cfg.target_replay * len(book)))
     replay = [general[i * len(general) // n] for i in range(n)] if n else []
     return book + replay
+
+
+def tiny_recipe(directory: str | Path):
+    """The ``TinyRecipe`` of the stand-in in ``directory``: tokenizer, base (general text)
+    and target (base fine-tuned on the book); the base doubles as the never-trained-on-
+    the-book reference."""
+    from unlearnbench.benchmarks.base import TinyRecipe
+
+    directory = Path(directory)
+    return TinyRecipe(
+        data_key=f"copyright-{load_config(directory).key()}",
+        tokenizer_texts=lambda: tiny_texts(directory, "tokenizer"),
+        base_texts=lambda: tiny_texts(directory, "base"),
+        finetune=lambda role, split: (None, tiny_texts(directory, "target")),
+        finetuned_roles=("target",),
+        tiny=dict(TINY_OVERRIDES),
+    )
