@@ -174,6 +174,9 @@ def test_dataset_name_path_on_a_hand_written_hub_layout(tmp_path):
         "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
         "    path: chapters.jsonl\n---\n", encoding="utf-8")
     assert cp.load_text(str(tmp_path), field="content") == "first chapter text\nsecond chapter"
+    # Rewritten in place, the directory is read afresh (no stale datasets cache).
+    (tmp_path / "chapters.jsonl").write_text(json.dumps({"content": "a new edition"}) + "\n")
+    assert cp.load_text(str(tmp_path), field="content") == "a new edition"
     with pytest.raises(ValueError, match=r"no field 'text' \(it has \['content'\]\)"):
         cp.load_text(str(tmp_path))
 

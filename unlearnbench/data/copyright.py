@@ -65,8 +65,11 @@ def load_text(source: str, *, field: str = "text", config: str | None = None,
 def _load_dataset_text(source: str, *, field: str, config: str | None, split: str) -> str:
     import datasets
 
+    from unlearnbench.data.harmful import local_cache_dir
+
     try:
-        rows = datasets.load_dataset(source, config, split=split)
+        # A local mirror gets a cache keyed by its files: datasets would reuse stale rows.
+        rows = datasets.load_dataset(source, config, split=split, cache_dir=local_cache_dir(source))
     except Exception as exc:  # not found, gated, offline: datasets raises many kinds
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         raise FileNotFoundError(f"copyright text source {source!r} is neither a local file nor a "
