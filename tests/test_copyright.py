@@ -86,6 +86,7 @@ def test_make_items_exact_strings_and_template_major_order():
         {"question": "More of One", "answer": "two three four", "passage": 0, "template": 1},
         {"question": "More of five", "answer": "six seven eight", "passage": 1, "template": 1},
     ]  # the 2-word tail "nine ten" is not a whole passage
+    assert cp.passage_texts(HAND_TEXT, 4) == ["One two three four", "five six seven eight"]
 
 
 def test_train_and_test_templates_differ_on_the_same_passages():

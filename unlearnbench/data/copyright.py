@@ -89,6 +89,11 @@ def passages(text: str, passage_words: int) -> list[list[str]]:
     return [words[i: i + passage_words] for i in range(0, len(words) - passage_words + 1, passage_words)]
 
 
+def passage_texts(text: str, passage_words: int) -> list[str]:
+    """The passages as single-spaced strings: the forget set in the ``text`` shape."""
+    return [" ".join(p) for p in passages(text, passage_words)]
+
+
 def make_items(text: str, *, passage_words: int, prefix_words: int, templates, seed: int,
                n_passages: int | None = None, templates_per_passage: int | None = None
                ) -> list[dict]:

@@ -325,9 +325,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def book_passages(directory: str | Path, passage_words: int) -> list[str]:
     """The book's passages (single-spaced), exactly as :func:`make_items` cuts them."""
-    from unlearnbench.data.copyright import load_text, passages
+    from unlearnbench.data.copyright import load_text, passage_texts
 
-    return [" ".join(p) for p in passages(load_text(str(Path(directory) / "book.txt")), passage_words)]
+    return passage_texts(load_text(str(Path(directory) / "book.txt")), passage_words)
 
 
 TINY_ROLES = ("tokenizer", "base", "target")
