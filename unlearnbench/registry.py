@@ -203,6 +203,8 @@ benchmarks = Registry(
         "tofu-synth": "unlearnbench.benchmarks.tofu:TofuSynthBenchmark",
         "harmful": "unlearnbench.benchmarks.harmful:HarmfulBenchmark",
         "harmful-synth": "unlearnbench.benchmarks.harmful:HarmfulSynthBenchmark",
+        "copyright": "unlearnbench.benchmarks.copyright:CopyrightBenchmark",
+        "copyright-synth": "unlearnbench.benchmarks.copyright:CopyrightSynthBenchmark",
         "halueval": "unlearnbench.benchmarks.halueval:HaluEvalBenchmark",
         "halueval-synth": "unlearnbench.benchmarks.halueval:HaluEvalSynthBenchmark",
     },

@@ -42,7 +42,7 @@ class UnlearningMethod(L.LightningModule):
     def __init__(self, model_path: str | None = None, *, model=None, lr: float = 1e-5,
                  weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,
                  batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
-                 gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None):
+                 gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
@@ -55,10 +55,15 @@ class UnlearningMethod(L.LightningModule):
         self.epochs, self.batch_size, self.grad_clip, self.seed = epochs, batch_size, grad_clip, seed
         self.gamma_forget, self.lambda_retain = gamma_forget, lambda_retain
         self.model_path = model_path
-        self.model = model if model is not None else self._load(model_path, dtype)
+        # Precision rule (methods.md): trainable weights and AdamW state in fp32, whatever the
+        # accelerator; bf16 is the *compute* dtype of bf16-mixed training. Pure-bf16 AdamW
+        # rounds most updates at lr 1e-5 to nothing. Only a frozen reference may be bf16.
+        self.model = model if model is not None else self._load(model_path, dtype or torch.float32)
         self.ref_model = None
         if self.needs_reference:
-            self.ref_model = self._load(model_path, dtype) if model is None else _frozen_copy(model)
+            ref_dtype = ref_dtype or reference_dtype()
+            self.ref_model = (self._load(model_path, ref_dtype) if model is None
+                              else _frozen_copy(model).to(ref_dtype))
             self.ref_model.eval().requires_grad_(False)
         self.history: list[dict] = []
         self.tokens_seen = 0  # non-padding tokens through forward passes (cost, §7)
@@ -233,6 +238,12 @@ class UnlearningMethod(L.LightningModule):
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
+
+
+def reference_dtype() -> torch.dtype:
+    """A frozen reference model's dtype: bf16 on GPU (half the memory, bf16 compute anyway
+    under bf16-mixed), fp32 on CPU where bf16 matmuls are slow and lossy."""
+    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
 
 
 def _count_tokens(batch: dict) -> int:

@@ -8,7 +8,7 @@ Llama-3-style models use the tokenizer's chat template with a system prompt.
 from __future__ import annotations
 
 LLAMA3_SYSTEM = "You are a helpful assistant."
-TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "tiny-qa", "llmu", "llmu-tiny")
+TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "tiny-qa", "llmu", "llmu-tiny", "raw")
 
 
 def format_prompt(template: str, question: str, tokenizer=None) -> str:
@@ -21,6 +21,10 @@ def format_prompt(template: str, question: str, tokenizer=None) -> str:
         # Phi's layout without the trailing space: byte-level BPE would make that space a
         # lone token never seen in running text ("Answer: Paris" is "Answer", ":", " Paris").
         return f"Question: {question}\nAnswer:"
+    if template == "raw":
+        # Benchmarks whose prompts are already written (copyright: instruction + a book's
+        # first words): the text itself, continued after one space.
+        return question
     if template == "llmu":
         # LLMU's harmful/hallucination format (benchmarks.md): "### Question: ...\n ### Answer: ...".
         return f"### Question: {question}\n ### Answer: "
@@ -39,7 +43,7 @@ def format_prompt(template: str, question: str, tokenizer=None) -> str:
 
 def answer_separator(template: str) -> str:
     """Text between the prompt and the answer (the space the tiny-qa prompt leaves out)."""
-    return " " if template in ("tiny-qa", "llmu-tiny") else ""
+    return " " if template in ("tiny-qa", "llmu-tiny", "raw") else ""
 
 
 def template_adds_bos(template: str) -> bool:

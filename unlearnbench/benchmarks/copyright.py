@@ -1,0 +1,117 @@
+"""Copyright completion (Harry-Potter style; LLMU and FLAT) and its stand-in, on the ``Benchmark`` interface.
+
+The book (a user-supplied local text file, or a hub dataset the user has access to; never
+shipped) is cut into passages; an item is an instruction template + the passage's first
+words (``question``) and the rest of the passage (``answer``). Train and test items share
+passages but use different instruction templates. The target is a model fine-tuned on the
+book; the base model, never trained on it, is the reference of "not memorised".
+Metrics (metrics.md §5): ROUGE-L recall (stemmer) and sacreBLEU of greedy completions on
+the test-template items; utility as perplexity on held-out general text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+
+COPYRIGHT_COLUMNS = (
+    Column("rougeL_recall", ("rougeL_recall",), "min"),
+    Column("bleu", ("bleu",), "min"),
+    Column("perplexity", ("perplexity",), "min"),
+    Column("word_perplexity", ("word_perplexity",), "min", shown=False),
+)
+WIKITEXT = ("wikitext", "wikitext-2-raw-v1", "test")  # FLAT's utility text
+
+
+class CopyrightBenchmark(Benchmark):
+    """Copyright completion: unlearn a book a model was fine-tuned on (the book is yours to supply)."""
+
+    name = "copyright"
+    family = "copyright"
+    shape = "qa"
+    splits = ("train",)
+    default_split = "train"
+    references = (Reference("target", "target"), Reference("base", "base"))
+    columns = COPYRIGHT_COLUMNS
+    tradeoff = ("perplexity", "rougeL_recall")
+    headline_forget = "rougeL_recall"
+    ranking = Ranking(forget="rougeL_recall", utility="perplexity", min_ratio=0.0)
+    template = "raw"
+    eval_options = {"batch_size": 16, "max_new_tokens": 300, "max_items": None}
+    data_options = {"k_random": 5, "template": "refusal"}
+    passage_words, prefix_words = 380, 200  # see data.copyright (REAL_*)
+
+    def default_path(self) -> str:
+        return ""  # no default: the book is never shipped
+
+    def _text(self) -> str:
+        from unlearnbench.data.copyright import load_text
+
+        return load_text(self.path)
+
+    def _items(self, kind: str) -> list[dict]:
+        from unlearnbench.data.copyright import test_items, train_items
+
+        make = train_items if kind == "train" else test_items
+        return make(self._text(), passage_words=self.passage_words, prefix_words=self.prefix_words, seed=0)
+
+    def forget_rows(self, split: str) -> list[dict]:
+        self.check_split(split)
+        return [{"question": it["question"], "answer": it["answer"]} for it in self._items("train")]
+
+    def general_texts(self, part: str) -> list[str]:
+        """General text: the base's kind of text for retain data, held-out text for perplexity."""
+        import datasets
+
+        path, config, split = WIKITEXT
+        rows = datasets.load_dataset(path, config, split="train" if part == "train" else split)
+        return [r["text"] for r in rows if r["text"].strip()]
+
+    def retain_rows(self, split: str) -> list[dict]:
+        # The retain term of GradDiff, NPO-RT, ... keeps general text: each text scored
+        # whole, as the answer to an empty prompt (the data is question/answer-shaped).
+        return [{"question": "", "answer": t} for t in self.general_texts("train")]
+
+    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, max_items=None, **options):
+        from unlearnbench.eval.copyright import evaluate_copyright
+
+        items = self._items("test")[:max_items] if max_items else self._items("test")
+        return evaluate_copyright(model, encoder.tokenizer, items, self.general_texts("heldout"), **options)
+
+
+class CopyrightSynthBenchmark(CopyrightBenchmark):
+    """Copyright stand-in: the harness's own generated long-form fiction plays the book."""
+
+    name = "copyright-synth"
+    stand_in_for = "copyright"
+    eval_options = {**CopyrightBenchmark.eval_options, "max_new_tokens": 64}
+
+    def __init__(self, path: str | None = None, synth=None):
+        from unlearnbench.data import copyright_synth
+
+        self.synth = synth or copyright_synth.CopyrightSynthConfig()
+        self.passage_words, self.prefix_words = self.synth.passage_words, self.synth.prefix_words
+        super().__init__(path)
+
+    def default_path(self) -> str:
+        from unlearnbench.data.copyright_synth import synth_dir
+
+        return str(synth_dir(self.synth))
+
+    def _text(self) -> str:
+        from unlearnbench.data.copyright import load_text
+
+        return load_text(str(Path(self.path) / "book.txt"))
+
+    def general_texts(self, part: str) -> list[str]:
+        import json
+
+        name = "general_train.jsonl" if part == "train" else "general_heldout.jsonl"
+        with open(Path(self.path) / name, encoding="utf-8") as f:
+            return [json.loads(line)["text"] for line in f]
+
+    def recipe(self) -> TinyRecipe:
+        from unlearnbench.data.copyright_synth import tiny_recipe
+
+        return tiny_recipe(self.path)
