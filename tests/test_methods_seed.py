@@ -238,3 +238,28 @@ def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, tiny_fami
     before, after = ref.state_dict(), new.state_dict()
     moved = {n for n in before if not torch.equal(before[n], after[n])}
     assert moved == {"model.layers.1.mlp.down_proj.weight"}, moved
+
+
+def test_llmu_fixed_step_budget_cycles_the_forget_data(tiny_family, tmp_path):
+    """LLMU's recipe is a step budget, not epochs: 7 steps over 3 forget batches per epoch."""
+    info = unlearn("llmu", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED,
+                   params={"lr": 1e-4, "batch_size": 8, "epochs": 1, "steps": 7, "warmup_epochs": 0,
+                           "k_random": 1})
+    with open(tmp_path / "history.csv") as f:
+        hist = list(csv.DictReader(f))
+    assert info["steps"] == len(hist) == 7  # one epoch is 3 steps: the budget wins
+
+
+def test_shipped_grids_run_llmu_with_its_paper_recipe_on_real_models():
+    from pathlib import Path
+
+    from unlearnbench.methods.llmu import PAPER_DEFAULTS
+    from unlearnbench.runner.grid import load_grid
+
+    seen = 0
+    for path in sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml")):
+        for cell in load_grid(path, model="llama2-7b").cells:  # `make bench MODEL=llama2-7b`
+            if cell.method == "llmu":
+                assert {k: cell.params[k] for k in PAPER_DEFAULTS} == PAPER_DEFAULTS, (path.name, cell.params)
+                seen += 1
+    assert seen

@@ -42,12 +42,19 @@ class UnlearningMethod(L.LightningModule):
     def __init__(self, model_path: str | None = None, *, model=None, lr: float = 1e-5,
                  weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,
                  batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
-                 gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None):
+                 gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None,
+                 steps: int | None = None):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
         if epochs < 1:
             raise ValueError(f"method {self.name!r}: epochs must be >= 1, got {epochs}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"method {self.name!r}: steps (a fixed budget of optimiser steps) must be "
+                             f"an integer >= 1 or unset, got {steps!r}")
+        # A fixed step budget (LLMU's recipe) replaces `epochs`: the forget loader cycles
+        # until `steps` optimiser steps are done, and the schedule decays over them.
+        self.steps = steps
         for key, value in (("gamma_forget", gamma_forget), ("lambda_retain", lambda_retain)):
             if not value >= 0:  # also rejects NaN
                 raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {value}")
@@ -188,8 +195,13 @@ class UnlearningMethod(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.param_groups(), lr=self.lr)
-        steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / self.epochs))
         total = int(self.trainer.estimated_stepping_batches)
+        if self.steps is None:
+            steps_per_epoch = max(1, math.ceil(total / self.epochs))
+        else:  # warm-up epochs count real epochs of the forget data, the budget aside
+            dm, trainer = self.trainer.datamodule, self.trainer
+            batches = math.ceil(math.ceil(len(dm.forget_set) / trainer.world_size) / dm.batch_size)
+            steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
         warmup = int(round(self.warmup_epochs * steps_per_epoch))
         sched = linear_warmup_decay(opt, warmup, total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -11,10 +11,10 @@ Optional early stop (``stop_threshold``): training stops once the *ascended* for
 threshold. The public code compares the negated loss, which never passes a positive
 threshold; this compares the ascended loss as the paper describes.
 
-Paper settings (``PAPER_DEFAULTS``): lr 2e-6, batch 2, no warm-up, linear decay, a fixed
-budget of 1000 steps. The harness trains by epochs (``epochs`` × forget batches), so a
-step budget is reached by choosing ``epochs`` and ``batch_size``; the shared defaults are
-kept unless a config overrides them, so that comparisons stay fair.
+Paper settings (``PAPER_DEFAULTS``): lr 2e-6, batch 2, no warm-up, linear decay over a
+fixed budget of 1000 steps (the shared loop's ``steps`` option: the forget data cycles until
+the budget is spent). The shipped grids give real models exactly these (``real_params``)
+and the tiny model a scaled budget (``tiny_params``, documented in the grid).
 """
 
 from __future__ import annotations

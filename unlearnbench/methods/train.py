@@ -76,7 +76,9 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
                           seed=seed, needs=method.needs, **data_params)
     if precision is None:
         precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
-    trainer = L.Trainer(max_epochs=method.epochs, max_steps=int(max_steps or -1), logger=False,
+    budget = [b for b in (method.steps, max_steps) if b]
+    trainer = L.Trainer(max_epochs=-1 if method.steps else method.epochs,
+                        max_steps=int(min(budget)) if budget else -1, logger=False,
                         enable_checkpointing=False, deterministic=True, enable_model_summary=False,
                         precision=precision, use_distributed_sampler=True, **kw)
     with CostTracker() as cost:
