@@ -352,3 +352,31 @@ def test_second_family_build_is_a_cache_hit(family, monkeypatch):
     other = ModelSpec.from_name("tiny-test", tiny={"finetune_epochs": 3})
     with pytest.raises(AssertionError, match="must not train"):
         bench.checkpoint(other, "target", "forget10")
+
+
+def test_reference_and_gradnorm_attacks_are_wired_from_records(target):
+    """The Reference attack scores L_model − L_retain per item (the retain model's losses come
+    from its own records), GradNorm one backward pass per text; both AUCs recompute by hand."""
+    from sklearn.metrics import roc_auc_score
+
+    from unlearnbench.data.collate import pad_right
+    from unlearnbench.metrics import mia
+
+    model, enc, bench = target
+    n = 4
+    fake_retain = {(t, i): 1.0 + 0.3 * i for t in ("forget", "holdout") for i in range(n)}
+    summary, records = evaluate_tofu(model, enc, bench, "forget10", max_items=n, max_new_tokens=2,
+                                     retain_losses=fake_retain, gradnorm=True)
+    forget = [r for r in records if r["task"] == "forget"]
+    holdout = [r for r in records if r["task"] == "holdout"]
+    score = lambda rs, t: [r["mia_loss"] - fake_retain[(t, r["index"])] for r in rs]  # noqa: E731
+    y = [0] * n + [1] * n
+    assert summary["mia"]["reference"] == pytest.approx(
+        roc_auc_score(y, score(forget, "forget") + score(holdout, "holdout")), abs=1e-12)
+    assert summary["mia"]["gradnorm"] == pytest.approx(
+        roc_auc_score(y, [r["mia_gradnorm"] for r in forget + holdout]), abs=1e-12)
+    one = forget[1]
+    batch = pad_right([enc.encode(one["question"], one["answer"])], enc.pad_id)
+    assert one["mia_gradnorm"] == pytest.approx(mia.gradnorm_scores(model, [batch])[0], rel=1e-4)
+    # Without the retain model's losses there is no Reference attack, never a made-up one.
+    assert "reference" not in evaluate_tofu(model, enc, bench, "forget10", max_items=n, max_new_tokens=2)[0]["mia"]

@@ -20,6 +20,8 @@ TOFU_COLUMNS = (
     Column("forget_truth_ratio", ("forget", "truth_ratio"), "max"),
     Column("retain_truth_ratio", ("retain", "truth_ratio"), "max"),
     Column("mia_min_k_auc", ("mia", "min_k"), "half"),
+    Column("mia_reference_auc", ("mia", "reference"), "half", shown=False),
+    Column("mia_gradnorm_auc", ("mia", "gradnorm"), "half", shown=False),
     Column("privleak", ("privleak",), "zero"),
     Column("forget_probability", ("forget", "probability"), "min", shown=False),
     Column("log10_forget_quality", ("log10_forget_quality",), "max", shown=False),
@@ -41,7 +43,9 @@ class TofuBenchmark(Benchmark):
     tradeoff = ("model_utility", "forget_quality")
     headline_forget = "forget_rougeL"
     ranking = Ranking(forget="forget_quality", utility="model_utility", min_ratio=0.9)
-    eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None}
+    # GradNorm needs one backward pass per forget and holdout text: on for the stand-in,
+    # opt-in (eval: {gradnorm: true}) for 7B models.
+    eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None, "gradnorm": False}
     data_options = {"k_random": 5, "template": "refusal"}
     published = {}
 
@@ -84,12 +88,13 @@ class TofuBenchmark(Benchmark):
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, **options):
         from unlearnbench.eval.tofu import evaluate_tofu
 
-        tr = auc = None
+        tr = auc = losses = None
         if reference is not None:
             tr = [r["truth_ratio"] for r in reference[1] if r["task"] == "forget"]
             auc = reference[0].get("mia", {}).get("min_k")
+            losses = {(r["task"], r["index"]): r["mia_loss"] for r in reference[1] if "mia_loss" in r}
         return evaluate_tofu(model, encoder, self, split, retain_truth_ratios=tr,
-                             retain_mia_auc=auc, **options)
+                             retain_mia_auc=auc, retain_losses=losses, **options)
 
 
 class TofuSynthBenchmark(TofuBenchmark):
@@ -97,6 +102,7 @@ class TofuSynthBenchmark(TofuBenchmark):
 
     name = "tofu-synth"
     stand_in_for = "tofu"
+    eval_options = {**TofuBenchmark.eval_options, "gradnorm": True}
 
     def __init__(self, path: str | None = None, synth=None):
         from unlearnbench.data.tofu_synth import SynthConfig

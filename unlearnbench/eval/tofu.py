@@ -21,8 +21,17 @@ from unlearnbench.metrics.reduce import gather_records
 TASKS = ("forget", "retain", "real_authors", "world_facts")
 
 
+def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int) -> list[float]:
+    """GradNorm MIA scores (metrics.mia.gradnorm_scores) of each row's answer."""
+    from unlearnbench.data.collate import pad_right
+
+    encoded = [enc.encode(r["question"], r["answer"]) for r in rows]
+    batches = (pad_right(encoded[i: i + batch_size], enc.pad_id) for i in range(0, len(encoded), batch_size))
+    return mia.gradnorm_scores(model, batches)
+
+
 def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: int,
-                  max_new_tokens: int, cost: CostTracker) -> list[dict]:
+                  max_new_tokens: int, cost: CostTracker, gradnorm: bool = False) -> list[dict]:
     """Score and generate one task's rows; one record per row."""
     paraphrased = task in ("forget", "retain")
     pairs, spans = [], []
@@ -53,6 +62,9 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: 
         if task == "forget":
             rec.update(_mia_scores(ans, r["answer"]))
         records.append(rec)
+    if gradnorm and task == "forget":
+        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size)):
+            rec["mia_gradnorm"] = g
     return records
 
 
@@ -65,16 +77,26 @@ def _mia_scores(s, text: str) -> dict:
     }
 
 
-def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cost) -> list[dict]:
+def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cost,
+                     gradnorm: bool = False) -> list[dict]:
     scored = score_pairs(model, enc, [(r["question"], r["answer"]) for r in rows], batch_size, with_stats=True)
     cost.add_tokens(sum(len(s.labels) for s in scored))
-    return [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
-             "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,
-             **_mia_scores(s, r["answer"])} for r, s in zip(rows, scored)]
+    records = [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
+                "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,
+                **_mia_scores(s, r["answer"])} for r, s in zip(rows, scored)]
+    if gradnorm:
+        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size)):
+            rec["mia_gradnorm"] = g
+    return records
 
 
-def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: float | None = None) -> dict:
-    """Every aggregate of the suite, computed from per-item records."""
+def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: float | None = None,
+              retain_losses: dict | None = None) -> dict:
+    """Every aggregate of the suite, computed from per-item records.
+
+    ``retain_losses`` ((task, index) -> the retain model's LOSS score of the same forget and
+    holdout items) enables the Reference attack, ``L_model − L_retain`` (metrics.md §2).
+    """
     by_task = {t: [r for r in records if r["task"] == t] for t in TASKS + ("holdout",)}
     summary: dict = {}
     for task in TASKS:
@@ -105,6 +127,15 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
         summary["mia"] = {a: mia.mia_auc([r[f"mia_{a}"] for r in by_task["forget"]],
                                          [r[f"mia_{a}"] for r in by_task["holdout"]])
                           for a in mia.MIA_ATTACKS}
+        if all("mia_gradnorm" in r for r in by_task["forget"] + by_task["holdout"]):
+            summary["mia"]["gradnorm"] = mia.mia_auc([r["mia_gradnorm"] for r in by_task["forget"]],
+                                                     [r["mia_gradnorm"] for r in by_task["holdout"]])
+        if retain_losses:
+            def ref(task):
+                rs = by_task[task]
+                return mia.reference_scores([r["mia_loss"] for r in rs],
+                                            [retain_losses[(task, r["index"])] for r in rs])
+            summary["mia"]["reference"] = mia.mia_auc(ref("forget"), ref("holdout"))
         if retain_mia_auc is not None:
             # Undefined (None) when the retain model's AUC is 1; never fail the whole eval.
             summary["privleak"] = (None if retain_mia_auc >= 1.0
@@ -113,8 +144,9 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
 
 
 def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ratios=None,
-                  retain_mia_auc: float | None = None, batch_size: int = 32,
-                  max_new_tokens: int = 200, max_items: int | None = None) -> tuple[dict, list[dict]]:
+                  retain_mia_auc: float | None = None, retain_losses: dict | None = None,
+                  batch_size: int = 32, max_new_tokens: int = 200, max_items: int | None = None,
+                  gradnorm: bool = False) -> tuple[dict, list[dict]]:
     """Run the whole suite of ``bench`` (a TOFU benchmark) for a forget ``split``; returns
     (summary, per-item records in dataset order).
 
@@ -134,14 +166,17 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
             if not mine:
                 continue
             if task == "holdout":
-                records += _holdout_records(model, encoder, mine, batch_size, cost)
+                records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm)
             else:
-                records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost)
+                records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost, gradnorm)
     model.train(was_training)
     records = gather_records(records)
     records.sort(key=lambda r: r["_order"])
     for r in records:
         r.pop("_order")
-    summary = summarise(records, retain_truth_ratios, retain_mia_auc)
+    # Only items present in the reference count (a reference evaluated on fewer items).
+    keys = {(r["task"], r["index"]) for r in records if r["task"] in ("forget", "holdout")}
+    losses = retain_losses if retain_losses and keys <= set(retain_losses) else None
+    summary = summarise(records, retain_truth_ratios, retain_mia_auc, losses)
     summary["cost"] = cost.as_dict()
     return summary, records
