@@ -235,3 +235,31 @@ def test_atomic_writes(tmp_path):
     assert (tmp_path / "t.txt").read_text() == "hello"  # untouched
     leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file()]
     assert sorted(leftovers) == ["r.json", "t.txt"]
+
+
+def test_ranking_rule_ranks_only_methods_above_the_utility_bar(grid):
+    # A third method keeps utility (0.48 >= 0.9 x target's 0.50): it alone is ranked.
+    cell_id = "keep__tofu-synth-forget10__tiny__s42"
+    _write(grid / "cells" / cell_id, {
+        "cell_id": cell_id, "kind": "cell", "status": "ok", "error": None, "method": "keep",
+        "method_label": "keep", "benchmark": BENCH, "split": SPLIT, "model": MODEL, "seed": 42,
+        "summary": _summary(1e-3, 0.48), "cost": {}, "config": {}})
+    table = leaderboard_table(results_frame(load_results(grid)))
+    ranks = dict(zip(table["method_label"], table["rank"]))
+    assert ranks["keep"] == 1 and math.isnan(ranks["npo"]) and math.isnan(ranks["ga"])
+    # Ranked methods come first, then the others by forget quality, whatever their means.
+    assert list(table["method_label"])[3:] == ["keep", "npo", "ga"]
+    md = render_markdown(table)
+    assert "Rank: by `forget_quality` among the methods whose `model_utility` is at least 0.9" in md
+
+
+def test_ranking_rule_with_a_lower_is_better_utility():
+    from unlearnbench.report.leaderboard import _rank_block
+
+    meta = {"columns": [{"name": "rouge", "direction": "min"}, {"name": "ppl", "direction": "min"}],
+            "ranking": {"forget": "rouge", "utility": "ppl", "min_ratio": 0.9, "anchor": "target"}}
+    block = pd.DataFrame({"kind": ["ref", "cell", "cell", "cell"], "method": ["target", "a", "b", "c"],
+                          "rouge": [0.9, 0.3, 0.1, 0.2], "ppl": [10.0, 11.0, 20.0, 10.5]})
+    rank = _rank_block(block, meta)
+    # Bar: perplexity at most 10 / 0.9 = 11.1; b (ppl 20) is out; c has the lower rouge.
+    assert math.isnan(rank[0]) and rank[1] == 2 and math.isnan(rank[2]) and rank[3] == 1

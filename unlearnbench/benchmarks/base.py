@@ -73,7 +73,8 @@ class Chain:
 @dataclass(frozen=True)
 class Ranking:
     """How the leaderboard ranks methods: by ``forget`` among the rows whose ``utility`` is at
-    least ``min_ratio`` × the reference ``anchor``'s utility (the others are ranked after)."""
+    least ``min_ratio`` × the reference ``anchor``'s utility (for a lower-is-better utility
+    such as perplexity: at most the anchor's / ``min_ratio``); the others follow, unranked."""
 
     forget: str
     utility: str
@@ -141,6 +142,11 @@ class Benchmark:
     def retain_rows(self, split: str) -> list[dict]:
         """Rows of the retain (normal) data, same shape as the forget rows."""
         raise NotImplementedError
+
+    def normal_answers(self, split: str) -> list[str]:
+        """The pool LLMU's random mismatch answers (and FLAT's ``template="normal"``) are drawn
+        from: the retain rows' answers, unless a benchmark has a pool of its own."""
+        return [r["answer"] for r in self.retain_rows(split)]
 
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None,
                  **options) -> tuple[dict, list[dict]]:

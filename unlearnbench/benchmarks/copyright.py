@@ -36,7 +36,8 @@ class CopyrightBenchmark(Benchmark):
     columns = COPYRIGHT_COLUMNS
     tradeoff = ("perplexity", "rougeL_recall")
     headline_forget = "rougeL_recall"
-    ranking = Ranking(forget="rougeL_recall", utility="perplexity", min_ratio=0.0)
+    # Perplexity is lower-is-better: ranked among methods within 1/0.9 of the target's.
+    ranking = Ranking(forget="rougeL_recall", utility="perplexity", min_ratio=0.9)
     template = "raw"
     eval_options = {"batch_size": 16, "max_new_tokens": 300, "max_items": None}
     data_options = {"k_random": 5, "template": "refusal"}

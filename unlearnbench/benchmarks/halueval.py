@@ -19,6 +19,7 @@ SPLIT_SEED = 42  # the 70/10/20 question split is part of the data, not of a run
 HALUEVAL_COLUMNS = (
     Column("hallucination_rate_heldout", ("hallucination_rate_heldout",), "min"),
     Column("hallucination_rate_forget", ("hallucination_rate_forget",), "min"),
+    Column("correct_rate_heldout", ("correct_rate_heldout",), "max"),
     Column("normal_similarity", ("normal_similarity",), "max"),
     Column("fluency_heldout", ("heldout", "fluency"), "min"),
     Column("diversity_heldout", ("heldout", "diversity"), "max"),
@@ -70,6 +71,11 @@ class HaluEvalBenchmark(Benchmark):
 
     def retain_rows(self, split: str) -> list[dict]:
         return [dict(r) for r in self.data().normal["train"]]
+
+    # LLMU's random mismatch answers come from the default pool, the retain rows' answers:
+    # the best answers of TruthfulQA's train part. LLMU's public code draws from every
+    # TruthfulQA answer, incorrect ones and the evaluation part's included; that would teach
+    # wrong answers and leak the normal-prompt evaluation into training, so it is not copied.
 
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, **options):
         from unlearnbench.eval.scenarios import evaluate_hallucination

@@ -80,6 +80,11 @@ class HarmfulBenchmark(Benchmark):
     def retain_rows(self, split: str) -> list[dict]:
         return [dict(r) for r in self.data().normal["train"]]
 
+    # LLMU's random mismatch answers come from the default pool, the retain rows' answers:
+    # the best answers of TruthfulQA's train part. LLMU's public code draws from every
+    # TruthfulQA answer, incorrect ones and the evaluation part's included; that would teach
+    # wrong answers and leak the normal-prompt evaluation into training, so it is not copied.
+
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, judge=None, **options):
         from unlearnbench.eval.judges import get_judge
         from unlearnbench.eval.scenarios import evaluate_harmful

@@ -155,6 +155,7 @@ class UnlearnDataModule(L.LightningDataModule):
             raise ValueError("the data module needs an encoder (the model's tokenizer and template)")
         self.forget_set = self._rows(self.benchmark.forget_rows(self.split))
         self.retain_set = self._rows(self.benchmark.retain_rows(self.split))
+        self.normal = self.benchmark.normal_answers(self.split) if self.shape == "qa" else []
         if len(self.forget_set) == 0:
             raise ValueError(f"benchmark {self.benchmark.name!r} split {self.split!r}: no forget data")
 
@@ -166,8 +167,7 @@ class UnlearnDataModule(L.LightningDataModule):
         """The collator of this shape; ``extras=False`` gives the bare forget/retain batches."""
         if self.shape == "text":
             return TextCollator(self.encoder)
-        normal = [r["answer"] for r in self.retain_set.rows] if self.retain_set is not None else []
-        return QACollator(self.encoder, self.needs if extras else (), normal_answers=normal,
+        return QACollator(self.encoder, self.needs if extras else (), normal_answers=getattr(self, "normal", []),
                           k_random=self.k_random, template=self.template,
                           seed=self.seed if seed is None else seed)
 

@@ -146,6 +146,11 @@ def summarise_hallucination(records: list[dict]) -> dict:
         summary[task] = _utility(rs)
         if task != "normal":
             summary[task]["hallucination_rate"] = gm.rate([r["hallucination"] for r in rs])
+            # The other side of the coin: a broken model hallucinates nothing and answers
+            # nothing right either; "correct" = strictly closer to the right answer.
+            summary[task]["correct_rate"] = gm.rate([r["rougeL_f1_right"] > r["rougeL_f1_hallucinated"] for r in rs])
+    if "heldout" in summary:
+        summary["correct_rate_heldout"] = summary["heldout"]["correct_rate"]
     for task, key in (("heldout", "hallucination_rate_heldout"), ("forget", "hallucination_rate_forget")):
         if task in summary:
             summary[key] = summary[task]["hallucination_rate"]

@@ -56,9 +56,12 @@ def score_pairs(model, encoder: Encoder, pairs: list[tuple[str, str]], batch_siz
         tok_lp = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
         preds = logits.argmax(-1)
         if with_stats:
+            # Min-K%++ statistics; a masked vocabulary entry (logit -inf) has p = 0 and adds
+            # 0, not 0·(-inf) = NaN (as metrics.mia.min_k_plus_plus_stats).
             p = logp.exp()
-            mu = (p * logp).sum(-1)
-            sigma = ((p * logp * logp).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
+            p_logp = torch.where(p > 0, p * logp, torch.zeros_like(p))
+            mu = p_logp.sum(-1)
+            sigma = ((p_logp * logp).nan_to_num(0.0).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
         for row, i in enumerate(idx):
             m = mask[row]
             lps = tok_lp[row][m]

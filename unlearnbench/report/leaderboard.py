@@ -46,9 +46,16 @@ def _rank_block(block: pd.DataFrame, meta: dict | None) -> pd.Series:
     if not rule or rule["forget"] not in block or rule["utility"] not in block or not len(methods):
         return rank
     anchor = block[(block["kind"] == "ref") & (block["method"] == rule["anchor"])]
-    bar = float(anchor[rule["utility"]].iloc[0]) * rule["min_ratio"] if len(anchor) else -math.inf
+    ref = float(anchor[rule["utility"]].iloc[0]) if len(anchor) else math.nan
+    lower_better = next((c["direction"] for c in meta["columns"] if c["name"] == rule["utility"]), "max") == "min"
+    utility = methods[rule["utility"]].astype(float)
+    if math.isnan(ref) or rule["min_ratio"] <= 0:
+        eligible = methods
+    elif lower_better:  # e.g. perplexity: at most the anchor's / min_ratio
+        eligible = methods[utility <= ref / rule["min_ratio"]]
+    else:
+        eligible = methods[utility >= ref * rule["min_ratio"]]
     direction = next((c["direction"] for c in meta["columns"] if c["name"] == rule["forget"]), "max")
-    eligible = methods[methods[rule["utility"]] >= bar]
     score = _score(eligible[rule["forget"]].astype(float), direction).fillna(-math.inf)
     order = score.sort_values(ascending=False, kind="stable").index
     rank.loc[order] = np.arange(1, len(order) + 1, dtype=float)
@@ -221,9 +228,24 @@ def _ranking_text(meta: dict | None) -> str | None:
     rule = (meta or {}).get("ranking")
     if not rule:
         return None
-    return (f"Rank: by `{rule['forget']}` among the methods whose `{rule['utility']}` is at least "
-            f"{rule['min_ratio']:g} × the {rule['anchor']}'s; methods below that bar are not ranked (–) "
-            "and follow, by the same metric.")
+    lower = next((c["direction"] for c in meta["columns"] if c["name"] == rule["utility"]), "max") == "min"
+    bar = (f"at most the {rule['anchor']}'s / {rule['min_ratio']:g}" if lower
+           else f"at least {rule['min_ratio']:g} × the {rule['anchor']}'s")
+    return (f"Rank: by `{rule['forget']}` among the methods whose `{rule['utility']}` is {bar}; "
+            "methods outside that bar are not ranked (–) and follow, by the same metric.")
+
+
+def published_for(bench: str | None, metas: dict, published: dict | None) -> dict:
+    """Published rows for one benchmark's table: the benchmark's own numbers, then the grid's
+    (``{label: {column: value}}``, or keyed by benchmark name first in a multi-benchmark grid)."""
+    published = published or {}
+    if bench is not None and bench in published and all(isinstance(v, dict) for v in published[bench].values()):
+        grid_rows = published[bench]
+    elif any(b in published for b in metas):
+        grid_rows = {}  # keyed by benchmark, and not this one
+    else:
+        grid_rows = published
+    return {**(metas.get(bench, {}).get("published") or {}), **grid_rows}
 
 
 def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
@@ -253,10 +275,11 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
             rule = _ranking_text(table.attrs.get("metas", {}).get(bench))
             if rule:
                 lines += [rule, ""]
-        cols = _display_columns(table, bench, published) if bench is not None else ["n_seeds"]
+        pub = published_for(bench, table.attrs.get("metas", {}), published)
+        cols = _display_columns(table, bench, pub) if bench is not None else ["n_seeds"]
         headers = _headers(part, cols, _ARROW_MD, str, multi)
         rows = _rows(part, cols, _md_escape, lambda t: f"**{t}**", " ± ", multi)
-        for label, vals in (published or {}).items():
+        for label, vals in pub.items():
             pad = [""] * (len(headers) - len(cols) - 1)
             cells = [_fmt(vals.get(c), c in _sci_columns(table)) if c in vals else "" for c in cols]
             rows.append([f"{_md_escape(str(label))} (published)", *pad, *map(_md_escape, cells)])

@@ -96,7 +96,8 @@ def registry_meta(benchmark: str) -> dict | None:
     return {"columns": [asdict(c) for c in cls.columns], "tradeoff": cls.tradeoff,
             "headline_forget": cls.headline_forget,
             "ranking": asdict(cls.ranking) if cls.ranking else None,
-            "references": [r.name for r in cls.references], "shape": cls.shape}
+            "references": [r.name for r in cls.references], "shape": cls.shape,
+            "published": cls.published}
 
 
 def benchmark_metas(results: list[dict[str, Any]]) -> dict[str, dict]:

@@ -52,7 +52,8 @@ def benchmark_meta(bench) -> dict:
     return {"columns": bench.column_meta(), "tradeoff": bench.tradeoff,
             "headline_forget": bench.headline_forget,
             "ranking": asdict(bench.ranking) if bench.ranking else None,
-            "references": [r.name for r in bench.references], "shape": bench.shape}
+            "references": [r.name for r in bench.references], "shape": bench.shape,
+            "published": bench.published}
 
 
 def run_reference(cell: dict, cell_dir: Path) -> dict:
