@@ -139,7 +139,7 @@ def test_missing_book_file_is_one_line_naming_path_and_fix(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError) as err:
         cp.load_text(str(missing))
     msg = str(err.value)
-    assert "\n" not in msg and str(missing) in msg and "--set text=/path/to/book.txt" in msg
+    assert "\n" not in msg and str(missing) in msg and "--data-dir /path/to/book.txt" in msg
     with pytest.raises(ValueError, match="source is empty"):
         cp.load_text("")
     # Not a file and not a reachable dataset: same hint, one line. (The hub is replaced by
@@ -153,7 +153,7 @@ def test_missing_book_file_is_one_line_naming_path_and_fix(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError) as err:
         cp.load_text("nobody-here/no-such-book")
     msg = str(err.value)
-    assert "\n" not in msg and "'nobody-here/no-such-book'" in msg and "--set text=" in msg
+    assert "\n" not in msg and "'nobody-here/no-such-book'" in msg and "--data-dir" in msg
     assert "OfflineModeIsEnabled" in msg
 
 
@@ -339,3 +339,31 @@ def test_evaluator_rejects_bad_items(tiny_model):
         ev.evaluate_copyright(model, tok, [{"prompt": "p", "response": "r"}], held, max_new_tokens=4)
     with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
         ev.evaluate_copyright(model, tok, [], held, max_new_tokens=0)
+
+
+def test_finetune_command_builds_a_copyright_target_from_a_local_book(tiny_family, tmp_path):
+    """`unlearnbench finetune` fine-tunes a model directory on your book (the real protocol's
+    target); the result loads like any checkpoint and the book's NLL goes down."""
+    import random
+
+    from unlearnbench.cli import main
+    from unlearnbench.data.copyright import passage_texts
+    from unlearnbench.eval.copyright import text_nll
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    rng = random.Random(0)
+    words = ["lantern", "river", "quiet", "stone", "morning", "garden", "letter", "winter", "bridge"]
+    book = tmp_path / "book.txt"
+    book.write_text(" ".join(rng.choice(words) for _ in range(800)) + ".\n")
+    out = tmp_path / "target"
+    rc = main(["finetune", "--benchmark", "copyright", "--data-dir", str(book), "--model", tiny_family["target"],
+               "--out", str(out), "--set", "epochs=2", "--set", "lr=1e-3", "--set", "max_len=64"])
+    assert rc == 0 and (out / "config.json").exists()
+    text = passage_texts(book.read_text(), 380)[:1]
+    tok = load_tokenizer(str(out))
+
+    def nll(path):
+        (s, n), = text_nll(load_model(str(path)), tok, text, context_len=64)
+        return s / n
+
+    assert nll(out) < nll(tiny_family["target"]) - 0.5

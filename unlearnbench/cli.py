@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluation option, e.g. --set max_items=300 (see the benchmark's eval options)")
 
+    p = sub.add_parser("finetune", help="fine-tune a model into a benchmark's target (e.g. on your copy of a book)")
+    p.add_argument("--model", required=True, help="model name (its hub id) or local directory to start from")
+    _add_common(p)
+    p.add_argument("--out", required=True, help="directory to save the fine-tuned model (pass it as --model later)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe: epochs (5), lr (1e-5), batch_size (8), max_len (512), weight_decay (0.01), seed (42)")
+
     p = sub.add_parser("grid", help="run a grid YAML (methods x benchmarks x models x seeds)")
     p.add_argument("grid", help="path to a grid YAML, e.g. benchmarks/default.yaml")
     p.add_argument("--model", default=None, help="replace the grid's models (make bench MODEL=...)")
@@ -161,6 +168,38 @@ def cmd_eval(args) -> int:
     return 0
 
 
+FINETUNE_DEFAULTS = {"epochs": 5, "lr": 1e-5, "batch_size": 8, "max_len": 512, "weight_decay": 0.01, "seed": 42}
+
+
+def cmd_finetune(args) -> int:
+    from types import SimpleNamespace
+
+    from unlearnbench.eval.references import encoder_for
+    from unlearnbench.methods.train import parse_sets
+    from unlearnbench.models.finetune import fit_causal_lm
+    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import ModelSpec
+
+    recipe = {**FINETUNE_DEFAULTS, **parse_sets(args.set)}
+    unknown = sorted(set(recipe) - set(FINETUNE_DEFAULTS))
+    if unknown:
+        raise GridError(f"finetune: unknown setting(s) {unknown}; known: {sorted(FINETUNE_DEFAULTS)}")
+    spec = ModelSpec.from_name(args.model)
+    bench, split = _bench(args)
+    qa, texts = bench.target_data(split)  # the data first: a missing book fails before loading a model
+    source = bench.checkpoint(spec, "base", split)
+    tok = load_tokenizer(source, spec)
+    model = load_model(source, spec, dtype=__import__("torch").float32)
+    fit_causal_lm(model, tok, epochs=int(recipe["epochs"]), lr=float(recipe["lr"]),
+                  tiny=SimpleNamespace(**{k: recipe[k] for k in ("max_len", "batch_size", "weight_decay")}),
+                  seed=int(recipe["seed"]), texts=texts, qa=qa, template=encoder_for(bench, spec, tok).template,
+                  desc=f"{bench.name} target from {source}")
+    model.save_pretrained(args.out)
+    tok.save_pretrained(args.out)
+    print(f"saved the fine-tuned target to {args.out}; use it as --model {args.out} (or MODEL={args.out})")
+    return 0
+
+
 def cmd_grid(args) -> int:
     from unlearnbench.runner.grid import load_grid
     from unlearnbench.runner.run import run_grid
@@ -240,7 +279,7 @@ def cmd_compare(args) -> int:
     return 0 if rows and all(r.agree for r in rows) and not problems else 1
 
 
-COMMANDS = {"compare": cmd_compare, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
+COMMANDS = {"compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
             "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard}
 
 

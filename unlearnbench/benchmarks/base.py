@@ -155,6 +155,12 @@ class Benchmark:
         (e.g. the original model, for fluency)."""
         raise NotImplementedError
 
+    def target_data(self, split: str) -> tuple[list[dict] | None, list[str] | None]:
+        """``(qa_rows, texts)`` a target model is fine-tuned on (``unlearnbench finetune``), for a
+        benchmark whose protocol starts from a fine-tuned model you build yourself."""
+        raise BenchmarkError(f"benchmark {self.name!r} has no fine-tuning data of its own: its "
+                             "targets are published or the pre-trained model itself")
+
     def recipe(self) -> TinyRecipe | None:
         """The tiny-family recipe of a stand-in (``None``: no tiny models for this benchmark)."""
         return None

@@ -61,6 +61,13 @@ class CopyrightBenchmark(Benchmark):
         self.check_split(split)
         return [{"question": it["question"], "answer": it["answer"]} for it in self._items("train")]
 
+    def target_data(self, split: str):
+        """The book's passages and its train-template items, as FLAT fine-tunes its target."""
+        from unlearnbench.data.copyright import passage_texts
+
+        items = [f"{it['question']} {it['answer']}" for it in self._items("train")]
+        return None, passage_texts(self._text(), self.passage_words) + items
+
     def general_texts(self, part: str) -> list[str]:
         """General text: the base's kind of text for retain data, held-out text for perplexity."""
         import datasets

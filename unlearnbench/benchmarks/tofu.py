@@ -82,6 +82,10 @@ class TofuBenchmark(Benchmark):
     def retain_rows(self, split: str) -> list[dict]:
         return [dict(r) for r in self.config(self.retain_config(self.check_split(split)))]
 
+    def target_data(self, split: str):
+        """TOFU's target is fine-tuned on ``full`` (its retain model on ``retainXX``)."""
+        return [dict(r) for r in self.config("full")], None
+
     def checkpoint_key(self, role: str, split: str) -> str:
         return "full" if role == "target" else self.retain_config(split)
 

@@ -12,6 +12,8 @@ the user supplies, or a hub dataset the user has access to.
 
 from __future__ import annotations
 
+from unlearnbench.data.schema import SchemaError
+
 import random
 from pathlib import Path
 
@@ -39,8 +41,13 @@ REAL_PASSAGE_WORDS = 380
 REAL_PREFIX_WORDS = 200
 REAL_MAX_NEW_TOKENS = 300
 
-_MISSING_HINT = ("pass --set text=/path/to/book.txt (a plain-text copy you are entitled to "
-                 "use; the book is never shipped) or a hub dataset name you have access to")
+class MissingText(SchemaError, FileNotFoundError):
+    """The book (or dataset) the copyright benchmark was pointed at is not there."""
+
+
+_MISSING_HINT = ("point the copyright benchmark at it: --data-dir /path/to/book.txt for run/eval/finetune, "
+                 "or `data_dir: {copyright: /path/to/book.txt}` in a grid (a plain-text copy you are "
+                 "entitled to use; the book is never shipped), or a hub dataset name you have access to")
 
 
 def load_text(source: str, *, field: str = "text", config: str | None = None,
@@ -48,17 +55,17 @@ def load_text(source: str, *, field: str = "text", config: str | None = None,
     """The book as one string: a local ``.txt`` file, or the ``field`` of a dataset's rows
     (a hub name or a local directory in the hub's layout) joined with newlines."""
     if not source or not str(source).strip():
-        raise ValueError(f"copyright text source is empty; {_MISSING_HINT}")
+        raise SchemaError(f"copyright text source is empty; {_MISSING_HINT}")
     source = str(source)
     path = Path(source).expanduser()
     if path.is_file():
         text = path.read_text(encoding="utf-8")
         if not text.strip():
-            raise ValueError(f"copyright text file {path} is empty; {_MISSING_HINT}")
+            raise SchemaError(f"copyright text file {path} is empty; {_MISSING_HINT}")
         return text
     looks_like_file = path.suffix.lower() in (".txt", ".text", ".md") or source.startswith(("/", ".", "~"))
     if looks_like_file and not path.is_dir():
-        raise FileNotFoundError(f"copyright text file {path} not found; {_MISSING_HINT}")
+        raise MissingText(f"copyright text file {path} not found; {_MISSING_HINT}")
     return _load_dataset_text(source, field=field, config=config, split=split)
 
 
@@ -72,14 +79,14 @@ def _load_dataset_text(source: str, *, field: str, config: str | None, split: st
         rows = datasets.load_dataset(source, config, split=split, cache_dir=local_cache_dir(source))
     except Exception as exc:  # not found, gated, offline: datasets raises many kinds
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise FileNotFoundError(f"copyright text source {source!r} is neither a local file nor a "
+        raise MissingText(f"copyright text source {source!r} is neither a local file nor a "
                                 f"loadable dataset ({reason}); {_MISSING_HINT}") from exc
     if field not in rows.column_names:
-        raise ValueError(f"copyright text dataset {source!r} has no field {field!r} "
+        raise SchemaError(f"copyright text dataset {source!r} has no field {field!r} "
                          f"(it has {rows.column_names}); pass --set text_field=<one of them>")
     parts = [v for v in rows[field] if isinstance(v, str) and v.strip()]
     if not parts:
-        raise ValueError(f"copyright text dataset {source!r}, field {field!r}, has no text")
+        raise SchemaError(f"copyright text dataset {source!r}, field {field!r}, has no text")
     return "\n".join(parts)
 
 
@@ -115,14 +122,14 @@ def make_items(text: str, *, passage_words: int, prefix_words: int, templates, s
     cut = passages(text, passage_words)
     n_words = len(text.split())
     if not cut:
-        raise ValueError(f"the copyright text has {n_words} words, fewer than one passage of "
+        raise SchemaError(f"the copyright text has {n_words} words, fewer than one passage of "
                          f"passage_words={passage_words}; use a longer text or lower "
                          f"passage_words (and prefix_words={prefix_words} below it)")
     rng = random.Random(seed)
     chosen = list(range(len(cut)))
     if n_passages is not None:
         if not 1 <= n_passages <= len(cut):
-            raise ValueError(f"n_passages={n_passages} but the text ({n_words} words) holds only "
+            raise SchemaError(f"n_passages={n_passages} but the text ({n_words} words) holds only "
                              f"{len(cut)} passages of {passage_words} words; lower n_passages "
                              f"or passage_words, or use a longer text")
         chosen = sorted(rng.sample(chosen, n_passages))

@@ -65,9 +65,11 @@ def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
     steps_per_epoch = len(loader)
     module = CausalLMFit(model, lr, tiny.weight_decay, warmup=steps_per_epoch,
                          total=steps_per_epoch * epochs)
+    # fp32 weights and AdamW state; bf16 compute on GPU (the precision rule of methods.md).
+    precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu" if not torch.cuda.is_available() else "auto",
                         devices=1, logger=False, enable_checkpointing=False, deterministic=True,
-                        enable_model_summary=False, gradient_clip_val=1.0,
+                        enable_model_summary=False, gradient_clip_val=1.0, precision=precision,
                         enable_progress_bar=True)
     print(f"[unlearnbench] training {desc}: {len(examples)} examples x {epochs} epochs", flush=True)
     trainer.fit(module, loader)

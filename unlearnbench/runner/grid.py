@@ -147,6 +147,25 @@ def _benchmark(where: str, name: str, kind: str):
     return cls
 
 
+def _bench_names(where: str, raw: dict) -> list[str]:
+    """``benchmark:`` is one name or a list of names (e.g. LLMU's three scenarios)."""
+    value = raw["benchmark"]
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise GridError(f"{where}: benchmark must be a name or a non-empty list of names, got {value!r}")
+    if len(names) > 1 and (raw.get("splits") is not None or raw.get("chain") is not None):
+        raise GridError(f"{where}: with several benchmarks each runs its default split; "
+                        "drop `splits`/`chain` or use one benchmark per grid")
+    return names
+
+
+def _per_benchmark(options: dict, names: list[str], name: str) -> dict:
+    """``eval:`` as one mapping for every benchmark, or keyed by benchmark name."""
+    if options and all(k in names for k in options):
+        return dict(options.get(name) or {})
+    return dict(options)
+
+
 def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     """The forget splits of a grid, or of its ``chain:`` (name, Chain)."""
     if raw.get("chain") is not None:
@@ -211,14 +230,18 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     kind_defaults = {"tiny": _mapping(where, raw.get("tiny_defaults"), "tiny_defaults"),
                      "real": _mapping(where, raw.get("real_defaults"), "real_defaults")}
     cells: list[Cell] = []
-    for m in model_names:
+    bench_names = _bench_names(where, raw)
+    for m, bench_name in itertools.product(model_names, bench_names):
         spec = models.get(m) if m in models else None
         kind = "tiny" if spec is None or spec.is_tiny else "real"
-        bench_cls = _benchmark(where, str(raw["benchmark"]), kind)
+        bench_cls = _benchmark(where, bench_name, kind)
         bench = bench_cls.name
         splits, chain = _splits(where, raw, bench_cls)
+        bench_eval = _per_benchmark(eval_kw, bench_names, bench_name)
+        data_dir = raw.get("data_dir")
+        data_dir = data_dir.get(bench_name) if isinstance(data_dir, dict) else data_dir
         try:
-            bench_cls.check_eval_options(eval_kw)
+            bench_cls.check_eval_options(bench_eval)
         except ValueError as exc:
             raise GridError(f"{where}: eval: {exc}") from exc
         strategy, devices, num_nodes = real_placement if kind == "real" else placement
@@ -244,11 +267,11 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                         sequential = chain is not None and chain[1].sequential
                         cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
                                           {**defaults, **params, **own}, strategy, devices, num_nodes,
-                                          dict(eval_kw),
+                                          dict(bench_eval),
                                           bool(raw.get("keep_models", False)) or (sequential and step < len(splits)),
                                           start_from=prev if sequential else None,
                                           chain=chain[0] if chain else None, step=step if chain else None,
-                                          data_dir=raw.get("data_dir")))
+                                          data_dir=data_dir))
                         prev = cell_id
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
