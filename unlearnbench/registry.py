@@ -210,6 +210,11 @@ benchmarks = Registry(
     },
 )
 models = Registry("models", bootstrap="unlearnbench.models.specs")
+attacks = Registry("attacks", {
+    "relearn": "unlearnbench.attacks.relearn:Relearn",
+    "quant8": "unlearnbench.attacks.quantize:Quant8",
+    "quant4": "unlearnbench.attacks.quantize:Quant4",
+})
 metrics = Registry(
     "metrics",
     {
@@ -231,6 +236,6 @@ metrics = Registry(
 )
 
 REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (methods, benchmarks, models, metrics)
+    r.kind: r for r in (methods, benchmarks, models, metrics, attacks)
 }
 

@@ -52,8 +52,9 @@ class CausalLMFit(L.LightningModule):
 
 def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
                   texts: list[str] | None = None, qa: list[dict] | None = None,
-                  template: str = "phi", desc: str = "") -> None:
-    """Train ``model`` in place on plain ``texts``, question/answer rows ``qa``, or both."""
+                  template: str = "phi", desc: str = "", warmup_steps: int | None = None) -> None:
+    """Train ``model`` in place on plain ``texts``, question/answer rows ``qa``, or both
+    (warm-up over the first epoch unless ``warmup_steps`` says otherwise)."""
     enc = Encoder(tokenizer, template, max_len=tiny.max_len)
     examples = [enc.encode_text(t) for t in texts or []]
     examples += [enc.encode(r["question"], r["answer"]) for r in qa or []]
@@ -63,7 +64,8 @@ def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
                         collate_fn=lambda b: pad_right(b, enc.pad_id))
     model.train()  # from_pretrained returns eval mode
     steps_per_epoch = len(loader)
-    module = CausalLMFit(model, lr, tiny.weight_decay, warmup=steps_per_epoch,
+    warmup = steps_per_epoch if warmup_steps is None else warmup_steps
+    module = CausalLMFit(model, lr, tiny.weight_decay, warmup=warmup,
                          total=steps_per_epoch * epochs)
     # fp32 weights and AdamW state; bf16 compute on GPU (the precision rule of methods.md).
     precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_save, atomic_write_text
-from .plots import plot_chains, plot_tradeoff, plot_training_curves
+from .plots import plot_chains, plot_robustness, plot_tradeoff, plot_training_curves
 from .results import COST_FIELDS, NOT_APPLICABLE, load_results, numeric_columns, results_frame
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
@@ -26,10 +26,16 @@ _ARROW_MD = {"max": " ↑", "min": " ↓", "zero": " →0", "half": " →0.5"}
 _ARROW_TEX = {"max": r" $\uparrow$", "min": r" $\downarrow$", "zero": r" $\to 0$", "half": r" $\to 0.5$"}
 
 
-def directions(metas: dict[str, dict]) -> dict[str, str]:
-    """Column -> better direction (``max``, ``min``, ``zero``, ``half``), over every benchmark."""
+def directions(metas: dict[str, dict], columns=()) -> dict[str, str]:
+    """Column -> better direction (``max``, ``min``, ``zero``, ``half``), over every benchmark;
+    a metric after an attack (``m@attack``) keeps ``m``'s direction, a recovery is ``min``."""
     out = {c["name"]: c["direction"] for meta in metas.values() for c in meta["columns"]
            if c["direction"] != "none"}
+    for col in columns:
+        if col.startswith("recovery@"):
+            out[col] = "min"
+        elif "@" in col and col.split("@")[0] in out:
+            out[col] = out[col.split("@")[0]]
     return {**out, **{c: "min" for c in COST_FIELDS}}
 
 
@@ -127,7 +133,7 @@ def best_mask(table: pd.DataFrame) -> pd.DataFrame:
     """Boolean frame (table's index × directed columns present): True where a method row holds
     the best mean in its column within its benchmark/split/model block. References never win;
     tied winners are all marked, but a column where every method ties marks none."""
-    best = directions(table.attrs.get("metas", {}))
+    best = directions(table.attrs.get("metas", {}), table.columns)
     cols = [c for c in best if c in table.columns]
     mask = pd.DataFrame(False, index=table.index, columns=cols)
     methods = table[table["kind"] != "ref"]
@@ -212,7 +218,7 @@ def _rows(table: pd.DataFrame, cols: list[str], esc: Callable[[str], str],
 
 def _headers(table: pd.DataFrame, cols: list[str], arrows: dict[str, str],
              esc: Callable[[str], str], multi: bool) -> list[str]:
-    best = directions(table.attrs.get("metas", {}))
+    best = directions(table.attrs.get("metas", {}), table.columns)
     return ["method", *(BLOCK[1:] if multi else [])] + [esc(c) + arrows.get(best.get(c, ""), "") for c in cols]
 
 
@@ -287,6 +293,7 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
         lines.append("|" + "|".join([":---"] * (len(headers) - len(cols)) + ["---:"] * len(cols)) + "|")
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+        lines += _robustness_markdown(part, bench)
     if failures is not None and len(failures):
         for title, sub in (("Failed cells", failures[failures["status"] != NOT_APPLICABLE]),
                            ("Not applicable", failures[failures["status"] == NOT_APPLICABLE])):
@@ -302,6 +309,40 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
                              f"{_md_escape('n/a' if pd.isna(method) else str(method))} | {_md_escape(error)} |")
             lines.append("")
     return "\n".join(lines)
+
+
+def robustness_columns(table: pd.DataFrame, bench: str | None) -> list[str]:
+    """The robustness table's columns: the headline metric, then per attack the metric after
+    it, the recovery and the ranking utility after it."""
+    meta = table.attrs.get("metas", {}).get(bench, {})
+    head = meta.get("headline_forget")
+    attacks = list(dict.fromkeys(c.split("@", 1)[1] for c in table.columns if c.startswith("recovery@")))
+    if not head or not attacks:
+        return []
+    utility = (meta.get("ranking") or {}).get("utility")
+    cols = ["n_seeds", head]
+    for a in attacks:
+        cols += [c for c in (f"{head}@{a}", f"recovery@{a}", f"{utility}@{a}" if utility else None)
+                 if c and c in table and table[c].notna().any()]
+    return cols if len(cols) > 2 else []
+
+
+def _robustness_markdown(part: pd.DataFrame, bench: str | None) -> list[str]:
+    cols = robustness_columns(part, bench)
+    if not cols:
+        return []
+    head = cols[1]
+    multi = _is_multi(part)
+    headers = _headers(part, cols, _ARROW_MD, str, multi)
+    rows = _rows(part, cols, _md_escape, lambda t: f"**{t}**", " ± ", multi)
+    return [f"### Robustness of {bench}", "",
+            f"`{head}` (higher = more remembered) before and after each attack on the unlearned model; "
+            f"`recovery@attack` = (after − unlearned) / (target − unlearned), clipped to [0, 1], per seed "
+            "(n/a where unlearning removed nothing). The target and retain rows are the anchors: a retain "
+            "model recovers only what the attack itself teaches.", "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "|".join([":---"] * (len(headers) - len(cols)) + ["---:"] * len(cols)) + "|",
+            *["| " + " | ".join(r) + " |" for r in rows], ""]
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -361,4 +402,7 @@ def write_leaderboard(grid_dir: str | os.PathLike, out_dir: str | os.PathLike | 
     plot_training_curves(grid, results, paths["training_curves"])
     if table["chain"].notna().any():
         paths["chain"] = plot_chains(table, out / "chain.png")
+    panels = [(b, cols) for b in _benchmarks(table) if (cols := robustness_columns(table, b))]
+    if panels:
+        paths["robustness"] = plot_robustness(table, panels, out / "robustness.png")
     return paths

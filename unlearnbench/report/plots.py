@@ -154,6 +154,32 @@ def plot_chains(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     return _save_png(fig, path)
 
 
+def plot_robustness(table: pd.DataFrame, panels: list, path: str | os.PathLike) -> Path:
+    """Per benchmark, the headline forget metric of each row before and after each attack
+    (grouped bars, mean ± std over seeds). Writes a PNG atomically and returns its path."""
+    import numpy as np
+
+    fig = _figure((max(7.0, 1.2 * len(table)), 4.2 * len(panels)))
+    axes = fig.subplots(len(panels), 1, squeeze=False).ravel()
+    for ax, (bench, cols) in zip(axes, panels):
+        part = table[table["benchmark"] == bench]
+        head = cols[1]
+        bars = [head] + [c for c in cols if c.startswith(f"{head}@")]
+        x = np.arange(len(part))
+        width = 0.8 / len(bars)
+        for i, col in enumerate(bars):
+            label = "unlearned" if col == head else f"after {col.split('@', 1)[1]}"
+            ax.bar(x + i * width, part[col], width, yerr=part.get(f"{col}_std"), capsize=2, label=label)
+        ax.set_xticks(x + 0.4 - width / 2)
+        ax.set_xticklabels([str(m) + (" (ref)" if k == "ref" else "") for m, k in zip(part["method_label"], part["kind"])],
+                           rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(head)
+        ax.set_title(f"{bench}: {head} before and after each attack")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+    return _save_png(fig, path)
+
+
 def _cell_dir(grid_dir: Path, result: dict[str, Any]) -> Path:
     if result.get("result_path"):
         return Path(result["result_path"]).parent

@@ -63,6 +63,9 @@ def load_results(grid_dir: str | os.PathLike) -> list[dict[str, Any]]:
     for sub, kind in (("refs", "ref"), ("cells", "cell")):
         for path in sorted((grid / sub).glob("*/result.json")):
             rows.append(_read_one(path, kind))
+    for sub in ("refs", "cells"):  # robustness attacks, each beside the job it attacked
+        for path in sorted((grid / sub).glob("*/attacks/*/result.json")):
+            rows.append(_read_one(path, "attack"))
     return rows
 
 
@@ -143,6 +146,42 @@ def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
     return row
 
 
+def attack_columns(meta: dict) -> list[str]:
+    """The metrics re-measured after an attack: the benchmark's headline forget metric and its
+    ranking's forget and utility metrics."""
+    rule = meta.get("ranking") or {}
+    return list(dict.fromkeys(c for c in (meta.get("headline_forget"), rule.get("forget"), rule.get("utility")) if c))
+
+
+def _fold_attacks(rows: list[dict], attacks: list[dict], metas: dict) -> list[str]:
+    """Put each ok attack's metrics on the row of the job it attacked, as ``<metric>@<attack>``,
+    and ``recovery@<attack>`` of the headline metric (per seed, against the block's target)."""
+    from unlearnbench.attacks.base import recovery
+
+    by_id = {r["cell_id"]: r for r in rows}
+    added: list[str] = []
+    for a in attacks:
+        parent, meta = by_id.get(a.get("parent")), metas.get(a.get("benchmark"), {})
+        if parent is None or a.get("status") != "ok":
+            continue
+        for col in attack_columns(meta):
+            name = f"{col}@{a['attack']}"
+            parent[name] = _number((a.get("metrics") or {}).get(col))
+            added.append(name)
+        if meta.get("headline_forget"):
+            added.append(f"recovery@{a['attack']}")
+    target = {(r["benchmark"], r["split"], r["model"]): r for r in rows
+              if r["kind"] == "ref" and r["method"] == "target"}
+    for r in rows:
+        head = (metas.get(r["benchmark"]) or {}).get("headline_forget")
+        anchor = target.get((r["benchmark"], r["split"], r["model"]))
+        for name in [c for c in added if c.startswith("recovery@")]:
+            after = r.get(f"{head}@{name.split('@', 1)[1]}")
+            r[name] = (recovery(after, r.get(head), anchor.get(head)) if anchor is not None and after is not None
+                       else math.nan)
+    return list(dict.fromkeys(added))
+
+
 def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     """Flatten loaded results into one row per result.
 
@@ -152,9 +191,14 @@ def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     ``numeric_columns(frame)`` for the metric and cost column names.
     """
     metas = benchmark_metas(results)
-    numeric = metric_columns(metas) + list(COST_FIELDS)
-    frame = pd.DataFrame.from_records([_flatten(r, metas) for r in results],
-                                      columns=list(ID_COLUMNS) + numeric)
+    jobs = [r for r in results if r.get("kind") != "attack"]
+    attacks = [r for r in results if r.get("kind") == "attack"]
+    rows = [_flatten(r, metas) for r in jobs]
+    attacked = _fold_attacks(rows, [{**a, "kind": "attack"} for a in attacks], metas)
+    # A failed attack is a failure to report; an ok one lives on its job's row.
+    rows += [_flatten(a, metas) for a in attacks if a.get("status") != "ok"]
+    numeric = metric_columns(metas) + attacked + list(COST_FIELDS)
+    frame = pd.DataFrame.from_records(rows, columns=list(ID_COLUMNS) + numeric)
     for col in numeric:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     for col in ("seed", "step", "ref_order"):

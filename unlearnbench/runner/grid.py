@@ -22,7 +22,7 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
              "devices", "num_nodes", "defaults", "tiny_defaults", "real_defaults", "methods", "eval",
-             "references", "published", "keep_models", "chain", "data_dir"}
+             "references", "published", "keep_models", "chain", "data_dir", "attacks"}
 METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
 
 
@@ -64,6 +64,7 @@ class Grid:
     references: dict
     published: dict
     path: Path | None = None
+    attacks: dict = field(default_factory=dict)  # attack name -> its parameters
 
 
 def _slug(text: str) -> str:
@@ -145,6 +146,28 @@ def _benchmark(where: str, name: str, kind: str):
     if kind == "real" and getattr(cls, "stand_in_for", None):
         return _benchmark(where, cls.stand_in_for, kind)
     return cls
+
+
+def _attacks(where: str, raw: dict) -> dict:
+    """``attacks: [relearn, quant4]`` or ``{relearn: {fraction: 0.5}, quant4: {}}``, validated."""
+    from unlearnbench.registry import attacks
+
+    value = raw.get("attacks") or {}
+    if isinstance(value, list):
+        value = {str(a): {} for a in value}
+    if not isinstance(value, dict):
+        raise GridError(f"{where}: attacks must be a list of names or a mapping name -> parameters, got {value!r}")
+    out = {}
+    for name, params in value.items():
+        if name not in attacks:
+            raise GridError(f"{where}: {attacks.unknown_message(str(name))}")
+        params = _mapping(where, params, f"attack {name!r} parameters")
+        try:
+            attacks.get(name)(**params)  # unknown parameters fail here, not hours later
+        except ValueError as exc:
+            raise GridError(f"{where}: {exc}") from exc
+        out[str(name)] = params
+    return out
 
 
 def _bench_names(where: str, raw: dict) -> list[str]:
@@ -231,6 +254,7 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                      "real": _mapping(where, raw.get("real_defaults"), "real_defaults")}
     cells: list[Cell] = []
     bench_names = _bench_names(where, raw)
+    attack_specs = _attacks(where, raw)
     for m, bench_name in itertools.product(model_names, bench_names):
         spec = models.get(m) if m in models else None
         kind = "tiny" if spec is None or spec.is_tiny else "real"
@@ -268,7 +292,9 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                         cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
                                           {**defaults, **params, **own}, strategy, devices, num_nodes,
                                           dict(bench_eval),
-                                          bool(raw.get("keep_models", False)) or (sequential and step < len(splits)),
+                                          # kept until its chain successor and its attacks are done
+                                          bool(raw.get("keep_models", False)) or bool(attack_specs)
+                                          or (sequential and step < len(splits)),
                                           start_from=prev if sequential else None,
                                           chain=chain[0] if chain else None, step=step if chain else None,
                                           data_dir=data_dir))
@@ -279,4 +305,5 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         raise GridError(f"{where}: duplicate cell ids {dupes}; give the method entries distinct labels "
                         "(e.g. `label: wagle[npo]`)")
     name = str(raw["name"]) if not model else f"{raw['name']}-{_slug(Path(model).name)}"
-    return Grid(name, raw, cells, refs, _mapping(where, raw.get("published"), "published"), path)
+    return Grid(name, raw, cells, refs, _mapping(where, raw.get("published"), "published"), path,
+                attack_specs)

@@ -90,21 +90,26 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
     references)."""
     out_dir = Path(out_dir)
     cells = [c for c in grid.cells if not only or only in c.cell_id]
-    jobs = [("refs", {**r, "plugins": plugins or []}) for r in reference_cells(grid, cells)]
-    jobs += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
-             for c in cells]
+    parents = [("refs", {**r, "plugins": plugins or []}) for r in reference_cells(grid, cells)]
+    parents += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
+                for c in cells]
+    jobs = []
+    for sub, cell in parents:  # each job, then its attacks (which need its model)
+        jobs.append((sub, cell, out_dir / sub / cell["cell_id"]))
+        jobs += [("attacks", attack_job(cell, name, params), out_dir / sub / cell["cell_id"] / "attacks" / name)
+                 for name, params in grid.attacks.items()]
     out = []
-    for sub, cell in jobs:
-        cell_dir = out_dir / sub / cell["cell_id"]
+    for sub, cell, cell_dir in jobs:
         state = cell_state(cell, cell_dir)
         if state == "failed" and not retry_failed:
             state = "kept"
         out.append((sub, cell, cell_dir, state))
-    # A sequential chain's step starts from the previous step's model: a step to run whose
-    # predecessor is done but whose model is gone (deleted, or never kept) re-runs it.
+    # A sequential chain's step starts from the previous step's model, an attack from its
+    # cell's: a job to run whose source cell is done but whose model is gone (deleted, or
+    # never kept) re-runs that cell.
     index = {cell["cell_id"]: i for i, (_, cell, _, _) in enumerate(out)}
     for sub, cell, cell_dir, state in out:
-        prev = cell.get("start_from")
+        prev = cell.get("start_from") or (cell.get("parent") if cell.get("parent_kind") == "cell" else None)
         if prev in index and state not in ("done", "kept"):
             i = index[prev]
             p_sub, p_cell, p_dir, p_state = out[i]
@@ -114,6 +119,15 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
 
 
 NOT_APPLICABLE = "not_applicable"
+
+
+def attack_job(parent: dict, name: str, params: dict) -> dict:
+    """The job of attack ``name`` on a reference or method cell (its parent)."""
+    keep = ("benchmark", "split", "model", "seed", "method", "label", "role", "ref_seed", "eval",
+            "data_dir", "plugins", "params", "start_from")
+    return {**{k: parent.get(k) for k in keep}, "cell_id": f"{parent['cell_id']}__{name}", "kind": "attack",
+            "attack": name, "attack_params": dict(params), "parent": parent["cell_id"],
+            "parent_kind": parent.get("kind", "cell")}
 
 
 def not_applicable(cell: dict) -> str | None:
@@ -147,7 +161,8 @@ def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
     shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
     atomic_write_json(cell_dir / "cell.json", cell)
     with open(cell_dir / "log.txt", "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "unlearnbench.runner.cell", str(cell_dir / "cell.json")],
+        module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
+        proc = subprocess.Popen([sys.executable, "-m", module, str(cell_dir / "cell.json")],
                                 stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
         try:
             rc = proc.wait()
@@ -169,13 +184,28 @@ def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
     return rc
 
 
-def _prune_chain_models(jobs) -> None:
-    """Delete a chain step's kept model once the step that starts from it is done."""
-    dirs = {cell["cell_id"]: cell_dir for _, cell, cell_dir, _ in jobs}
+def _prune_models(jobs) -> None:
+    """Delete a kept unlearned model once every job that needs it (its chain successor, its
+    attacks) has a result, so a grid of 7B cells does not fill the disk."""
+    needed_by: dict[str, list[Path]] = {}
     for _, cell, cell_dir, _ in jobs:
-        prev = cell.get("start_from")
-        if prev in dirs and (_read_result(cell_dir) or {}).get("status") == "ok":
-            shutil.rmtree(dirs[prev] / "work" / "model", ignore_errors=True)
+        source = cell.get("start_from") or (cell.get("parent") if cell.get("parent_kind") == "cell" else None)
+        if source:
+            needed_by.setdefault(source, []).append(cell_dir)
+    for sub, cell, cell_dir, _ in jobs:
+        waiting = needed_by.get(cell["cell_id"])
+        if sub == "cells" and waiting and all(_read_result(d) is not None for d in waiting):
+            shutil.rmtree(cell_dir / "work" / "model", ignore_errors=True)
+
+
+def _parent_not_ok(attack_dir: Path) -> str | None:
+    """Why an attack cannot run: its cell is not applicable or did not succeed."""
+    parent = _read_result(attack_dir.parents[1]) or {}
+    if parent.get("status") == "ok":
+        return None
+    if parent.get("status") == NOT_APPLICABLE:
+        return f"not applicable: {parent.get('reason')}"
+    return f"its cell {attack_dir.parents[1].name} did not succeed ({parent.get('error')})"
 
 
 def _fmt(seconds: float) -> str:
@@ -203,7 +233,9 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(sub == "cells" for sub, *_ in jobs)
-    log(f"[grid {grid.name}] {total} jobs ({n_cells} cells + {total - n_cells} references); "
+    n_attacks = sum(sub == "attacks" for sub, *_ in jobs)
+    log(f"[grid {grid.name}] {total} jobs ({n_cells} cells + {total - n_cells - n_attacks} references"
+        + (f" + {n_attacks} attacks" if n_attacks else "") + "); "
         f"{skipped} already done, {len(todo)} to run -> {out_dir}")
     for sub, cell, cell_dir, state in jobs:
         if state in _SKIP_NOTE:
@@ -213,14 +245,19 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     start, failed = time.time(), {}
     for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
         t0 = time.time()
-        reason = not_applicable(cell)
+        reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
         if reason is not None:
             cell_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cell_dir / "result.json", {**_failed_result(cell, None), "status": NOT_APPLICABLE,
-                                                         "reason": reason})
-            log(f"[{skipped + n}/{total}] {cell['cell_id']}: not applicable ({reason})")
+            status = NOT_APPLICABLE if sub != "attacks" or reason.startswith("not applicable") else "failed"
+            atomic_write_json(cell_dir / "result.json", {**_failed_result(cell, None if status == NOT_APPLICABLE else reason),
+                                                         "status": status, "reason": reason})
+            log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.replace('_', ' ')} ({reason})")
+            if status != NOT_APPLICABLE:
+                failed[cell["cell_id"]] = reason
             continue
         rc = _launch(cell, cell_dir, log)
+        if not grid.raw.get("keep_models"):
+            _prune_models(jobs)
         status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
         if status.get("status") != "ok":
             failed[cell["cell_id"]] = status.get("error")
@@ -232,8 +269,6 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
         if state == "kept":
             failed[cell["cell_id"]] = (_read_result(cell_dir) or {}).get("error")
-    if not grid.raw.get("keep_models"):
-        _prune_chain_models(jobs)
     paths = write_leaderboard(out_dir, published=grid.published)
     failed_list = [(cid, failed[cid]) for _, cell, _, _ in jobs if (cid := cell["cell_id"]) in failed]
     log(f"[grid {grid.name}] done in {_fmt(time.time() - start)}: {total - len(failed_list)} ok, "
