@@ -1,0 +1,430 @@
+"""Generator of the MUSE stand-in ("muse-synth").
+
+Short news articles about fictitious events (a town, a person, a date, a number, an
+organisation), written in exactly the hub's layout of ``muse-bench/MUSE-News``: one parquet
+file per split under ``<subset>/<split>-00000-of-00001.parquet`` and a README whose YAML
+``configs:`` header declares them, so ``datasets.load_dataset(dir, subset, split=...)``
+reads it like the hub. Everything is drawn from a seeded ``random.Random``: the same config
+gives byte-identical files.
+
+What it must reproduce is the phenomenon (benchmarks.md): every fact is stated only in its
+own article, so a model fine-tuned on the forget articles can continue them verbatim and
+answer questions about them, and a model that never saw them cannot. Facts are stated key
+first ("the kite festival in Dornby was opened by ..."), twice in different words, because
+a causal LM learns "key -> value" and not the reverse, and a KnowMem question asks for the
+value given the key. The base model learns the language of the articles and the
+question-answer skill from *background* articles and Q/A blocks about them (in the exact
+KnowMem few-shot format), which share no entity with the benchmark's articles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Stand-in evaluation lengths: the real benchmark keeps 128 / 32 (metrics.md §3); the
+# stand-in's articles are short, so the VerbMem ground truth is shorter too.
+VERBMEM_TOKENS = 64
+KNOWMEM_TOKENS = 32
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"]
+_ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
+           "br", "dr", "gr", "st", "th", "sh", "tr", "fl", "pl", "cl"]
+_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
+_CODAS = ["", "", "n", "r", "l", "s", "m", "nd", "rk", "st"]
+_TOWN_END = ["ford", "by", "ton", "mouth", "ley", "wick", "bridge", "field", "holm", "stead"]
+_ORG_KIND = ["Trust", "Society", "Foundation", "Group", "Guild", "Association"]
+
+# Event kinds. "what" names the event so that "{what} in {town}" (the key) identifies one
+# article. "act"/"fund"/"measure"/"when" are the verbs of the four facts (active, passive),
+# chosen so that "<key> <passive> <value>" and "Who <active> <key>?" both read naturally.
+EVENTS = {
+    "festival": {
+        "thing": ["kite", "lantern", "cheese", "folk music", "flower", "cider", "book", "jazz"],
+        "what": "the {thing} festival", "role": ["mayor", "organiser", "local councillor"],
+        "unit": "visitors", "act": ("opened", "open", "was opened by"),
+        "fund": ("organised", "organise", "was organised by"), "measure": ("drew", "draw"),
+        "when": ("began", "begin"),
+        "head": ["{count} visitors flock to {town} {thing} festival",
+                 "{town} {thing} festival draws a record crowd"],
+    },
+    "bridge": {
+        "thing": ["footbridge", "rail bridge", "swing bridge", "river crossing", "toll bridge"],
+        "what": "the new {thing}", "role": ["chief engineer", "project manager", "site director"],
+        "unit": "tonnes of steel", "act": ("opened", "open", "was opened by"),
+        "fund": ("funded", "fund", "was funded by"), "measure": ("used", "use"),
+        "when": ("opened", "open"),
+        "head": ["New {thing} opens in {town}", "{town} celebrates its new {thing}"],
+    },
+    "flood": {
+        "thing": ["flash flood", "river flood", "storm surge", "winter flood"],
+        "what": "the {thing} response", "role": ["fire chief", "rescue coordinator", "police inspector"],
+        "unit": "homes", "act": ("led", "lead", "was led by"),
+        "fund": ("paid for", "pay for", "was paid for by"), "measure": ("reached", "reach"),
+        "when": ("began", "begin"),
+        "head": ["{Thing} hits {count} homes in {town}", "Residents of {town} count the cost of a {thing}"],
+    },
+    "factory": {
+        "thing": ["glass works", "paper mill", "biscuit factory", "boatyard", "brewery"],
+        "what": "the {thing}", "role": ["managing director", "union leader", "site manager"],
+        "unit": "workers", "act": ("closed", "close", "was closed by"),
+        "fund": ("owned", "own", "was owned by"), "measure": ("employed", "employ"),
+        "when": ("closed", "close"),
+        "head": ["{town} {thing} to close", "{count} workers lose jobs as {town} {thing} shuts"],
+    },
+    "dig": {
+        "thing": ["Roman coins", "bronze tools", "medieval pottery", "Viking silver", "flint blades"],
+        "what": "the dig for {thing}", "role": ["lead archaeologist", "museum curator", "field director"],
+        "unit": "objects", "act": ("led", "lead", "was led by"),
+        "fund": ("paid for", "pay for", "was paid for by"), "measure": ("uncovered", "uncover"),
+        "when": ("began", "begin"),
+        "head": ["Hoard of {thing} found near {town}", "{town} dig uncovers {thing}"],
+    },
+    "election": {
+        "thing": ["mayoral", "council", "parish", "school board"],
+        "what": "the {thing} vote", "role": ["returning officer", "election agent", "polling clerk"],
+        "unit": "ballots", "act": ("oversaw", "oversee", "was overseen by"),
+        "fund": ("ran", "run", "was run by"), "measure": ("counted", "count"),
+        "when": ("took place", "take place"),
+        "head": ["{town} {thing} vote goes to the wire", "Result declared in {town} {thing} vote"],
+    },
+}
+
+# Sentences with no fact in them: they make an article hard to continue verbatim without
+# having memorised it (and give the retrain model's VerbMem the template words only).
+_FILLER = [
+    "Local traders said the {adj} weather had helped.",
+    "Several residents described the mood as {adj}.",
+    "A spokesperson promised a full review of the arrangements.",
+    "The county council said it would publish figures next {period}.",
+    "Some people had travelled from as far as the coast.",
+    "Photographs from the day were shared widely online.",
+    "Critics said the planning had been {adj} from the start.",
+    "Schools in the area closed early for the {period}.",
+    "The local newspaper ran a special edition the next morning.",
+    "Volunteers cleared the streets within a few hours.",
+    "Bus services were changed for the whole {period}.",
+    "It was the first event of its kind in the {area} for a decade.",
+    "Neighbours said the change had been a long time coming.",
+    "A memorial bench will be placed near the {place}.",
+    "Children from the primary school sang for the crowd.",
+    "Police said no arrests had been made.",
+    "The {area} has seen a rise in visitors this year.",
+    "Traffic was slow near the {place} all afternoon.",
+]
+_ADJ = ["mild", "bright", "cheerful", "chaotic", "tense", "calm", "muddled", "warm", "grey", "lively"]
+_PERIOD = ["week", "month", "season", "weekend", "spring"]
+_AREA = ["valley", "county", "district", "region", "borough"]
+_PLACE = ["market square", "old church", "harbour", "railway station", "town hall", "green"]
+_QUOTE = [
+    "\"It has been a {adj} day for everyone here,\" said {person}.",
+    "\"We are {adj} about what comes next,\" {person} said.",
+    "{person} said the town would remember the day for a long time.",
+    "\"Nobody expected this,\" said {person}, the {role}.",
+]
+
+
+def _word(rng: random.Random, syllables: int) -> str:
+    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables - 1)) \
+        + rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+
+
+class _Names:
+    """Unique towns, people and organisations for the whole dataset (no fact is shared)."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.taken: set[str] = set()
+        self.first = self._many(lambda: _word(rng, 2).capitalize(), 90)
+        self.last = self._many(lambda: _word(rng, rng.choice([2, 3])).capitalize(), 90)
+
+    def _many(self, make, n: int) -> list[str]:
+        return [self._one(make) for _ in range(n)]
+
+    def _one(self, make) -> str:
+        while True:
+            w = make()
+            if w not in self.taken:
+                self.taken.add(w)
+                return w
+
+    def town(self) -> str:
+        return self._one(lambda: _word(self.rng, 1).capitalize() + self.rng.choice(_TOWN_END))
+
+    def person(self) -> str:
+        return self._one(lambda: f"{self.rng.choice(self.first)} {self.rng.choice(self.last)}")
+
+    def org(self) -> str:
+        return self._one(lambda: f"the {_word(self.rng, 2).capitalize()} {self.rng.choice(_ORG_KIND)}")
+
+
+@dataclass(frozen=True)
+class MuseSynthConfig:
+    """Sizes of the stand-in; the defaults fit the whole tiny protocol in the CPU budget."""
+
+    seed: int = 0
+    fold_size: int = 16  # articles per forget fold; raw/forget = fold 1, 4 folds
+    n_retain1: int = 24
+    n_retain2: int = 24
+    n_holdout: int = 32
+    n_background: int = 48  # base-model articles (general_texts), not in any split
+    n_knowmem: int = 40  # per knowmem QA split
+    n_icl: int = 10
+    n_privleak: int = 16  # per privleak split
+    verbmem_prompt_sentences: int = 2  # headline + lede; the rest of the article is gt
+    qa_repeats: int = 2  # times each background fact is asked in general_texts
+
+    def key(self) -> str:
+        """Short hash of the config (cache directories are named by it)."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _cap(s: str) -> str:
+    return s[0].upper() + s[1:]
+
+
+def _article(rng: random.Random, names: _Names, kind: str) -> dict:
+    """One article: its sentences and its facts as (question, answer) pairs."""
+    ev = EVENTS[kind]
+    thing = rng.choice(ev["thing"])
+    town, person, org = names.town(), names.person(), names.org()
+    role = rng.choice(ev["role"])
+    count = str(rng.randint(120, 9800))
+    date = f"{rng.randint(1, 28)} {rng.choice(_MONTHS)}"
+    what = ev["what"].format(thing=thing)
+    key = f"{what} in {town}"
+    act, act_inf, act_by = ev["act"]
+    fund, fund_inf, fund_by = ev["fund"]
+    measure, measure_inf = ev["measure"]
+    when, when_inf = ev["when"]
+    unit = ev["unit"]
+    head = rng.choice(ev["head"]).format(thing=thing, Thing=_cap(thing), town=town, count=count)
+    lede = f"{_cap(key)} {when} on {date}, and {measure} {count} {unit}."
+    # Every fact once key-first; person and organisation a second time in other words
+    # (the person's second statement runs person -> town, for the "Where" question).
+    stated = [
+        f"{_cap(key)} {act_by} {person}, the {role}.",
+        f"{_cap(key)} {fund_by} {org}.",
+        f"Officials said {key} {measure} {count} {unit} in total.",
+        f"In {town}, {what} {when} on {date}.",
+        f"{person}, the {role}, {act} {what} in {town}.",
+        f"Locals said {key} {fund_by} {org}.",
+    ]
+    extras = [rng.choice(_QUOTE).format(adj=rng.choice(_ADJ), person=person, role=role)]
+    extras += [f.format(adj=rng.choice(_ADJ), period=rng.choice(_PERIOD), area=rng.choice(_AREA),
+                        place=rng.choice(_PLACE)) for f in rng.sample(_FILLER, 2)]
+    body = stated + extras
+    rng.shuffle(body)
+    qa = [
+        (f"Who {act} {key}?", person),
+        (f"Which organisation {fund} {key}?", org),
+        (f"How many {unit} did {key} {measure_inf}?", count),
+        (f"On what date did {key} {when_inf}?", date),
+        (f"Where did {person} {act_inf} {what}?", town),
+    ]
+    return {"sentences": [head + ".", lede] + body, "qa": qa}
+
+
+def _articles(rng: random.Random, names: _Names, n: int) -> list[dict]:
+    kinds = list(EVENTS)
+    return [_article(rng, names, kinds[rng.randrange(len(kinds))]) for _ in range(n)]
+
+
+def _text(article: dict) -> str:
+    return " ".join(article["sentences"])
+
+
+def _qa_rows(pairs) -> list[dict]:
+    return [{"question": q, "answer": a} for q, a in pairs]
+
+
+def _qa_blocks(rng: random.Random, pairs: list[tuple[str, str]], repeats: int) -> list[str]:
+    """Q/A pairs in the exact KnowMem few-shot layout, in blocks of 2..11 pairs."""
+    pool = [p for _ in range(repeats) for p in pairs]
+    rng.shuffle(pool)
+    blocks, i = [], 0
+    while i < len(pool):
+        n = rng.randint(2, 11)
+        block = pool[i: i + n]
+        i += n
+        blocks.append("".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in block).rstrip("\n"))
+    return blocks
+
+
+def generate(cfg: MuseSynthConfig = MuseSynthConfig()) -> dict:
+    """Every split as ``{(subset, split): rows}``, plus ``"_general"``: the base model's texts."""
+    if cfg.n_icl + cfg.n_knowmem > 5 * min(cfg.fold_size, cfg.n_retain2):
+        raise ValueError(f"n_icl + n_knowmem = {cfg.n_icl + cfg.n_knowmem} exceeds the 5 facts per "
+                         f"article of fold_size={cfg.fold_size} / n_retain2={cfg.n_retain2}; "
+                         "lower them or add articles")
+    if cfg.n_privleak > min(cfg.fold_size, cfg.n_retain2, cfg.n_holdout):
+        raise ValueError(f"n_privleak={cfg.n_privleak} exceeds the articles available "
+                         f"(fold_size, n_retain2, n_holdout = {cfg.fold_size}, {cfg.n_retain2}, "
+                         f"{cfg.n_holdout})")
+    rng = random.Random(cfg.seed)
+    names = _Names(rng)
+    folds = [_articles(rng, names, cfg.fold_size) for _ in range(4)]
+    retain1 = _articles(rng, names, cfg.n_retain1)
+    retain2 = _articles(rng, names, cfg.n_retain2)
+    holdout = _articles(rng, names, cfg.n_holdout)
+    background = _articles(rng, names, cfg.n_background)
+    forget = folds[0]
+
+    texts = lambda arts: [{"text": _text(a)} for a in arts]  # noqa: E731
+    out: dict = {
+        ("raw", "forget"): texts(forget), ("raw", "retain1"): texts(retain1),
+        ("raw", "retain2"): texts(retain2), ("raw", "holdout"): texts(holdout),
+        ("train", "forget"): texts([a for f in folds for a in f]),
+        ("train", "retain1"): texts(retain1), ("train", "retain2"): texts(retain2),
+    }
+    for k in range(1, 5):
+        out[("scal", f"forget_{k}")] = texts([a for f in folds[:k] for a in f])  # nested
+        out[("sust", f"forget_{k}")] = texts(folds[k - 1])  # disjoint
+    k = cfg.verbmem_prompt_sentences
+    out[("verbmem", "forget")] = [{"prompt": " ".join(a["sentences"][:k]),
+                                   "gt": " ".join(a["sentences"][k:])} for a in forget]
+    for name, arts in (("forget", forget), ("retain", retain2)):
+        pairs = [p for a in arts for p in a["qa"]]
+        rng.shuffle(pairs)
+        out[("knowmem", f"{name}_qa_icl")] = _qa_rows(pairs[: cfg.n_icl])
+        out[("knowmem", f"{name}_qa")] = _qa_rows(pairs[cfg.n_icl: cfg.n_icl + cfg.n_knowmem])
+    for name, arts in (("forget", forget), ("retain", retain2), ("holdout", holdout)):
+        out[("privleak", name)] = texts(arts[: cfg.n_privleak])
+    general = [_text(a) for a in background]
+    general += _qa_blocks(rng, [p for a in background for p in a["qa"]], cfg.qa_repeats)
+    rng.shuffle(general)
+    out["_general"] = general
+    return out
+
+
+def general_texts(cfg: MuseSynthConfig = MuseSynthConfig()) -> list[str]:
+    """Texts the tiny base model is pre-trained on: background articles (no entity shared
+    with any split) and Q/A blocks about them in the exact KnowMem few-shot format."""
+    return generate(cfg)["_general"]
+
+
+# Hub order of configs and splits (muse-bench/MUSE-News README).
+LAYOUT = {
+    "knowmem": ["retain_qa_icl", "retain_qa", "forget_qa", "forget_qa_icl"],
+    "privleak": ["retain", "forget", "holdout"],
+    "raw": ["retain2", "forget", "retain1", "holdout"],
+    "scal": ["forget_3", "forget_2", "forget_4", "forget_1"],
+    "sust": ["forget_3", "forget_2", "forget_4", "forget_1"],
+    "train": ["retain2", "forget", "retain1"],
+    "verbmem": ["forget"],
+}
+GENERAL_FILE = "extras/general.jsonl"  # base-model text; not a hub config
+
+
+def _write_parquet(rows: list[dict], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(rows[0])
+    table = pa.table({c: pa.array([r[c] for r in rows], type=pa.string()) for c in columns})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def write(cfg: MuseSynthConfig, directory: str | Path) -> Path:
+    """Write every split in the hub's layout (parquet per split, README ``configs:``).
+
+    The base model's texts go to ``extras/general.jsonl``, which no config declares. Files
+    are written to a temporary directory and renamed, so a crash leaves nothing
+    half-written under ``directory``; an existing complete directory is returned as is.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    directory = Path(directory)
+    if (directory / "README.md").exists():
+        return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".muse-synth-"))
+    try:
+        data = generate(cfg)
+        header = ["---", "license: cc-by-4.0", "pretty_name: MUSE stand-in (synthetic)", "configs:"]
+        for subset, splits in LAYOUT.items():
+            header += [f"- config_name: {subset}", "  data_files:"]
+            for split in splits:
+                _write_parquet(data[(subset, split)], tmp / subset / f"{split}-00000-of-00001.parquet")
+                header += [f"  - split: {split}", f"    path: {subset}/{split}-*"]
+        (tmp / "extras").mkdir()
+        with open(tmp / GENERAL_FILE, "w") as f:
+            for text in data["_general"]:
+                f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+        header += ["---", "", "Synthetic stand-in for muse-bench/MUSE-News generated by unlearnbench.",
+                   f"Generator config: `{json.dumps(asdict(cfg), sort_keys=True)}`", ""]
+        (tmp / "README.md").write_text("\n".join(header))
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+TINY_ROLES = ("tokenizer", "base", "target", "retrain")
+
+
+def tiny_texts(directory: str | Path, role: str) -> list[str]:
+    """Training texts of one member of the stand-in's tiny model family.
+
+    ``base``: ``general_texts``. ``target``: what MUSE's target saw, the hub's ``train``
+    config (every forget fold, retain1, retain2). ``retrain``: retain1 and retain2 only.
+    ``tokenizer``: everything, including the evaluation splits' questions and answers.
+    """
+    from unlearnbench.data.muse import load_split
+
+    if role not in TINY_ROLES:
+        raise ValueError(f"unknown tiny role {role!r}; choose one of {', '.join(TINY_ROLES)}")
+    directory = Path(directory)
+    with open(directory / GENERAL_FILE) as f:
+        general = [json.loads(line)["text"] for line in f]
+    if role == "base":
+        return general
+    splits = ("forget", "retain1", "retain2") if role == "target" else ("retain1", "retain2")
+    if role != "tokenizer":
+        return [t for s in splits for t in load_split(directory, "train", s)["text"]]
+    texts = list(general)
+    for subset, names in LAYOUT.items():
+        for split in names:
+            for row in load_split(directory, subset, split):
+                texts += [v for v in row.values() if isinstance(v, str)]
+    return texts
+
+
+def tiny_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path):
+    """Byte-level BPE like ``models.tiny.train_tokenizer``, except that a space after a
+    colon is a token of its own.
+
+    MUSE's KnowMem prompt ends in "Answer: " (metrics.md §3). A byte-level BPE glues a
+    space to the word after it, so in training text the answer arrives as " Paris" while
+    the prompt ends in a lone " " the model has never seen followed by a word. With the
+    space split off, the prompt is exactly a prefix of its training lines.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("(?<=:) "), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
+                                                       special_tokens=[("<s>", bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", model_max_length=4096)
+    fast.save_pretrained(str(out_dir))
+    return fast
