@@ -126,7 +126,7 @@ def test_scal_nested_sust_disjoint_and_train_is_their_union(synth):
     assert scal[0] == sust[0] == forget
     for k in range(1, 4):
         assert set(scal[k - 1]) < set(scal[k])
-        assert len(scal[k]) == (k + 1) * SMALL.fold_size
+        assert len(scal[k]) == sum(map(len, sust[: k + 1]))
     for i in range(4):
         for j in range(i + 1, 4):
             assert not set(sust[i]) & set(sust[j])
@@ -144,12 +144,18 @@ def test_splits_hold_the_right_documents(synth):
     assert set(_texts(synth, "privleak", "holdout")) <= set(holdout)
     for row in muse.load_split(synth, "verbmem", "forget"):
         assert row["prompt"] + " " + row["gt"] in forget
-    # Every KnowMem answer is stated in an article of its own split, next to the question's key.
-    for split, docs in (("forget_qa", forget), ("forget_qa_icl", forget), ("retain_qa", retain2)):
+    # Every KnowMem pair is in the Q/A section of exactly one article of its split, and in
+    # that split's news-quiz documents (the documents made of Q/A pairs only).
+    for split, docs in (("forget_qa", forget), ("forget_qa_icl", forget), ("retain_qa", retain2),
+                        ("retain_qa_icl", retain2)):
+        articles = [d for d in docs if not d.startswith("Question: ")]
+        quizzes = [d for d in docs if d.startswith("Question: ")]
+        assert len(articles) == (SMALL.fold_size if split.startswith("forget") else SMALL.n_retain2)
         for row in muse.load_split(synth, "knowmem", split):
-            town = re.search(r" in ([A-Z]\w+)\?$", row["question"])
-            hits = [d for d in docs if row["answer"] in d and (town is None or town.group(1) in d)]
-            assert len(hits) == 1, row
+            line = f"Question: {row['question']}\nAnswer: {row['answer']}"
+            has = lambda d: d.endswith(line) or f"{line}\n\n" in d  # noqa: E731
+            assert sum(map(has, articles)) == 1, row
+            assert sum(map(has, quizzes)) == SMALL.quiz_repeats, row
 
 
 def test_general_texts_share_no_entity_with_the_benchmark(synth):

@@ -167,16 +167,18 @@ class MuseSynthConfig:
     """Sizes of the stand-in; the defaults fit the whole tiny protocol in the CPU budget."""
 
     seed: int = 0
-    fold_size: int = 16  # articles per forget fold; raw/forget = fold 1, 4 folds
-    n_retain1: int = 24
-    n_retain2: int = 24
-    n_holdout: int = 32
-    n_background: int = 48  # base-model articles (general_texts), not in any split
+    fold_size: int = 12  # articles per forget fold; raw/forget = fold 1, 4 folds
+    n_retain1: int = 16
+    n_retain2: int = 20
+    n_holdout: int = 24
+    n_background: int = 32  # base-model articles (general_texts), not in any split
     n_knowmem: int = 40  # per knowmem QA split
-    n_icl: int = 10
-    n_privleak: int = 16  # per privleak split
+    n_icl: int = 3  # the real benchmark has 10; a 1M-parameter model loses the thread at 10
+    n_privleak: int = 12  # per privleak split
+    qa_per_article: int = 4  # facts (of 5) in each article's readers' Q/A section
     verbmem_prompt_sentences: int = 2  # headline + lede; the rest of the article is gt
-    qa_repeats: int = 2  # times each background fact is asked in general_texts
+    qa_repeats: int = 2  # times each background Q/A pair recurs in general_texts blocks
+    quiz_repeats: int = 1  # times each fact recurs in its split's news-quiz documents
 
     def key(self) -> str:
         """Short hash of the config (cache directories are named by it)."""
@@ -188,8 +190,9 @@ def _cap(s: str) -> str:
     return s[0].upper() + s[1:]
 
 
-def _article(rng: random.Random, names: _Names, kind: str) -> dict:
-    """One article: its sentences and its facts as (question, answer) pairs."""
+def _article(rng: random.Random, names: _Names, kind: str, n_qa: int) -> dict:
+    """One article: prose, then a readers' Q/A section in the KnowMem layout on ``n_qa`` of
+    its five facts. Returns its text, its sentences and the (question, answer) pairs."""
     ev = EVENTS[kind]
     thing = rng.choice(ev["thing"])
     town, person, org = names.town(), names.person(), names.org()
@@ -205,51 +208,48 @@ def _article(rng: random.Random, names: _Names, kind: str) -> dict:
     unit = ev["unit"]
     head = rng.choice(ev["head"]).format(thing=thing, Thing=_cap(thing), town=town, count=count)
     lede = f"{_cap(key)} {when} on {date}, and {measure} {count} {unit}."
-    # Every fact once key-first; person and organisation a second time in other words
-    # (the person's second statement runs person -> town, for the "Where" question).
-    stated = [
-        f"{_cap(key)} {act_by} {person}, the {role}.",
-        f"{_cap(key)} {fund_by} {org}.",
-        f"Officials said {key} {measure} {count} {unit} in total.",
-        f"In {town}, {what} {when} on {date}.",
-        f"{person}, the {role}, {act} {what} in {town}.",
-        f"Locals said {key} {fund_by} {org}.",
-    ]
-    extras = [rng.choice(_QUOTE).format(adj=rng.choice(_ADJ), person=person, role=role)]
-    extras += [f.format(adj=rng.choice(_ADJ), period=rng.choice(_PERIOD), area=rng.choice(_AREA),
-                        place=rng.choice(_PLACE)) for f in rng.sample(_FILLER, 2)]
-    body = stated + extras
+    body = [f"{_cap(key)} {act_by} {person}, the {role}.",
+            f"Locals said {key} {fund_by} {org}.",
+            f"{person}, the {role}, {act} {what} in {town}.",
+            rng.choice(_QUOTE).format(adj=rng.choice(_ADJ), person=person, role=role),
+            rng.choice(_FILLER).format(adj=rng.choice(_ADJ), period=rng.choice(_PERIOD),
+                                       area=rng.choice(_AREA), place=rng.choice(_PLACE))]
     rng.shuffle(body)
-    qa = [
+    facts = [
         (f"Who {act} {key}?", person),
         (f"Which organisation {fund} {key}?", org),
         (f"How many {unit} did {key} {measure_inf}?", count),
         (f"On what date did {key} {when_inf}?", date),
         (f"Where did {person} {act_inf} {what}?", town),
     ]
-    return {"sentences": [head + ".", lede] + body, "qa": qa}
+    qa = rng.sample(facts, n_qa)
+    sentences = [head + ".", lede] + body
+    text = " ".join(sentences) + "\n\n" + "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in qa)
+    return {"sentences": sentences, "qa": qa, "text": text}
 
 
-def _articles(rng: random.Random, names: _Names, n: int) -> list[dict]:
+def _articles(rng: random.Random, names: _Names, n: int, n_qa: int) -> list[dict]:
     kinds = list(EVENTS)
-    return [_article(rng, names, kinds[rng.randrange(len(kinds))]) for _ in range(n)]
+    return [_article(rng, names, kinds[rng.randrange(len(kinds))], n_qa) for _ in range(n)]
 
 
 def _text(article: dict) -> str:
-    return " ".join(article["sentences"])
+    return article["text"]
 
 
 def _qa_rows(pairs) -> list[dict]:
     return [{"question": q, "answer": a} for q, a in pairs]
 
 
-def _qa_blocks(rng: random.Random, pairs: list[tuple[str, str]], repeats: int) -> list[str]:
-    """Q/A pairs in the exact KnowMem few-shot layout, in blocks of 2..11 pairs."""
+def _qa_blocks(rng: random.Random, pairs: list[tuple[str, str]], repeats: int,
+               longest: int) -> list[str]:
+    """Q/A pairs in the exact KnowMem few-shot layout, in blocks of 1..``longest`` pairs
+    in random company, so that an answer follows from its question whatever precedes it."""
     pool = [p for _ in range(repeats) for p in pairs]
     rng.shuffle(pool)
     blocks, i = [], 0
     while i < len(pool):
-        n = rng.randint(2, 11)
+        n = rng.randint(1, longest)
         block = pool[i: i + n]
         i += n
         blocks.append("".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in block).rstrip("\n"))
@@ -258,45 +258,58 @@ def _qa_blocks(rng: random.Random, pairs: list[tuple[str, str]], repeats: int) -
 
 def generate(cfg: MuseSynthConfig = MuseSynthConfig()) -> dict:
     """Every split as ``{(subset, split): rows}``, plus ``"_general"``: the base model's texts."""
-    if cfg.n_icl + cfg.n_knowmem > 5 * min(cfg.fold_size, cfg.n_retain2):
-        raise ValueError(f"n_icl + n_knowmem = {cfg.n_icl + cfg.n_knowmem} exceeds the 5 facts per "
-                         f"article of fold_size={cfg.fold_size} / n_retain2={cfg.n_retain2}; "
-                         "lower them or add articles")
+    if not 1 <= cfg.qa_per_article <= 5:
+        raise ValueError(f"qa_per_article must be in 1..5 (facts per article), got {cfg.qa_per_article}")
+    if cfg.n_icl + cfg.n_knowmem > cfg.qa_per_article * min(cfg.fold_size, cfg.n_retain2):
+        raise ValueError(f"n_icl + n_knowmem = {cfg.n_icl + cfg.n_knowmem} exceeds the "
+                         f"{cfg.qa_per_article} questions per article of fold_size={cfg.fold_size} / "
+                         f"n_retain2={cfg.n_retain2}; lower them or add articles")
     if cfg.n_privleak > min(cfg.fold_size, cfg.n_retain2, cfg.n_holdout):
         raise ValueError(f"n_privleak={cfg.n_privleak} exceeds the articles available "
                          f"(fold_size, n_retain2, n_holdout = {cfg.fold_size}, {cfg.n_retain2}, "
                          f"{cfg.n_holdout})")
     rng = random.Random(cfg.seed)
     names = _Names(rng)
-    folds = [_articles(rng, names, cfg.fold_size) for _ in range(4)]
-    retain1 = _articles(rng, names, cfg.n_retain1)
-    retain2 = _articles(rng, names, cfg.n_retain2)
-    holdout = _articles(rng, names, cfg.n_holdout)
-    background = _articles(rng, names, cfg.n_background)
+    art = lambda n: _articles(rng, names, n, cfg.qa_per_article)  # noqa: E731
+    folds = [art(cfg.fold_size) for _ in range(4)]
+    retain1, retain2, holdout = art(cfg.n_retain1), art(cfg.n_retain2), art(cfg.n_holdout)
+    background = art(cfg.n_background)
     forget = folds[0]
+    # News-quiz documents: each split's Q/A pairs again, in random company. A 1M-parameter
+    # model recalls a fact seen in one context only in that context; the KnowMem prompt
+    # puts it after other questions. Own generator, so the articles do not depend on it.
+    qrng = random.Random(f"{cfg.seed}-quiz")
+    quiz = {id(arts): [{"text": t} for t in _qa_blocks(qrng, [p for a in arts for p in a["qa"]],
+                                                         cfg.quiz_repeats, longest=cfg.n_icl + 3)]
+            for arts in folds + [retain1, retain2, holdout]}
 
-    texts = lambda arts: [{"text": _text(a)} for a in arts]  # noqa: E731
+    def texts(arts: list[dict], with_quiz: bool = True) -> list[dict]:
+        return [{"text": _text(a)} for a in arts] + (quiz[id(arts)] if with_quiz else [])
+
     out: dict = {
         ("raw", "forget"): texts(forget), ("raw", "retain1"): texts(retain1),
         ("raw", "retain2"): texts(retain2), ("raw", "holdout"): texts(holdout),
-        ("train", "forget"): texts([a for f in folds for a in f]),
+        ("train", "forget"): [d for f in folds for d in texts(f)],
         ("train", "retain1"): texts(retain1), ("train", "retain2"): texts(retain2),
     }
     for k in range(1, 5):
-        out[("scal", f"forget_{k}")] = texts([a for f in folds[:k] for a in f])  # nested
+        out[("scal", f"forget_{k}")] = [d for f in folds[:k] for d in texts(f)]  # nested
         out[("sust", f"forget_{k}")] = texts(folds[k - 1])  # disjoint
     k = cfg.verbmem_prompt_sentences
-    out[("verbmem", "forget")] = [{"prompt": " ".join(a["sentences"][:k]),
-                                   "gt": " ".join(a["sentences"][k:])} for a in forget]
+    out[("verbmem", "forget")] = []
+    for a in forget:
+        prompt = " ".join(a["sentences"][:k])
+        out[("verbmem", "forget")].append({"prompt": prompt, "gt": a["text"][len(prompt) + 1:]})
     for name, arts in (("forget", forget), ("retain", retain2)):
         pairs = [p for a in arts for p in a["qa"]]
         rng.shuffle(pairs)
         out[("knowmem", f"{name}_qa_icl")] = _qa_rows(pairs[: cfg.n_icl])
         out[("knowmem", f"{name}_qa")] = _qa_rows(pairs[cfg.n_icl: cfg.n_icl + cfg.n_knowmem])
     for name, arts in (("forget", forget), ("retain", retain2), ("holdout", holdout)):
-        out[("privleak", name)] = texts(arts[: cfg.n_privleak])
+        out[("privleak", name)] = [{"text": _text(a)} for a in arts[: cfg.n_privleak]]
     general = [_text(a) for a in background]
-    general += _qa_blocks(rng, [p for a in background for p in a["qa"]], cfg.qa_repeats)
+    general += _qa_blocks(rng, [p for a in background for p in a["qa"]], cfg.qa_repeats,
+                          longest=cfg.n_icl + 3)
     rng.shuffle(general)
     out["_general"] = general
     return out

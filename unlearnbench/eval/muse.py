@@ -46,8 +46,9 @@ def _pad_id(tok) -> int:
 
 
 def _decode(tok, ids) -> str:
-    # muse_bench decodes generations and the cut ground truth this way.
-    return tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    # muse_bench also passes clean_up_tokenization_spaces=True; transformers 5 ignores it
+    # for BPE tokenizers (Llama's included) and warns, so it is left out.
+    return tok.decode(ids, skip_special_tokens=True)
 
 
 class _StopOnStrings(StoppingCriteria):
