@@ -19,20 +19,22 @@ import torch
 
 @dataclass(frozen=True)
 class Recipe:
+    """TinyConfig's fields (defaults: muse_synth.TINY_RECIPE) plus prototype switches."""
+
     vocab_size: int = 1024
     hidden_size: int = 128
     intermediate_size: int = 384
     num_layers: int = 4
     num_heads: int = 4
     max_len: int = 384
-    batch_size: int = 16
+    batch_size: int = 4
     weight_decay: float = 0.01
     pretrain_epochs: int = 20
-    finetune_epochs: int = 15
-    pretrain_lr: float = 3e-3
-    finetune_lr: float = 2e-3
+    finetune_epochs: int = 24
+    pretrain_lr: float = 5e-3
+    finetune_lr: float = 3e-3
     replay: bool = False
-    threads: int = 2
+    threads: int = 1  # more threads than free cores slows torch down by an order of magnitude
     lightning: bool = False  # True: models.finetune.fit_causal_lm; False: the same recipe, plain loop
 
 

@@ -139,9 +139,13 @@ def test_splits_hold_the_right_documents(synth):
     trained = set(tiny_texts(synth, "target"))
     assert set(tiny_texts(synth, "retrain")) == set(_texts(synth, "raw", "retain1")) | set(retain2)
     assert not set(holdout) & trained
-    assert set(_texts(synth, "privleak", "forget")) <= set(forget)
-    assert set(_texts(synth, "privleak", "retain")) <= set(retain2)
-    assert set(_texts(synth, "privleak", "holdout")) <= set(holdout)
+    # PrivLeak texts are chunks (prose, or Q/A section) of their split's articles.
+    for split, docs in (("forget", forget), ("retain", retain2), ("holdout", holdout)):
+        chunks = _texts(synth, "privleak", split)
+        assert len(chunks) == SMALL.n_privleak and len(set(chunks)) == len(chunks)
+        for c in chunks:
+            assert sum(c in d for d in docs if not d.startswith("Question: ")) == 1, (split, c)
+            assert not any(c in d for d in trained) or split != "holdout"
     for row in muse.load_split(synth, "verbmem", "forget"):
         assert row["prompt"] + " " + row["gt"] in forget
     # Every KnowMem pair is in the Q/A section of exactly one article of its split, and in
@@ -327,3 +331,20 @@ def test_two_process_evaluation_matches_one_process(evaluated, tiny, synth, tmp_
     assert [(r["task"], r["index"]) for r in recs1] == [(r["task"], r["index"]) for r in recs2]
     for a, b in zip(recs1, recs2):
         assert a.get("generation") == b.get("generation")
+
+
+def test_tiny_recipe_is_a_tiny_config_whose_context_holds_every_document(tmp_path):
+    from unlearnbench.data.muse_synth import TINY_RECIPE, generate
+    from unlearnbench.metrics.muse import knowmem_prompt
+    from unlearnbench.models.specs import TinyConfig
+
+    tiny = TinyConfig(**TINY_RECIPE)
+    data = generate()
+    texts = data["_general"] + [r["text"] for k, rows in data.items() if k != "_general"
+                                for r in rows if "text" in r]
+    tok = tiny_tokenizer(texts, tiny.vocab_size, tmp_path / "tok")
+    longest = max(len(tok(t)["input_ids"]) + 1 for t in texts)  # + EOS
+    icl = [(r["question"], r["answer"]) for r in data[("knowmem", "forget_qa_icl")]]
+    prompts = [knowmem_prompt(icl, r["question"]) for r in data[("knowmem", "forget_qa")]]
+    longest_prompt = max(len(tok(p)["input_ids"]) for p in prompts)
+    assert longest <= tiny.max_len and longest_prompt + 32 <= tiny.max_len, (longest, longest_prompt)

@@ -25,112 +25,24 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from unlearnbench.data import muse_templates as T
+
 # Stand-in evaluation lengths: the real benchmark keeps 128 / 32 (metrics.md §3); the
 # stand-in's articles are short, so the VerbMem ground truth is shorter too.
 VERBMEM_TOKENS = 64
 KNOWMEM_TOKENS = 32
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"]
-_ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
-           "br", "dr", "gr", "st", "th", "sh", "tr", "fl", "pl", "cl"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
-_CODAS = ["", "", "n", "r", "l", "s", "m", "nd", "rk", "st"]
-_TOWN_END = ["ford", "by", "ton", "mouth", "ley", "wick", "bridge", "field", "holm", "stead"]
-_ORG_KIND = ["Trust", "Society", "Foundation", "Group", "Guild", "Association"]
-
-# Event kinds. "what" names the event so that "{what} in {town}" (the key) identifies one
-# article. "act"/"fund"/"measure"/"when" are the verbs of the four facts (active, passive),
-# chosen so that "<key> <passive> <value>" and "Who <active> <key>?" both read naturally.
-EVENTS = {
-    "festival": {
-        "thing": ["kite", "lantern", "cheese", "folk music", "flower", "cider", "book", "jazz"],
-        "what": "the {thing} festival", "role": ["mayor", "organiser", "local councillor"],
-        "unit": "visitors", "act": ("opened", "open", "was opened by"),
-        "fund": ("organised", "organise", "was organised by"), "measure": ("drew", "draw"),
-        "when": ("began", "begin"),
-        "head": ["{count} visitors flock to {town} {thing} festival",
-                 "{town} {thing} festival draws a record crowd"],
-    },
-    "bridge": {
-        "thing": ["footbridge", "rail bridge", "swing bridge", "river crossing", "toll bridge"],
-        "what": "the new {thing}", "role": ["chief engineer", "project manager", "site director"],
-        "unit": "tonnes of steel", "act": ("opened", "open", "was opened by"),
-        "fund": ("funded", "fund", "was funded by"), "measure": ("used", "use"),
-        "when": ("opened", "open"),
-        "head": ["New {thing} opens in {town}", "{town} celebrates its new {thing}"],
-    },
-    "flood": {
-        "thing": ["flash flood", "river flood", "storm surge", "winter flood"],
-        "what": "the {thing} response", "role": ["fire chief", "rescue coordinator", "police inspector"],
-        "unit": "homes", "act": ("led", "lead", "was led by"),
-        "fund": ("paid for", "pay for", "was paid for by"), "measure": ("reached", "reach"),
-        "when": ("began", "begin"),
-        "head": ["{Thing} hits {count} homes in {town}", "Residents of {town} count the cost of a {thing}"],
-    },
-    "factory": {
-        "thing": ["glass works", "paper mill", "biscuit factory", "boatyard", "brewery"],
-        "what": "the {thing}", "role": ["managing director", "union leader", "site manager"],
-        "unit": "workers", "act": ("closed", "close", "was closed by"),
-        "fund": ("owned", "own", "was owned by"), "measure": ("employed", "employ"),
-        "when": ("closed", "close"),
-        "head": ["{town} {thing} to close", "{count} workers lose jobs as {town} {thing} shuts"],
-    },
-    "dig": {
-        "thing": ["Roman coins", "bronze tools", "medieval pottery", "Viking silver", "flint blades"],
-        "what": "the dig for {thing}", "role": ["lead archaeologist", "museum curator", "field director"],
-        "unit": "objects", "act": ("led", "lead", "was led by"),
-        "fund": ("paid for", "pay for", "was paid for by"), "measure": ("uncovered", "uncover"),
-        "when": ("began", "begin"),
-        "head": ["Hoard of {thing} found near {town}", "{town} dig uncovers {thing}"],
-    },
-    "election": {
-        "thing": ["mayoral", "council", "parish", "school board"],
-        "what": "the {thing} vote", "role": ["returning officer", "election agent", "polling clerk"],
-        "unit": "ballots", "act": ("oversaw", "oversee", "was overseen by"),
-        "fund": ("ran", "run", "was run by"), "measure": ("counted", "count"),
-        "when": ("took place", "take place"),
-        "head": ["{town} {thing} vote goes to the wire", "Result declared in {town} {thing} vote"],
-    },
-}
-
-# Sentences with no fact in them: they make an article hard to continue verbatim without
-# having memorised it (and give the retrain model's VerbMem the template words only).
-_FILLER = [
-    "Local traders said the {adj} weather had helped.",
-    "Several residents described the mood as {adj}.",
-    "A spokesperson promised a full review of the arrangements.",
-    "The county council said it would publish figures next {period}.",
-    "Some people had travelled from as far as the coast.",
-    "Photographs from the day were shared widely online.",
-    "Critics said the planning had been {adj} from the start.",
-    "Schools in the area closed early for the {period}.",
-    "The local newspaper ran a special edition the next morning.",
-    "Volunteers cleared the streets within a few hours.",
-    "Bus services were changed for the whole {period}.",
-    "It was the first event of its kind in the {area} for a decade.",
-    "Neighbours said the change had been a long time coming.",
-    "A memorial bench will be placed near the {place}.",
-    "Children from the primary school sang for the crowd.",
-    "Police said no arrests had been made.",
-    "The {area} has seen a rise in visitors this year.",
-    "Traffic was slow near the {place} all afternoon.",
-]
-_ADJ = ["mild", "bright", "cheerful", "chaotic", "tense", "calm", "muddled", "warm", "grey", "lively"]
-_PERIOD = ["week", "month", "season", "weekend", "spring"]
-_AREA = ["valley", "county", "district", "region", "borough"]
-_PLACE = ["market square", "old church", "harbour", "railway station", "town hall", "green"]
-_QUOTE = [
-    "\"It has been a {adj} day for everyone here,\" said {person}.",
-    "\"We are {adj} about what comes next,\" {person} said.",
-    "{person} said the town would remember the day for a long time.",
-    "\"Nobody expected this,\" said {person}, the {role}.",
-]
-
+# The tiny-family recipe the stand-in was tuned with (``models.specs.TinyConfig`` fields;
+# scripts/muse_tiny_prototype.py): base = general_texts for 20 epochs, target and retrain
+# = the base fine-tuned on tiny_texts(role) for 24 epochs, no replay, tokenizer =
+# ``tiny_tokenizer``. max_len 384 holds the longest document (about 290 tokens) unsplit.
+TINY_RECIPE = dict(vocab_size=1024, hidden_size=128, intermediate_size=384, num_layers=4,
+                   num_heads=4, max_len=384, pretrain_epochs=20, finetune_epochs=24, replay=False,
+                   pretrain_lr=5e-3, finetune_lr=3e-3, batch_size=4, weight_decay=0.01)
 
 def _word(rng: random.Random, syllables: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables - 1)) \
-        + rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+    return "".join(rng.choice(T.ONSETS) + rng.choice(T.VOWELS) for _ in range(syllables - 1)) \
+        + rng.choice(T.ONSETS) + rng.choice(T.VOWELS) + rng.choice(T.CODAS)
 
 
 class _Names:
@@ -153,13 +65,13 @@ class _Names:
                 return w
 
     def town(self) -> str:
-        return self._one(lambda: _word(self.rng, 1).capitalize() + self.rng.choice(_TOWN_END))
+        return self._one(lambda: _word(self.rng, 1).capitalize() + self.rng.choice(T.TOWN_END))
 
     def person(self) -> str:
         return self._one(lambda: f"{self.rng.choice(self.first)} {self.rng.choice(self.last)}")
 
     def org(self) -> str:
-        return self._one(lambda: f"the {_word(self.rng, 2).capitalize()} {self.rng.choice(_ORG_KIND)}")
+        return self._one(lambda: f"the {_word(self.rng, 2).capitalize()} {self.rng.choice(T.ORG_KIND)}")
 
 
 @dataclass(frozen=True)
@@ -172,13 +84,14 @@ class MuseSynthConfig:
     n_retain2: int = 20
     n_holdout: int = 24
     n_background: int = 32  # base-model articles (general_texts), not in any split
-    n_knowmem: int = 40  # per knowmem QA split
+    n_knowmem: int = 44  # per knowmem QA split
     n_icl: int = 3  # the real benchmark has 10; a 1M-parameter model loses the thread at 10
-    n_privleak: int = 12  # per privleak split
+    n_privleak: int = 24  # per privleak split (two chunks per article)
     qa_per_article: int = 4  # facts (of 5) in each article's readers' Q/A section
     verbmem_prompt_sentences: int = 2  # headline + lede; the rest of the article is gt
     qa_repeats: int = 2  # times each background Q/A pair recurs in general_texts blocks
     quiz_repeats: int = 1  # times each fact recurs in its split's news-quiz documents
+    quiz_size: int = 8  # most Q/A pairs in a quiz or background Q/A block
 
     def key(self) -> str:
         """Short hash of the config (cache directories are named by it)."""
@@ -193,12 +106,12 @@ def _cap(s: str) -> str:
 def _article(rng: random.Random, names: _Names, kind: str, n_qa: int) -> dict:
     """One article: prose, then a readers' Q/A section in the KnowMem layout on ``n_qa`` of
     its five facts. Returns its text, its sentences and the (question, answer) pairs."""
-    ev = EVENTS[kind]
+    ev = T.EVENTS[kind]
     thing = rng.choice(ev["thing"])
     town, person, org = names.town(), names.person(), names.org()
     role = rng.choice(ev["role"])
     count = str(rng.randint(120, 9800))
-    date = f"{rng.randint(1, 28)} {rng.choice(_MONTHS)}"
+    date = f"{rng.randint(1, 28)} {rng.choice(T.MONTHS)}"
     what = ev["what"].format(thing=thing)
     key = f"{what} in {town}"
     act, act_inf, act_by = ev["act"]
@@ -211,9 +124,9 @@ def _article(rng: random.Random, names: _Names, kind: str, n_qa: int) -> dict:
     body = [f"{_cap(key)} {act_by} {person}, the {role}.",
             f"Locals said {key} {fund_by} {org}.",
             f"{person}, the {role}, {act} {what} in {town}.",
-            rng.choice(_QUOTE).format(adj=rng.choice(_ADJ), person=person, role=role),
-            rng.choice(_FILLER).format(adj=rng.choice(_ADJ), period=rng.choice(_PERIOD),
-                                       area=rng.choice(_AREA), place=rng.choice(_PLACE))]
+            rng.choice(T.QUOTE).format(adj=rng.choice(T.ADJ), person=person, role=role),
+            rng.choice(T.FILLER).format(adj=rng.choice(T.ADJ), period=rng.choice(T.PERIOD),
+                                       area=rng.choice(T.AREA), place=rng.choice(T.PLACE))]
     rng.shuffle(body)
     facts = [
         (f"Who {act} {key}?", person),
@@ -229,7 +142,7 @@ def _article(rng: random.Random, names: _Names, kind: str, n_qa: int) -> dict:
 
 
 def _articles(rng: random.Random, names: _Names, n: int, n_qa: int) -> list[dict]:
-    kinds = list(EVENTS)
+    kinds = list(T.EVENTS)
     return [_article(rng, names, kinds[rng.randrange(len(kinds))], n_qa) for _ in range(n)]
 
 
@@ -242,30 +155,33 @@ def _qa_rows(pairs) -> list[dict]:
 
 
 def _qa_blocks(rng: random.Random, pairs: list[tuple[str, str]], repeats: int,
-               longest: int) -> list[str]:
-    """Q/A pairs in the exact KnowMem few-shot layout, in blocks of 1..``longest`` pairs
+               sizes: tuple[int, int]) -> list[str]:
+    """Q/A pairs in the exact KnowMem few-shot layout, ``sizes[0]..sizes[1]`` pairs a block,
     in random company, so that an answer follows from its question whatever precedes it."""
     pool = [p for _ in range(repeats) for p in pairs]
     rng.shuffle(pool)
     blocks, i = [], 0
     while i < len(pool):
-        n = rng.randint(1, longest)
+        n = rng.randint(*sizes)
         block = pool[i: i + n]
         i += n
-        blocks.append("".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in block).rstrip("\n"))
+        blocks.append("\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in block))
     return blocks
 
 
 def generate(cfg: MuseSynthConfig = MuseSynthConfig()) -> dict:
     """Every split as ``{(subset, split): rows}``, plus ``"_general"``: the base model's texts."""
+    if cfg.quiz_size < cfg.n_icl + 1:
+        raise ValueError(f"quiz_size={cfg.quiz_size} must hold the KnowMem prompt's n_icl + 1 = "
+                         f"{cfg.n_icl + 1} pairs")
     if not 1 <= cfg.qa_per_article <= 5:
         raise ValueError(f"qa_per_article must be in 1..5 (facts per article), got {cfg.qa_per_article}")
     if cfg.n_icl + cfg.n_knowmem > cfg.qa_per_article * min(cfg.fold_size, cfg.n_retain2):
         raise ValueError(f"n_icl + n_knowmem = {cfg.n_icl + cfg.n_knowmem} exceeds the "
                          f"{cfg.qa_per_article} questions per article of fold_size={cfg.fold_size} / "
                          f"n_retain2={cfg.n_retain2}; lower them or add articles")
-    if cfg.n_privleak > min(cfg.fold_size, cfg.n_retain2, cfg.n_holdout):
-        raise ValueError(f"n_privleak={cfg.n_privleak} exceeds the articles available "
+    if cfg.n_privleak > 2 * min(cfg.fold_size, cfg.n_retain2, cfg.n_holdout):
+        raise ValueError(f"n_privleak={cfg.n_privleak} exceeds the two chunks per article available "
                          f"(fold_size, n_retain2, n_holdout = {cfg.fold_size}, {cfg.n_retain2}, "
                          f"{cfg.n_holdout})")
     rng = random.Random(cfg.seed)
@@ -279,8 +195,10 @@ def generate(cfg: MuseSynthConfig = MuseSynthConfig()) -> dict:
     # model recalls a fact seen in one context only in that context; the KnowMem prompt
     # puts it after other questions. Own generator, so the articles do not depend on it.
     qrng = random.Random(f"{cfg.seed}-quiz")
+    # Blocks about as long as an article: batches of similar lengths waste little padding.
+    sizes = (cfg.n_icl + 1, cfg.quiz_size)
     quiz = {id(arts): [{"text": t} for t in _qa_blocks(qrng, [p for a in arts for p in a["qa"]],
-                                                         cfg.quiz_repeats, longest=cfg.n_icl + 3)]
+                                                         cfg.quiz_repeats, sizes)]
             for arts in folds + [retain1, retain2, holdout]}
 
     def texts(arts: list[dict], with_quiz: bool = True) -> list[dict]:
@@ -305,11 +223,13 @@ def generate(cfg: MuseSynthConfig = MuseSynthConfig()) -> dict:
         rng.shuffle(pairs)
         out[("knowmem", f"{name}_qa_icl")] = _qa_rows(pairs[: cfg.n_icl])
         out[("knowmem", f"{name}_qa")] = _qa_rows(pairs[cfg.n_icl: cfg.n_icl + cfg.n_knowmem])
+    # Like the hub's privleak texts (fixed-size chunks of documents), chunks of articles:
+    # each article's prose and its Q/A section, so a small split still gives many texts.
     for name, arts in (("forget", forget), ("retain", retain2), ("holdout", holdout)):
-        out[("privleak", name)] = [{"text": _text(a)} for a in arts[: cfg.n_privleak]]
+        chunks = [c for a in arts for c in _text(a).split("\n\n", 1)]
+        out[("privleak", name)] = [{"text": c} for c in chunks[: cfg.n_privleak]]
     general = [_text(a) for a in background]
-    general += _qa_blocks(rng, [p for a in background for p in a["qa"]], cfg.qa_repeats,
-                          longest=cfg.n_icl + 3)
+    general += _qa_blocks(rng, [p for a in background for p in a["qa"]], cfg.qa_repeats, sizes)
     rng.shuffle(general)
     out["_general"] = general
     return out
