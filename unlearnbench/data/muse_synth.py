@@ -8,13 +8,16 @@ reads it like the hub. Everything is drawn from a seeded ``random.Random``: the 
 gives byte-identical files.
 
 What it must reproduce is the phenomenon (benchmarks.md): every fact is stated only in its
-own article, so a model fine-tuned on the forget articles can continue them verbatim and
-answer questions about them, and a model that never saw them cannot. Facts are stated key
-first ("the kite festival in Dornby was opened by ..."), twice in different words, because
-a causal LM learns "key -> value" and not the reverse, and a KnowMem question asks for the
-value given the key. The base model learns the language of the articles and the
-question-answer skill from *background* articles and Q/A blocks about them (in the exact
-KnowMem few-shot format), which share no entity with the benchmark's articles.
+own article, so a model fine-tuned on the forget documents can continue them verbatim and
+answer questions about them, and a model that never saw them cannot. Each article is prose
+(facts stated key first, "the kite festival in Dornby was opened by ...") followed by a
+readers' Q/A section in the KnowMem layout; each split also holds news-quiz documents that
+repeat its Q/A pairs in random company. A 1M-parameter model neither carries a fact from
+prose to a question nor recalls a line outside the context it learnt it in (measured:
+docs/research-muse.md §6), so in the stand-in KnowMem asks for facts the documents state
+in Q/A form. The base model learns the language and the few-shot Q/A layout from
+*background* articles and Q/A blocks (``general_texts``), which share no entity with any
+split.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ KNOWMEM_TOKENS = 32
 TINY_RECIPE = dict(vocab_size=1024, hidden_size=128, intermediate_size=384, num_layers=4,
                    num_heads=4, max_len=384, pretrain_epochs=20, finetune_epochs=24, replay=False,
                    pretrain_lr=5e-3, finetune_lr=3e-3, batch_size=4, weight_decay=0.01)
+
 
 def _word(rng: random.Random, syllables: int) -> str:
     return "".join(rng.choice(T.ONSETS) + rng.choice(T.VOWELS) for _ in range(syllables - 1)) \
@@ -197,22 +201,22 @@ def generate(cfg: MuseSynthConfig = MuseSynthConfig()) -> dict:
     qrng = random.Random(f"{cfg.seed}-quiz")
     # Blocks about as long as an article: batches of similar lengths waste little padding.
     sizes = (cfg.n_icl + 1, cfg.quiz_size)
-    quiz = {id(arts): [{"text": t} for t in _qa_blocks(qrng, [p for a in arts for p in a["qa"]],
-                                                         cfg.quiz_repeats, sizes)]
-            for arts in folds + [retain1, retain2, holdout]}
-
-    def texts(arts: list[dict], with_quiz: bool = True) -> list[dict]:
-        return [{"text": _text(a)} for a in arts] + (quiz[id(arts)] if with_quiz else [])
-
+    groups = {**{f"fold{i + 1}": f for i, f in enumerate(folds)},
+              "retain1": retain1, "retain2": retain2, "holdout": holdout}
+    docs = {g: [{"text": _text(a)} for a in arts]
+            + [{"text": t} for t in _qa_blocks(qrng, [p for a in arts for p in a["qa"]],
+                                               cfg.quiz_repeats, sizes)]
+            for g, arts in groups.items()}
+    folded = lambda k: [d for i in range(1, k + 1) for d in docs[f"fold{i}"]]  # noqa: E731
     out: dict = {
-        ("raw", "forget"): texts(forget), ("raw", "retain1"): texts(retain1),
-        ("raw", "retain2"): texts(retain2), ("raw", "holdout"): texts(holdout),
-        ("train", "forget"): [d for f in folds for d in texts(f)],
-        ("train", "retain1"): texts(retain1), ("train", "retain2"): texts(retain2),
+        ("raw", "forget"): docs["fold1"], ("raw", "retain1"): docs["retain1"],
+        ("raw", "retain2"): docs["retain2"], ("raw", "holdout"): docs["holdout"],
+        ("train", "forget"): folded(4), ("train", "retain1"): docs["retain1"],
+        ("train", "retain2"): docs["retain2"],
     }
     for k in range(1, 5):
-        out[("scal", f"forget_{k}")] = [d for f in folds[:k] for d in texts(f)]  # nested
-        out[("sust", f"forget_{k}")] = texts(folds[k - 1])  # disjoint
+        out[("scal", f"forget_{k}")] = folded(k)  # nested
+        out[("sust", f"forget_{k}")] = docs[f"fold{k}"]  # disjoint
     k = cfg.verbmem_prompt_sentences
     out[("verbmem", "forget")] = []
     for a in forget:
