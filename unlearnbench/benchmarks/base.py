@@ -102,6 +102,7 @@ class TinyRecipe:
     finetuned_roles: tuple[str, ...] = ("target", "retain")
     tiny: dict = field(default_factory=dict)
     ft_key: Callable[[str, str], dict] | None = None  # cache-key parts of a fine-tuned role
+    build_tokenizer: Callable | None = None  # (texts, vocab_size, out_dir) -> tokenizer; default BPE
 
 
 class Benchmark:

@@ -107,8 +107,8 @@ class TinyFamily:
 
     def tokenizer_dir(self) -> Path:
         out = self._dir("tokenizer")
-        return _build_atomically(out, lambda tmp: train_tokenizer(self.recipe.tokenizer_texts(),
-                                                                  self.tiny.vocab_size, tmp))
+        build = self.recipe.build_tokenizer or train_tokenizer
+        return _build_atomically(out, lambda tmp: build(self.recipe.tokenizer_texts(), self.tiny.vocab_size, tmp))
 
     def base(self) -> Path:
         """The base model, pre-trained on the recipe's base text."""

@@ -1,0 +1,139 @@
+"""MUSE (Shi et al. 2024; News and Books) and its stand-in, on the ``Benchmark`` interface.
+
+Raw-text unlearning: methods train on ``raw/forget`` (or a scalability / sustainability
+fold) chunked to the context length, with ``raw/retain1`` as retain data. Every model is
+scored on the same suite whatever it unlearnt (metrics.md §3): VerbMem on ``verbmem/forget``,
+KnowMem on the forget and retain QA (few-shot), and PrivLeak (Min-K% AUC on
+``privleak/forget`` vs ``privleak/holdout`` against the retrain model's, measured — or
+muse_bench's constant with ``parity``). References: target, retrain and a retrain of
+another seed (the stand-in; MUSE publishes one retrain model per corpus).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.data import muse_synth
+
+FOLDS = tuple(range(1, 5))
+MUSE_COLUMNS = (
+    Column("knowmem_f", ("knowmem_f",), "min"),
+    Column("verbmem_f", ("verbmem_f",), "min"),
+    Column("privleak", ("privleak",), "zero"),
+    Column("knowmem_r", ("knowmem_r",), "max"),
+    Column("mia_min_k_auc", ("mia", "min_k"), "half"),
+)
+# Published (open reproduction, Llama-2-7b; metrics.md §3). muse_bench reports them ×100.
+PUBLISHED = {
+    "muse-news": {"target": {"knowmem_f": 0.64, "verbmem_f": 0.58, "privleak": -99.8, "knowmem_r": 0.56},
+                  "retrain": {"knowmem_f": 0.33, "verbmem_f": 0.20, "privleak": 0.0, "knowmem_r": 0.56}},
+    "muse-books": {"target": {"knowmem_f": 0.47, "verbmem_f": 1.0, "privleak": -57.3, "knowmem_r": 0.69},
+                   "retrain": {"knowmem_f": 0.30, "verbmem_f": 0.14, "privleak": 0.0, "knowmem_r": 0.69}},
+}
+
+
+class MuseBenchmark(Benchmark):
+    """MUSE-News (Shi et al. 2024): unlearn BBC news articles; six criteria incl. scalability and sustainability."""
+
+    name = "muse-news"
+    family = "muse-news"
+    shape = "text"
+    splits = ("forget",) + tuple(f"{c}-{i}" for c in ("scal", "sust") for i in FOLDS)
+    default_split = "forget"
+    references = (Reference("target", "target"), Reference("retrain", "retain"),
+                  Reference("retrain-seed2", "retain", 1))
+    compare_to = "retrain"
+    columns = MUSE_COLUMNS
+    tradeoff = ("knowmem_r", "knowmem_f")
+    headline_forget = "knowmem_f"
+    ranking = Ranking(forget="knowmem_f", utility="knowmem_r", min_ratio=0.9)
+    chains = {"scal": Chain(tuple(f"scal-{i}" for i in FOLDS), sequential=False,
+                            description="nested forget sets of growing size, each unlearnt from the target"),
+              "sust": Chain(tuple(f"sust-{i}" for i in FOLDS), sequential=True,
+                            description="disjoint forget sets, each unlearnt from the previous result")}
+    eval_options = {"batch_size": 16, "parity": False, "max_items": None, "verbmem_tokens": 128,
+                    "knowmem_tokens": 32, "mia_max_tokens": 2048}
+    data_options = {"chunk_len": 2048}  # Llama-2's context, as MUSE trains
+    published = PUBLISHED["muse-news"]
+    corpus = "muse-news"  # muse_bench's name for parity constants
+
+    def default_path(self) -> str:
+        from unlearnbench.data.muse import HUB
+
+        return HUB[self.corpus]
+
+    @classmethod
+    def eval_split(cls, split: str) -> str:
+        return "forget"  # every request is scored on the same suite, against the same references
+
+    def _texts(self, subset: str, split: str) -> list[dict]:
+        from unlearnbench.data.muse import load_split
+
+        return [{"text": r["text"]} for r in load_split(self.path, subset, split)]
+
+    def forget_rows(self, split: str) -> list[dict]:
+        self.check_split(split)
+        if split == "forget":
+            return self._texts("raw", "forget")
+        chain, fold = split.split("-")
+        return self._texts(chain, f"forget_{fold}")
+
+    def retain_rows(self, split: str) -> list[dict]:
+        return self._texts("raw", "retain1")  # what MUSE lets a method use; retain2 is for utility
+
+    def fingerprint(self, split: str) -> dict:
+        return {**super().fingerprint(split), "corpus": self.corpus}
+
+    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, parity=False, **options):
+        from unlearnbench.eval.muse import evaluate_muse
+
+        retrain_auc = None
+        if reference is not None and not parity:
+            retrain_auc = (reference[0].get("mia") or {}).get("min_k")
+        return evaluate_muse(model, encoder.tokenizer, self.path, retrain_auc=retrain_auc, parity=parity,
+                             benchmark=self.corpus, **options)
+
+
+class MuseBooksBenchmark(MuseBenchmark):
+    """MUSE-Books (Shi et al. 2024): unlearn the Harry Potter books; no scalability/sustainability folds."""
+
+    name = "muse-books"
+    family = "muse-books"
+    splits = ("forget",)
+    chains = {}
+    published = PUBLISHED["muse-books"]
+    corpus = "muse-books"
+
+
+class MuseSynthBenchmark(MuseBenchmark):
+    """MUSE stand-in: generated news articles about fictitious events, in MUSE-News's exact layout."""
+
+    name = "muse-synth"
+    stand_in_for = "muse-news"
+    published = {}
+    corpus = "muse-synth"
+
+    # The stand-in's own sizes (VerbMem/KnowMem lengths, the tiny model's context).
+    eval_options = {**MuseBenchmark.eval_options, "verbmem_tokens": muse_synth.VERBMEM_TOKENS,
+                    "knowmem_tokens": muse_synth.KNOWMEM_TOKENS}
+    data_options = {"chunk_len": muse_synth.TINY_RECIPE["max_len"]}
+
+    def __init__(self, path: str | None = None, synth=None):
+        self.synth = synth or muse_synth.MuseSynthConfig()
+        super().__init__(path)
+
+    def default_path(self) -> str:
+        from unlearnbench.paths import cache_root
+
+        return str(muse_synth.write(self.synth, cache_root() / "data" / f"muse-synth-{self.synth.key()}"))
+
+    def recipe(self) -> TinyRecipe:
+        def texts(role: str):
+            return lambda: muse_synth.tiny_texts(self.path, role)
+
+        return TinyRecipe(
+            data_key=f"muse-{self.synth.key()}", tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
+            finetune=lambda role, split: (None, muse_synth.tiny_texts(self.path, "target" if role == "target" else "retrain")),
+            ft_key=lambda role, split: {"role": role},  # the same target and retrain for every request
+            tiny=dict(muse_synth.TINY_RECIPE), build_tokenizer=muse_synth.tiny_tokenizer)
