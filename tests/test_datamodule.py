@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from unlearnbench.data.collate import IGNORE, Encoder
 from unlearnbench.data.datamodule import QACollator, chunk_texts

@@ -7,7 +7,6 @@ Lightning's ``bf16-mixed`` precision, and Lightning runs bf16-mixed (autocast) o
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 

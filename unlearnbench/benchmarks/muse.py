@@ -11,7 +11,6 @@ another seed (the stand-in; MUSE publishes one retrain model per corpus).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe
 from unlearnbench.data import muse_synth

@@ -72,7 +72,7 @@ def load_text(source: str, *, field: str = "text", config: str | None = None,
 def _load_dataset_text(source: str, *, field: str, config: str | None, split: str) -> str:
     import datasets
 
-    from unlearnbench.data.harmful import local_cache_dir
+    from unlearnbench.data.hub_layout import local_cache_dir
 
     try:
         # A local mirror gets a cache keyed by its files: datasets would reuse stale rows.

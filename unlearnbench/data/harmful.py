@@ -10,14 +10,12 @@ mirror). Forget = every unsafe response of a harmful prompt, in LLMU's text form
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from unlearnbench.data.tofu import SchemaError
+from unlearnbench.data.hub_layout import local_cache_dir
+from unlearnbench.data.schema import SchemaError
 
 PKU_HUB = "PKU-Alignment/PKU-SafeRLHF"
 TRUTHFULQA_HUB = "truthfulqa/truthful_qa"
@@ -71,25 +69,6 @@ def validate_rows(rows, fields: dict, dataset: str, split: str, source: str) -> 
                                   f"got {type(value).__name__}: {value!r:.80}")
             if kind is str and name in ("prompt", "question") and not value.strip():
                 raise SchemaError(f"{where}, row {i}: field {name!r} is empty")
-
-
-def local_cache_dir(path: str | Path) -> str | None:
-    """A datasets cache directory private to the current files of a local dataset directory.
-
-    ``datasets`` (5.2) names the cache of a local folder after its basename and config and
-    reuses it when the files change (seen here: regenerating ``.../halueval`` with other
-    rows at another path returned the old rows). Keying the cache by every file's path,
-    size and mtime makes a regenerated or edited copy load afresh. None for a hub name.
-    """
-    import datasets
-
-    path = Path(path)
-    if not path.is_dir():
-        return None
-    stats = sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-                   for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
-    blob = json.dumps([str(path.resolve()), stats]).encode()
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "unlearnbench-local" / hashlib.sha256(blob).hexdigest()[:16])
 
 
 def load_rows(path: str, config: str | None, split: str, fields: dict, dataset: str):

@@ -57,3 +57,25 @@ def read_extras(directory: str | Path, name: str) -> list[dict]:
     """Rows of ``extras/<name>.json`` written by ``write_layout``."""
     with open(Path(directory) / "extras" / f"{name}.json") as f:
         return [json.loads(line) for line in f]
+
+
+def local_cache_dir(path) -> str | None:
+    """A ``datasets`` cache directory private to the current files of a local dataset directory.
+
+    ``datasets`` (5.2) names the cache of a local folder after its basename and config and
+    reuses it when the files change: a regenerated or edited copy, or another copy with the
+    same name, silently returned the old rows. Keying the cache by every file's path, size and
+    mtime makes such a copy load afresh. None for a hub name (its cache is versioned).
+    """
+    import hashlib
+    import json
+
+    import datasets
+
+    path = Path(str(path))
+    if not path.is_dir():
+        return None
+    stats = sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+    blob = json.dumps([str(path.resolve()), stats]).encode()
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "unlearnbench-local" / hashlib.sha256(blob).hexdigest()[:16])

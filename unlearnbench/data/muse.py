@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.data.tofu import SchemaError
+from unlearnbench.data.hub_layout import local_cache_dir
+from unlearnbench.data.schema import SchemaError
 
 HUB = {"muse-news": "muse-bench/MUSE-News", "muse-books": "muse-bench/MUSE-Books"}
 
@@ -35,25 +36,6 @@ NEWS_ONLY = ("scal", "sust")  # MUSE-Books has no scalability / sustainability f
 
 def _is_local(path) -> bool:
     return Path(str(path)).is_dir()
-
-
-def _local_cache_dir(path) -> str:
-    """A datasets cache directory keyed by the local copy's files (path, size, mtime).
-
-    datasets keys its cache of a local directory by the directory's *name* and README
-    only, so two different copies with the same name (or a copy edited in place) would
-    silently read each other's cached rows.
-    """
-    import hashlib
-
-    import datasets
-
-    root = Path(str(path)).resolve()
-    h = hashlib.sha256(str(root).encode())
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        st = f.stat()
-        h.update(f"{f.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "unlearnbench-local" / h.hexdigest()[:16])
 
 
 def _where(path, subset: str, split: str) -> str:
@@ -114,7 +96,7 @@ def load_split(path, subset: str, split: str):
                               + ("MUSE-Books has no scal/sust folds, use MUSE-News"
                                  if subset in NEWS_ONLY else "regenerate or re-download it"))
     try:
-        cache = _local_cache_dir(path) if _is_local(path) else None
+        cache = local_cache_dir(path)
         rows = datasets.load_dataset(path, subset, split=split, cache_dir=cache)
     except datasets.exceptions.DatasetGenerationError as exc:
         cause = str(exc.__cause__ or exc)

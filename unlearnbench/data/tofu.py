@@ -57,7 +57,9 @@ def load_config(path: str, config: str):
     import datasets
 
     try:
-        rows = datasets.load_dataset(str(path), config, split="train")
+        from unlearnbench.data.hub_layout import local_cache_dir
+
+        rows = datasets.load_dataset(str(path), config, split="train", cache_dir=local_cache_dir(path))
     except StopIteration as exc:  # datasets' JSON builder on an empty file
         raise SchemaError(f"TOFU config {config!r} from {path} is empty; "
                           "regenerate or re-download it") from exc

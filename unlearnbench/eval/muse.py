@@ -12,7 +12,6 @@ tokens, one example at a time, fp32, and a VerbMem ground truth cut to 128 token
 
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 import torch
