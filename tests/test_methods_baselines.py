@@ -341,3 +341,42 @@ def test_plugin_method_via_cli(family, tmp_path):
               "--out", str(tmp_path / "bad")], family["cache"], timeout=120)
     assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
     assert "did you mean" in r.stderr.lower() and "'plugin_ga'" in r.stderr, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["npo", "dpo"])
+def test_cached_reference_equals_resident_at_every_step(name, family, tmp_path):
+    """S_ref scored once before training (the default) gives the same losses, step by step, as
+    scoring it on every batch with a resident reference model, which it then frees."""
+    from unlearnbench.methods.train import unlearn
+
+    hist = {}
+    for mode in ("resident", "cached"):
+        out = tmp_path / mode
+        unlearn(name, family["spec"], split="forget10", out_dir=out, seed=3,
+                params={"lr": 1e-3, "batch_size": 16, "epochs": 2, "reference": mode})
+        hist[mode] = _read_history(out / "history.csv")
+    assert len(hist["cached"]) == len(hist["resident"]) == 10
+    for a, b in zip(hist["cached"], hist["resident"]):
+        for key in ("loss", "forget"):
+            assert abs(a[key] - b[key]) <= 1e-6 * max(1.0, abs(b[key])), (a["step"], key, a[key], b[key])
+
+
+def test_cached_reference_is_dropped_before_training(family):
+    import lightning as L
+
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
+    from unlearnbench.data.collate import Encoder
+    from unlearnbench.models.loading import load_tokenizer
+
+    method = build_method("dpo", family["target"], 0, {"lr": 1e-3, "batch_size": 8})
+    assert method.reference_mode == "cached" and method.ref_model is not None
+    enc = Encoder(load_tokenizer(family["target"]), family["spec"].template)
+    dm = TofuSynthBenchmark().datamodule("forget10", enc, batch_size=8, seed=0, needs=method.needs)
+    L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False).fit(method, datamodule=dm)
+    assert method.ref_model is None and "ref_model" not in dict(method.named_children())
+    assert method._ref_table["idk"].shape == (80, 52)  # every forget row x every refusal
+    with pytest.raises(ValueError, match="reference must be one of"):
+        build_method("npo", family["target"], 0, {"reference": "nope"})
+    # Methods whose reference term is a KL keep the model: the option does not apply to them.
+    assert build_method("ga_kl", family["target"], 0, {"reference": "cached"}).reference_mode == "resident"

@@ -76,11 +76,19 @@ class QACollator:
         batch = pad_right([enc.encode(r["question"], r["answer"]) for r in rows], enc.pad_id)
         batch["index"] = torch.tensor([r["index"] for r in rows])
         for need in self.needs:
-            pairs = []
+            pairs, rows_of, choices = [], [], []
             for r in rows:
                 drawn = self._draw(need)
-                pairs += [enc.encode(r["question"], a) for a in (drawn if isinstance(drawn, list) else [drawn])]
-            batch[EXTRAS[need]] = pad_right(pairs, enc.pad_id)
+                answers = drawn if isinstance(drawn, list) else [drawn]
+                pairs += [enc.encode(r["question"], a) for a in answers]
+                rows_of += [r["index"]] * len(answers)
+                if need == "idk":  # which refusal: a cached reference looks its log-prob up
+                    choices.append(REFUSALS.index(drawn))
+            sub = pad_right(pairs, enc.pad_id)
+            sub["index"] = torch.tensor(rows_of)
+            if choices:
+                sub["choice"] = torch.tensor(choices)
+            batch[EXTRAS[need]] = sub
         return batch
 
 

@@ -29,6 +29,9 @@ class UnlearningMethod(L.LightningModule):
     # "template" (FLAT). The data module draws what is declared for every batch.
     needs: tuple[str, ...] = ()
     needs_reference: bool = False
+    # Methods that use the reference only through S_ref(y|x) (NPO, NPO-RT, IdkDPO) can score
+    # it once before training and drop the reference model (``reference: cached``).
+    cacheable_reference: bool = False
     # Data shapes the method can train on: "qa" (question/answer rows, the answer scored)
     # and/or "text" (raw text chunks, every token scored). A grid cell whose benchmark
     # has another shape is reported "not applicable".
@@ -43,7 +46,7 @@ class UnlearningMethod(L.LightningModule):
                  weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,
                  batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
                  gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None,
-                 steps: int | None = None):
+                 steps: int | None = None, reference: str = "cached"):
         super().__init__()
         if lr <= 0:
             raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
@@ -55,6 +58,12 @@ class UnlearningMethod(L.LightningModule):
         # A fixed step budget (LLMU's recipe) replaces `epochs`: the forget loader cycles
         # until `steps` optimiser steps are done, and the schedule decays over them.
         self.steps = steps
+        from unlearnbench.methods.reference import MODES
+
+        if reference not in MODES:
+            raise ValueError(f"method {self.name!r}: reference must be one of {MODES}, got {reference!r}")
+        self.reference_mode = reference if self.cacheable_reference else "resident"
+        self._ref_table = None
         for key, value in (("gamma_forget", gamma_forget), ("lambda_retain", lambda_retain)):
             if not value >= 0:  # also rejects NaN
                 raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {value}")
@@ -133,10 +142,14 @@ class UnlearningMethod(L.LightningModule):
         return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
     def summed_nll_with_ref(self, sub: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed NLL S_θ(y|x) and S_ref(y|x) per sequence (NPO, DPO use log π = -S)."""
+        """Summed NLL S_θ(y|x) and S_ref(y|x) per sequence (NPO, DPO use log π = -S); S_ref from
+        the table scored before training when the reference is cached."""
         from unlearnbench.methods.losses import sequence_nll
+        from unlearnbench.methods.reference import lookup
 
         s, _ = sequence_nll(self.forward_logits(self.model, sub), sub["labels"])
+        if self._ref_table is not None:
+            return s, lookup(self._ref_table, sub).to(s.dtype)
         s_ref, _ = sequence_nll(self.ref_logits(sub), sub["labels"])
         return s, s_ref
 
@@ -151,7 +164,7 @@ class UnlearningMethod(L.LightningModule):
     def sub(batch: dict, key: str | None = None) -> dict:
         """The padded sub-batch for ``key`` (None = the forget answer itself)."""
         if key is None:
-            return {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+            return {k: batch[k] for k in ("input_ids", "attention_mask", "labels", "index") if k in batch}
         return batch[key]
 
     # -- the shared loop -----------------------------------------------------
@@ -160,6 +173,22 @@ class UnlearningMethod(L.LightningModule):
         self.model.train()
         if self.ref_model is not None:
             self.ref_model.eval()
+        if self.reference_mode == "cached" and self.ref_model is not None:
+            self.cache_reference()
+
+    def cache_reference(self) -> None:
+        """Score the reference's S_ref table once, then drop the reference model."""
+        import gc
+
+        from unlearnbench.methods.reference import reference_table
+
+        dm = self.trainer.datamodule
+        self._ref_table, tokens = reference_table(self.ref_model, dm, self.needs, dm.batch_size, self.device)
+        self.tokens_seen += tokens  # reference passes cost too, once here
+        self.ref_model = None  # a child module: assigning None unregisters and frees it
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def training_step(self, batch, batch_idx):
         terms = self.loss(batch)

@@ -17,6 +17,7 @@ class NPORT(UnlearningMethod):
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
+    cacheable_reference = True
 
     def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
         if not beta > 0:

@@ -302,6 +302,7 @@ class WAGLE(UnlearningMethod):
         self.compute_masks(self.trainer.datamodule)  # at θ_o, before any step
         super().on_fit_start()
         self.inner.on_fit_start()
+        self.ref_model = self.inner.ref_model  # None once the inner cached its reference
 
     def param_groups(self) -> list[dict]:
         """The inner's groups with weight decay 0: WAGLE decays masked-in weights itself."""
