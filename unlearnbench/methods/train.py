@@ -44,10 +44,13 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     ``start`` is the model to unlearn from instead of the target (a sequential chain's
     previous step).
 
-    ``batch_size`` is the global batch: each of the ``devices * num_nodes`` ranks gets
-    ``batch_size / world`` forget (and retain) rows per step, so a run takes the same
-    optimiser steps over the same data whatever the strategy. ``max_steps`` (also
-    accepted as ``params["max_steps"]``) stops training early, for smoke runs.
+    ``batch_size`` is the global (effective) batch: each of the ``devices * num_nodes``
+    ranks gets ``batch_size / world`` forget (and retain) rows per optimiser step, so a run
+    takes the same optimiser steps over the same data whatever the strategy. With
+    ``micro_batch_size`` (a param) a rank takes that many rows per forward pass and
+    accumulates ``batch_size / (world * micro_batch_size)`` of them per step, so the
+    effective batch is the same on 1, 2 or 8 devices. ``max_steps`` (also accepted as
+    ``params["max_steps"]``) stops training early, for smoke runs.
     """
     import os
 
@@ -60,6 +63,7 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
 
     params = dict(params or {})
     max_steps = params.pop("max_steps", max_steps)
+    micro = params.pop("micro_batch_size", None)
     kw = trainer_kwargs(strategy, devices, num_nodes)  # fails fast on a bad strategy
     world = int(kw["devices"]) * int(kw.get("num_nodes", 1))
     L.seed_everything(seed, workers=True, verbose=False)
@@ -68,11 +72,9 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     method_params, data_params = split_params(bench, methods.get(method_name), params)
     target = start or bench.checkpoint(spec, "target", split)
     method = build_method(method_name, target, seed, method_params)
-    if method.batch_size % world:
-        raise ValueError(f"method {method_name!r}: batch_size {method.batch_size} (the global "
-                         f"batch) must be divisible by the world size {world}")
+    batching = batch_plan(method_name, method.batch_size, world, micro)
     tok = load_tokenizer(target, spec)
-    dm = bench.datamodule(split, encoder_for(bench, spec, tok), batch_size=method.batch_size // world,
+    dm = bench.datamodule(split, encoder_for(bench, spec, tok), batch_size=batching["per_device_batch"],
                           seed=seed, needs=method.needs, **data_params)
     if precision is None:
         precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
@@ -80,14 +82,15 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     trainer = L.Trainer(max_epochs=-1 if method.steps else method.epochs,
                         max_steps=int(min(budget)) if budget else -1, logger=False,
                         enable_checkpointing=False, deterministic=True, enable_model_summary=False,
-                        precision=precision, use_distributed_sampler=True, **kw)
+                        precision=precision, use_distributed_sampler=True,
+                        accumulate_grad_batches=batching["accumulation"], **kw)
     with CostTracker() as cost:
         trainer.fit(method, datamodule=dm)
         cost.steps = trainer.global_step
         cost.tokens = method.tokens_seen
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
-    history = method.history
+    history = mean_by_step(method.history)  # one row per optimiser step, accumulated or not
     dist = torch.distributed
     distributed = trainer.world_size > 1 and dist.is_available() and dist.is_initialized()
     if distributed:
@@ -111,10 +114,34 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
                            "per_rank_batch_size": dm.batch_size,
                            "batches": getattr(method, "retain_indices", [])})
     info = {"method": method_name, "target": target, "steps": trainer.global_step,
-            "world_size": trainer.world_size, "cost": cost.as_dict()}
+            "world_size": trainer.world_size, "batching": batching, "cost": cost.as_dict()}
     if trainer.is_global_zero:
         write_history(out_dir / "history.csv", history)
     return info
+
+
+def batch_plan(method_name: str, batch_size: int, world: int, micro: int | None) -> dict:
+    """Global batch, per-device batch and accumulation steps of a run (in its resolved config)."""
+    if batch_size % world:
+        raise ValueError(f"method {method_name!r}: batch_size {batch_size} (the global batch) must be "
+                         f"divisible by the world size {world}")
+    per_rank = batch_size // world
+    micro = per_rank if micro is None else int(micro)
+    if micro < 1 or per_rank % micro:
+        raise ValueError(f"method {method_name!r}: micro_batch_size {micro} must divide the per-device "
+                         f"batch {per_rank} (batch_size {batch_size} over {world} devices)")
+    return {"global_batch": batch_size, "per_device_batch": micro, "accumulation": per_rank // micro,
+            "world_size": world}
+
+
+def mean_by_step(history: list[dict]) -> list[dict]:
+    """Micro-batch rows of one optimiser step averaged into one row (the step's loss is their
+    mean: Lightning divides each micro-batch loss by the accumulation count)."""
+    steps: dict[int, list[dict]] = {}
+    for row in history:
+        steps.setdefault(row["step"], []).append(row)
+    return [{k: (step if k == "step" else sum(r[k] for r in rows) / len(rows)) for k in rows[0]}
+            for step, rows in steps.items()]
 
 
 def write_history(path: Path, history: list[dict]) -> None:

@@ -45,7 +45,8 @@ _BASE_ARGS = set(inspect.signature(UnlearningMethod.__init__).parameters) - {"se
 # Settings of the training loop WAGLE runs for the inner method (optimiser, schedule, batch,
 # seed, data): the inner's copy would be ignored, so inner_params may not carry them. The
 # inner's own loss weights (gamma_forget, lambda_retain) do reach its loss and stay allowed.
-LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain"})) + ("k_random", "template", "max_steps")
+LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain"})) + ("k_random", "template", "max_steps",
+                                                                              "micro_batch_size")
 
 
 def decoder_linears(model) -> dict[str, torch.nn.Linear]:

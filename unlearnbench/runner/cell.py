@@ -107,7 +107,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         if not cell.get("keep_model"):
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
-            **_described(bench, summary)}
+            "batching": info["batching"], **_described(bench, summary)}
 
 
 def _barrier() -> None:
