@@ -281,6 +281,9 @@ def test_end_to_end_grid(small_run):
         assert r["elapsed_s"] > 0
         assert (out / "cells" / cell_id(m) / "history.csv").exists()
         assert not (out / "cells" / cell_id(m) / "work" / "model").exists()  # keep_models is off
+        # Lightning's CSV logger always writes the loss terms, step by step, beside the result.
+        logged = pd.read_csv(out / "cells" / cell_id(m) / "logs" / "metrics.csv")
+        assert "train/loss" in logged.columns and logged["train/loss"].notna().sum() == r["cost"]["steps"]
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["method_label"].tolist()[:2] == ["target", "retain"]
     assert sorted(board["method_label"].tolist()[2:]) == sorted(METHODS)
@@ -422,3 +425,16 @@ def test_cli_leaderboard_rebuilds_tables(small_run, tmp_path, capsys):
     assert (out / "leaderboard.csv").read_text() == (small_run["out"] / "leaderboard.csv").read_text()
     assert cli.main(["leaderboard", str(tmp_path / "nothing")]) == 2
     assert "no grid results" in capsys.readouterr().err
+
+
+def test_grid_logger_names_are_checked_before_anything_runs(monkeypatch):
+    import importlib.util
+
+    with pytest.raises(GridError, match="unknown logger 'tensorbord'; choose one of csv, tensorboard"):
+        parse_grid({**small_grid(), "logger": "tensorbord"})
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(GridError, match="logger 'wandb' needs the wandb package: pip install wandb"):
+        parse_grid({**small_grid(), "logger": {"name": "wandb", "project": "x"}})
+    grid = parse_grid({**small_grid(), "logger": "csv"})
+    assert all(c.logger == {"name": "csv"} for c in grid.cells)

@@ -38,7 +38,8 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
             out_dir: str | Path, seed: int = 42, params: dict | None = None,
             strategy: str = "single", devices: int = 1, num_nodes: int = 1,
             data_dir: str | None = None, precision: str | None = None,
-            max_steps: int | None = None, start: str | None = None) -> dict:
+            max_steps: int | None = None, start: str | None = None, logger: dict | None = None,
+            log_dir: str | Path | None = None) -> dict:
     """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info.
 
     ``start`` is the model to unlearn from instead of the target (a sequential chain's
@@ -78,9 +79,12 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
                           seed=seed, needs=method.needs, **data_params)
     if precision is None:
         precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
+    from unlearnbench.runner.loggers import make_loggers
+
     budget = [b for b in (method.steps, max_steps) if b]
+    loggers = make_loggers(Path(log_dir or Path(out_dir) / "logs"), f"{method_name}-s{seed}", logger)
     trainer = L.Trainer(max_epochs=-1 if method.steps else method.epochs,
-                        max_steps=int(min(budget)) if budget else -1, logger=False,
+                        max_steps=int(min(budget)) if budget else -1, logger=loggers, log_every_n_steps=1,
                         enable_checkpointing=False, deterministic=True, enable_model_summary=False,
                         precision=precision, use_distributed_sampler=True,
                         accumulate_grad_batches=batching["accumulation"], **kw)

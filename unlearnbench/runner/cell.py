@@ -94,7 +94,8 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=cell["params"],
                    strategy=cell["strategy"], devices=cell["devices"], num_nodes=cell["num_nodes"],
-                   data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir))
+                   data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
+                   logger=cell.get("logger"), log_dir=cell_dir / "logs")
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
                                            reference=compare, options=cell["eval"])

@@ -22,7 +22,7 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
              "devices", "num_nodes", "defaults", "tiny_defaults", "real_defaults", "methods", "eval",
-             "references", "published", "keep_models", "chain", "data_dir", "attacks"}
+             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger"}
 METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
 
 
@@ -51,6 +51,7 @@ class Cell:
     chain: str | None = None
     step: int | None = None
     data_dir: str | None = None
+    logger: dict = field(default_factory=dict)  # an experiment logger besides the CSV log
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -255,6 +256,12 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     cells: list[Cell] = []
     bench_names = _bench_names(where, raw)
     attack_specs = _attacks(where, raw)
+    try:
+        from unlearnbench.runner.loggers import logger_spec
+
+        logger = logger_spec(raw.get("logger"))
+    except ValueError as exc:
+        raise GridError(f"{where}: {exc}") from exc
     for m, bench_name in itertools.product(model_names, bench_names):
         spec = models.get(m) if m in models else None
         kind = "tiny" if spec is None or spec.is_tiny else "real"
@@ -297,7 +304,7 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                                           or (sequential and step < len(splits)),
                                           start_from=prev if sequential else None,
                                           chain=chain[0] if chain else None, step=step if chain else None,
-                                          data_dir=data_dir))
+                                          data_dir=data_dir, logger=logger))
                         prev = cell_id
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})

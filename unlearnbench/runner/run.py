@@ -21,7 +21,7 @@ from unlearnbench.runner.grid import Cell, Grid
 
 # Cell keys that do not change a cell's numbers: a result computed under other values of
 # these is still valid.
-_NOT_CONFIG = ("plugins", "keep_model")
+_NOT_CONFIG = ("plugins", "keep_model", "logger")
 
 
 def _print(msg: str) -> None:
