@@ -9,7 +9,8 @@ TORCH := torch==2.13.0
 # The versions the committed results were measured with.
 PINS := lightning==2.6.6 transformers==5.23.0 datasets==5.2.0 tokenizers==0.23.3 \
         torchmetrics==1.9.0 rouge-score==0.1.2 scipy==1.17.1 scikit-learn==1.9.1 \
-        pandas==3.1.1 matplotlib==3.11.2 safetensors==0.8.0 pyyaml==6.0.3
+        pandas==3.1.1 matplotlib==3.11.2 safetensors==0.8.0 pyyaml==6.0.3 \
+        peft==0.21.2 sacrebleu==2.6.0
 GRID ?= benchmarks/default.yaml
 MODEL ?=
 PYTEST_ARGS ?=

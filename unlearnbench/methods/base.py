@@ -32,6 +32,9 @@ class UnlearningMethod(L.LightningModule):
     # Methods that use the reference only through S_ref(y|x) (NPO, NPO-RT, IdkDPO) can score
     # it once before training and drop the reference model (``reference: cached``).
     cacheable_reference: bool = False
+    # LoRA trains adapters around frozen weights; a method whose update is defined on chosen
+    # full weights (RMU's layers, WAGLE's mask) sets this False and refuses ``lora``.
+    supports_lora: bool = True
     # Data shapes the method can train on: "qa" (question/answer rows, the answer scored)
     # and/or "text" (raw text chunks, every token scored). A grid cell whose benchmark
     # has another shape is reported "not applicable".
@@ -46,8 +49,12 @@ class UnlearningMethod(L.LightningModule):
                  weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,
                  batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
                  gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None,
-                 steps: int | None = None, reference: str = "cached"):
+                 steps: int | None = None, reference: str = "cached", lora: dict | None = None,
+                 gradient_checkpointing: bool = False):
         super().__init__()
+        if lora is not None and not self.supports_lora:
+            raise ValueError(f"method {self.name!r} does not train with LoRA: its update is defined on "
+                             "chosen full weights; drop `lora` (or use another method)")
         if lr <= 0:
             raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
         if epochs < 1:
@@ -74,9 +81,18 @@ class UnlearningMethod(L.LightningModule):
         # Precision rule (methods.md): trainable weights and AdamW state in fp32, whatever the
         # accelerator; bf16 is the *compute* dtype of bf16-mixed training. Pure-bf16 AdamW
         # rounds most updates at lr 1e-5 to nothing. Only a frozen reference may be bf16.
-        self.model = model if model is not None else self._load(model_path, dtype or torch.float32)
+        self.lora = lora
+        base_dtype = dtype or (reference_dtype() if lora else torch.float32)  # LoRA: the base is frozen
+        self.model = model if model is not None else self._load(model_path, base_dtype)
+        if gradient_checkpointing:  # recompute activations in the backward pass: memory for time
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.model.config.use_cache = False
+        if lora is not None:
+            from unlearnbench.methods.adapters import apply_lora
+
+            self.model = apply_lora(self.model, lora)
         self.ref_model = None
-        if self.needs_reference:
+        if self.needs_reference and lora is None:  # with LoRA the reference is the base itself
             ref_dtype = ref_dtype or reference_dtype()
             self.ref_model = (self._load(model_path, ref_dtype) if model is None
                               else _frozen_copy(model).to(ref_dtype))
@@ -118,6 +134,9 @@ class UnlearningMethod(L.LightningModule):
     @torch.no_grad()
     def ref_logits(self, sub: dict) -> torch.Tensor:
         self.tokens_seen += int(sub["attention_mask"].sum())  # reference passes cost too
+        if self.lora is not None:
+            with self.model.disable_adapter():  # the frozen base: the model before unlearning
+                return self.forward_logits(self.model, sub)
         return self.forward_logits(self.ref_model, sub)
 
     def retain_batch(self) -> dict:
@@ -173,7 +192,8 @@ class UnlearningMethod(L.LightningModule):
         self.model.train()
         if self.ref_model is not None:
             self.ref_model.eval()
-        if self.reference_mode == "cached" and self.ref_model is not None:
+        if self.reference_mode == "cached" and (self.ref_model is not None
+                                                or (self.lora is not None and self.needs_reference)):
             self.cache_reference()
 
     def cache_reference(self) -> None:
@@ -182,8 +202,12 @@ class UnlearningMethod(L.LightningModule):
 
         from unlearnbench.methods.reference import reference_table
 
+        from contextlib import nullcontext
+
         dm = self.trainer.datamodule
-        self._ref_table, tokens = reference_table(self.ref_model, dm, self.needs, dm.batch_size, self.device)
+        model, ctx = (self.model, self.model.disable_adapter()) if self.lora is not None else (self.ref_model, nullcontext())
+        with ctx:
+            self._ref_table, tokens = reference_table(model, dm, self.needs, dm.batch_size, self.device)
         self.tokens_seen += tokens  # reference passes cost too, once here
         self.ref_model = None  # a child module: assigning None unregisters and frees it
         gc.collect()
@@ -240,6 +264,9 @@ class UnlearningMethod(L.LightningModule):
         mesh = getattr(self, "device_mesh", None)
         if mesh is None:
             return
+        if self.lora is not None:
+            raise ValueError(f"method {self.name!r}: LoRA runs with strategy single or ddp (adapters are "
+                             "small enough to replicate); use ddp, or full fine-tuning under fsdp")
         from torch.distributed.fsdp import FSDPModule, fully_shard
 
         for model in (self.model, self.ref_model):
@@ -272,10 +299,17 @@ class UnlearningMethod(L.LightningModule):
         """
         from unlearnbench.models.loading import load_tokenizer
 
-        state = self.full_state_dict()
-        if self.global_rank == 0:
-            self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
-            load_tokenizer(str(self.model_path)).save_pretrained(path)
+        if self.lora is not None:  # every rank holds the whole (small) model under single/ddp
+            if self.global_rank == 0:
+                from unlearnbench.methods.adapters import merged
+
+                merged(self.model).save_pretrained(path, safe_serialization=True)
+                load_tokenizer(str(self.model_path)).save_pretrained(path)
+        else:
+            state = self.full_state_dict()
+            if self.global_rank == 0:
+                self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
+                load_tokenizer(str(self.model_path)).save_pretrained(path)
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized():
             dist.barrier()

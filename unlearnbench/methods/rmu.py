@@ -69,6 +69,7 @@ class RMU(UnlearningMethod):
     """RMU: MSE(h_ℓ(x_f), c·u/‖u‖) + α·MSE(h_ℓ(x_r), h_ℓ^ref(x_r)) at one layer (Li et al. 2024, WMDP)."""
 
     name = "rmu"
+    supports_lora = False
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True

@@ -172,6 +172,7 @@ class WAGLE(UnlearningMethod):
     """
 
     name = "wagle"
+    supports_lora = False
 
     @classmethod
     def supports(cls, shape: str, params: dict | None = None) -> bool:
