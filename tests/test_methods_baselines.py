@@ -380,3 +380,35 @@ def test_cached_reference_is_dropped_before_training(family):
         build_method("npo", family["target"], 0, {"reference": "nope"})
     # Methods whose reference term is a KL keep the model: the option does not apply to them.
     assert build_method("ga_kl", family["target"], 0, {"reference": "cached"}).reference_mode == "resident"
+
+
+def test_cached_reference_on_raw_text_chunks(family):
+    """NPO on a raw-text benchmark: the table holds S_ref of every text chunk, by row index."""
+    from unlearnbench.benchmarks.base import Benchmark
+    from unlearnbench.data.collate import Encoder
+    from unlearnbench.methods.losses import sequence_nll
+    from unlearnbench.methods.reference import reference_table
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    class Text(Benchmark):
+        name, shape, splits = "t", "text", ("s",)
+        data_options = {"chunk_len": 16}
+
+        def default_path(self):
+            return "x"
+
+        def forget_rows(self, split):
+            return [{"text": f"document {i} " + "words and more words " * (3 + i)} for i in range(5)]
+
+        retain_rows = forget_rows
+
+    enc = Encoder(load_tokenizer(family["target"]), family["spec"].template)
+    dm = Text().datamodule("s", enc, batch_size=2, chunk_len=16)
+    dm.setup()
+    model = load_model(family["target"])
+    table, tokens = reference_table(model, dm, (), 2, "cpu")
+    assert table["answer"].shape == (len(dm.forget_set),) and len(dm.forget_set) > 5  # chunked
+    one = dm.collator(extras=False)([dm.forget_set[3]])
+    with torch.no_grad():
+        want = sequence_nll(model(input_ids=one["input_ids"]).logits, one["labels"])[0]
+    assert float(table["answer"][3]) == pytest.approx(float(want), rel=1e-5)

@@ -36,9 +36,15 @@ def reference_table(ref_model, dm, needs, batch_size: int, device) -> tuple[dict
     enc, rows = dm.encoder, dm.forget_set.rows
     was = ref_model.training
     ref_model.eval()
-    answers = [enc.encode(r["question"], r["answer"]) for r in rows]
-    table = {"answer": _summed_nll(ref_model, answers, enc.pad_id, batch_size, device)}
-    tokens = sum(len(ids) for ids, _ in answers)
+    # The forget rows as the training batches hold them (QA pairs or raw-text chunks), in order.
+    answer = torch.zeros(len(rows), device=device)
+    tokens = 0
+    with torch.no_grad():
+        for b in dm.plain_loader("forget", batch_size):
+            logits = ref_model(input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device)).logits
+            answer[b["index"].to(device)] = sequence_nll(logits, b["labels"].to(device))[0].float()
+            tokens += int(b["attention_mask"].sum())
+    table = {"answer": answer}
     if "idk" in needs:
         pairs = [enc.encode(r["question"], a) for r in rows for a in REFUSALS]
         table["idk"] = _summed_nll(ref_model, pairs, enc.pad_id, batch_size, device).view(len(rows), len(REFUSALS))
