@@ -379,3 +379,21 @@ def test_reference_and_gradnorm_attacks_are_wired_from_records(target):
     assert one["mia_gradnorm"] == pytest.approx(mia.gradnorm_scores(model, [batch])[0], rel=1e-4)
     # Without the retain model's losses there is no Reference attack, never a made-up one.
     assert "reference" not in evaluate_tofu(model, enc, bench, "forget10", max_items=n, max_new_tokens=2)[0]["mia"]
+
+
+def test_validation_and_test_parts_partition_the_items(target_eval, target):
+    """A sweep selects on every 4th item (validation) and the leaderboard reports the others."""
+    _, _, bench = target
+    summary, records = target_eval
+    ref = (summary, records)  # the model as its own reference: forget quality 1 on each part
+    val = bench.summarise_records(records, ref, "validation")
+    test = bench.summarise_records(records, ref, "test")
+    for task in TASKS:
+        n = len([r for r in records if r["task"] == task])
+        n_val = len([r for r in records if r["task"] == task and r["index"] % 4 == 0])
+        assert val[task]["n_items"] == n_val and test[task]["n_items"] == n - n_val
+    assert val["forget_quality"] == test["forget_quality"] == 1.0
+    whole = bench.summarise_records(records, None, None)
+    assert whole["model_utility"] == pytest.approx(summary["model_utility"], abs=1e-12)
+    forget_val = [r["rougeL_recall"] for r in records if r["task"] == "forget" and r["index"] % 4 == 0]
+    assert val["forget"]["rougeL_recall"] == pytest.approx(sum(forget_val) / len(forget_val))

@@ -263,3 +263,42 @@ def test_ranking_rule_with_a_lower_is_better_utility():
     rank = _rank_block(block, meta)
     # Bar: perplexity at most 10 / 0.9 = 11.1; b (ppl 20) is out; c has the lower rouge.
     assert math.isnan(rank[0]) and rank[1] == 2 and math.isnan(rank[2]) and rank[3] == 1
+
+
+def test_sweep_setting_is_chosen_on_validation_items_not_on_test_items(tmp_path):
+    """Two settings of one method: the test numbers favour lr=2, the validation numbers lr=1;
+    the leaderboard keeps lr=1 (reporting its test numbers) and shows the sweep."""
+    g = tmp_path / "grid"
+    val = {"npo[lr=1]": (0.3, 0.48), "npo[lr=2]": (0.01, 0.49)}  # (forget quality, utility) on validation
+    test = {"npo[lr=1]": (0.02, 0.46), "npo[lr=2]": (0.5, 0.47)}
+    _write(g / "refs" / "target", {"cell_id": "target", "kind": "ref", "status": "ok", "method": "target",
+                                   "method_label": "target", "benchmark": BENCH, "split": SPLIT, "model": MODEL,
+                                   "summary": _summary(1e-9, 0.5), "metrics": {"forget_quality": 1e-9, "model_utility": 0.5},
+                                   "validation_metrics": {"forget_quality": 1e-9, "model_utility": 0.5}})
+    for label in val:
+        _write(g / "cells" / label, {
+            "cell_id": label, "kind": "cell", "status": "ok", "method": "npo", "method_label": label,
+            "benchmark": BENCH, "split": SPLIT, "model": MODEL, "seed": 42, "config": {"entry": "npo"},
+            "summary": _summary(*test[label]),
+            "metrics": {"forget_quality": test[label][0], "model_utility": test[label][1]},
+            "validation_metrics": {"forget_quality": val[label][0], "model_utility": val[label][1]}})
+    frame = results_frame(load_results(g))
+    table = leaderboard_table(frame)
+    assert list(table["method_label"]) == ["target", "npo[lr=1]"]
+    assert table.set_index("method_label").loc["npo[lr=1]", "forget_quality"] == pytest.approx(0.02)  # test items
+    sweep = table.attrs["sweep"]
+    assert dict(zip(sweep["method_label"], sweep["chosen"])) == {"npo[lr=1]": True, "npo[lr=2]": False}
+    md = render_markdown(table)
+    assert "## Sweeps: each method's setting chosen on validation items" in md and "npo[lr=2]" in md
+
+
+def test_select_is_checked_against_the_benchmark():
+    from unlearnbench.runner.grid import GridError, parse_grid
+
+    base = {"name": "s", "benchmark": "tofu-synth", "methods": [{"name": "npo", "sweep": {"lr": [1e-4, 1e-3]}}]}
+    grid = parse_grid({**base, "select": "validation"})
+    assert all(c.select and c.entry == "npo" for c in grid.cells) and len(grid.cells) == 2
+    with pytest.raises(GridError, match="select must be 'validation'"):
+        parse_grid({**base, "select": "test"})
+    with pytest.raises(GridError, match="cannot select a sweep's setting"):
+        parse_grid({**base, "benchmark": "harmful-synth", "select": "validation"})

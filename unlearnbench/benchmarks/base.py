@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 SHAPES = ("qa", "text")
+# Items whose index is a multiple of this are the validation part of an evaluation (a sweep
+# selects on them); the rest are the test part the leaderboard then reports.
+VALIDATION_EVERY = 4
 DIRECTIONS = ("max", "min", "zero", "half", "none")
 
 
@@ -214,6 +217,20 @@ class Benchmark:
     def fingerprint(self, split: str) -> dict:
         """Everything an evaluation depends on besides the model and the options (cache key)."""
         return {"benchmark": self.name, "path": self.path, "split": self.eval_split(split)}
+
+    @staticmethod
+    def in_part(record: dict, part: str | None) -> bool:
+        """Whether an evaluation record is in ``part`` ("validation", "test", or None: all)."""
+        if part is None:
+            return True
+        validation = int(record.get("index", 0)) % VALIDATION_EVERY == 0
+        return validation if part == "validation" else not validation
+
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+        """The summary of the items of ``part`` only (a reference scored on the same part), for
+        selecting a sweep's setting on validation items and reporting it on the others."""
+        raise BenchmarkError(f"benchmark {self.name!r} cannot summarise a part of its items, which a "
+                             "grid's `select: validation` needs; drop `select` for this benchmark")
 
     def metrics(self, summary: dict) -> dict[str, float | None]:
         """Flat leaderboard values of an evaluation summary, by ``columns``."""

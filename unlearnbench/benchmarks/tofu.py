@@ -101,6 +101,22 @@ class TofuBenchmark(Benchmark):
                              retain_mia_auc=auc, retain_losses=losses, **options)
 
 
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+        from unlearnbench.eval.tofu import summarise
+        from unlearnbench.metrics import mia
+
+        mine = [r for r in records if self.in_part(r, part)]
+        tr = auc = losses = None
+        if reference is not None:
+            ref = [r for r in reference[1] if self.in_part(r, part)]
+            tr = [r["truth_ratio"] for r in ref if r["task"] == "forget"]
+            forget = [r["mia_min_k"] for r in ref if r["task"] == "forget"]
+            holdout = [r["mia_min_k"] for r in ref if r["task"] == "holdout"]
+            auc = mia.mia_auc(forget, holdout) if forget and holdout else None
+            losses = {(r["task"], r["index"]): r["mia_loss"] for r in ref if "mia_loss" in r}
+        return summarise(mine, tr, auc, losses)
+
+
 class TofuSynthBenchmark(TofuBenchmark):
     """TOFU stand-in: generated fictitious authors with TOFU's exact configs and fields."""
 

@@ -17,9 +17,10 @@ import pandas as pd
 
 from .atomic import atomic_save, atomic_write_text
 from .plots import plot_chains, plot_robustness, plot_tradeoff, plot_training_curves
-from .results import COST_FIELDS, NOT_APPLICABLE, load_results, numeric_columns, results_frame
+from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, numeric_columns, results_frame
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
+VALIDATION_EVERY_TEXT = "4th"  # benchmarks.base.VALIDATION_EVERY, in words
 BLOCK = ["benchmark", "split", "model"]
 COST_SHOWN = ["wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib"]
 _ARROW_MD = {"max": " ↑", "min": " ↓", "zero": " →0", "half": " →0.5"}
@@ -84,16 +85,17 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for keys, group in ok.groupby(KEYS, dropna=False, sort=False):
         row: dict[str, Any] = dict(zip(KEYS, keys))
-        for col in ("method", "chain", "step", "ref_order"):
+        for col in ("method", "chain", "step", "ref_order", "entry"):
             row[col] = group[col].iloc[0]
         row["n_seeds"] = len(group)
         for col in numeric:
             row[col] = float(group[col].mean())
             row[f"{col}_std"] = float(group[col].std()) if len(group) > 1 else math.nan
         rows.append(row)
-    columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "n_seeds", "rank"]
+    columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "entry", "n_seeds", "rank"]
     columns += [c for col in numeric for c in (col, f"{col}_std")]
     table = pd.DataFrame(rows, columns=columns)
+    table, sweep = select_sweeps(table, metas)
     parts = []
     for _, block in table.groupby(BLOCK, dropna=False, sort=False):
         meta = metas.get(block["benchmark"].iloc[0])
@@ -103,9 +105,60 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     # Plain floats / NaN (not pandas' NA) so the table reads back from its CSV unchanged.
     for col in ("step", "ref_order"):
         out[col] = pd.to_numeric(out[col].astype(object).where(out[col].notna(), None), errors="coerce").astype(float)
-    out["chain"] = out["chain"].astype(object).where(out["chain"].notna(), np.nan)
+    for col in ("chain", "entry"):
+        out[col] = out[col].astype(object).where(out[col].notna(), np.nan)
     out.attrs["metas"] = metas
+    out.attrs["sweep"] = sweep
     return out
+
+
+def _rule_columns(meta: dict | None) -> tuple[dict, str, str] | None:
+    rule = (meta or {}).get("ranking")
+    if not rule:
+        return None
+    directions_ = {c["name"]: c["direction"] for c in meta["columns"]}
+    return rule, directions_.get(rule["forget"], "max"), directions_.get(rule["utility"], "max")
+
+
+def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep, of each swept method entry, the setting its benchmark's ranking rule prefers on the
+    *validation* items (``val:`` columns; the rows report the test items). Returns the table
+    without the other settings, and the sweep table (every setting, its validation numbers and
+    whether it was chosen). Without validation numbers nothing is selected."""
+    empty = pd.DataFrame()
+    if not any(c.startswith(VALIDATION) for c in table.columns):
+        return table, empty
+    drop, sweep_rows = [], []
+    methods = table[table["kind"] != "ref"]
+    for keys, group in methods.groupby([*BLOCK, "entry"], dropna=False, sort=False):
+        if len(group) < 2:
+            continue
+        found = _rule_columns(metas.get(keys[0]))
+        if found is None:
+            continue
+        rule, forget_dir, utility_dir = found
+        vf, vu = VALIDATION + rule["forget"], VALIDATION + rule["utility"]
+        block = table[(table[BLOCK[0]] == keys[0]) & (table[BLOCK[1]] == keys[1]) & (table[BLOCK[2]] == keys[2])]
+        anchor = block[(block["kind"] == "ref") & (block["method"] == rule["anchor"])]
+        ref = float(anchor[vu].iloc[0]) if len(anchor) and vu in anchor else math.nan
+        utility = group[vu].astype(float)
+        if math.isnan(ref) or rule["min_ratio"] <= 0:
+            eligible = group
+        elif utility_dir == "min":
+            eligible = group[utility <= ref / rule["min_ratio"]]
+        else:
+            eligible = group[utility >= ref * rule["min_ratio"]]
+        if len(eligible):
+            score = _score(eligible[vf].astype(float), forget_dir if forget_dir != "none" else "max")
+        else:  # nobody keeps utility: the setting that keeps most of it
+            eligible, score = group, _score(group[vu].astype(float), utility_dir if utility_dir != "none" else "max")
+        chosen = score.fillna(-math.inf).idxmax()
+        for idx, row in group.iterrows():
+            sweep_rows.append({**{c: row[c] for c in (*BLOCK, "entry", "method_label", "n_seeds")},
+                               vf: row[vf], vu: row[vu], "chosen": idx == chosen})
+            if idx != chosen:
+                drop.append(idx)
+    return table.drop(index=drop), pd.DataFrame(sweep_rows)
 
 
 def _sorted_block(block: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
@@ -294,6 +347,19 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
         lines += _robustness_markdown(part, bench)
+    sweep = table.attrs.get("sweep")
+    if sweep is not None and len(sweep):
+        lines += ["## Sweeps: each method's setting chosen on validation items", "",
+                  f"Every {VALIDATION_EVERY_TEXT} evaluation item is a validation item: each swept method keeps the "
+                  "setting its benchmark's ranking rule prefers there (or, if none keeps the utility, the one "
+                  "that keeps most); every table above reports the other (test) items only.", ""]
+        cols = [c for c in sweep.columns if c.startswith(VALIDATION)]
+        lines += ["| entry | setting | n_seeds | " + " | ".join(cols) + " | chosen |",
+                  "|:---|:---|---:|" + "---:|" * len(cols) + ":---:|"]
+        for _, r in sweep.iterrows():
+            lines.append(f"| {_md_escape(str(r['entry']))} | {_md_escape(str(r['method_label']))} | {int(r['n_seeds'])} | "
+                         + " | ".join(_fmt(r[c]) for c in cols) + f" | {'yes' if r['chosen'] else ''} |")
+        lines.append("")
     if failures is not None and len(failures):
         for title, sub in (("Failed cells", failures[failures["status"] != NOT_APPLICABLE]),
                            ("Not applicable", failures[failures["status"] == NOT_APPLICABLE])):

@@ -26,8 +26,9 @@ COST_FIELDS: dict[str, tuple[str, ...]] = {
 }
 ID_COLUMNS: tuple[str, ...] = (
     "cell_id", "kind", "method", "method_label", "benchmark", "split", "model", "seed", "status", "error",
-    "chain", "step", "ref_order",
+    "chain", "step", "ref_order", "entry",
 )
+VALIDATION = "val:"  # prefix of the metrics measured on the validation items (sweep selection)
 NOT_APPLICABLE = "not_applicable"
 
 
@@ -127,7 +128,7 @@ def metric_columns(metas: dict[str, dict]) -> list[str]:
 def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
     row = {col: result.get(col) for col in ID_COLUMNS}
     cfg = result.get("config") or {}
-    for col in ("chain", "step", "ref_order"):
+    for col in ("chain", "step", "ref_order", "entry"):
         if row[col] is None:
             row[col] = cfg.get(col)
     row["method_label"] = row["method_label"] or row["method"]
@@ -141,6 +142,8 @@ def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
         metrics = {c["name"]: _dig(result.get("summary"), tuple(c["path"])) for c in meta["columns"]}
     for name, value in (metrics or {}).items():
         row[name] = _number(value)
+    for name, value in (result.get("validation_metrics") or {}).items():
+        row[VALIDATION + name] = _number(value)
     for col, keys in COST_FIELDS.items():
         row[col] = _number(_dig(result, keys))
     return row
@@ -197,7 +200,9 @@ def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     attacked = _fold_attacks(rows, [{**a, "kind": "attack"} for a in attacks], metas)
     # A failed attack is a failure to report; an ok one lives on its job's row.
     rows += [_flatten(a, metas) for a in attacks if a.get("status") != "ok"]
-    numeric = metric_columns(metas) + attacked + list(COST_FIELDS)
+    validation = [VALIDATION + c for c in metric_columns(metas)
+                  if any(VALIDATION + c in r for r in rows)]
+    numeric = metric_columns(metas) + attacked + validation + list(COST_FIELDS)
     frame = pd.DataFrame.from_records(rows, columns=list(ID_COLUMNS) + numeric)
     for col in numeric:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)

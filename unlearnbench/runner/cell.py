@@ -41,8 +41,16 @@ def _context(cell: dict):
     return bench, spec, compare
 
 
-def _described(bench, summary: dict) -> dict:
-    """What the report needs besides the summary: flat metrics and the benchmark's columns."""
+def _described(bench, summary: dict, cell: dict | None = None, records=None, compare=None) -> dict:
+    """What the report needs besides the summary: flat metrics and the benchmark's columns.
+
+    A grid that selects sweeps on validation items (``select``) reports the test items:
+    ``metrics`` then come from them, ``validation_metrics`` from the validation items."""
+    if cell is not None and cell.get("select"):
+        test = bench.summarise_records(records, compare, "test")
+        validation = bench.summarise_records(records, compare, "validation")
+        return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),
+                "parts": {"test": test, "validation": validation}, "benchmark_meta": benchmark_meta(bench)}
     return {"metrics": bench.metrics(summary), "benchmark_meta": benchmark_meta(bench)}
 
 
@@ -69,7 +77,9 @@ def run_reference(cell: dict, cell_dir: Path) -> dict:
         summary, records = cached_eval(ckpt, spec, bench, cell["split"], reference=compare,
                                        options=cell["eval"])
     _write_items(cell_dir, records)
-    return {"summary": summary, "cost": summary.get("cost", {}), **_described(bench, summary)}
+    reference = None if ref.name == bench.compare_to else compare
+    return {"summary": summary, "cost": summary.get("cost", {}),
+            **_described(bench, summary, cell, records, reference)}
 
 
 def start_model(cell: dict, cell_dir: Path) -> str | None:
@@ -108,7 +118,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         if not cell.get("keep_model"):
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
-            "batching": info["batching"], **_described(bench, summary)}
+            "batching": info["batching"], **_described(bench, summary, cell, records, compare)}
 
 
 def _barrier() -> None:

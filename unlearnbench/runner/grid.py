@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from unlearnbench.benchmarks.base import Benchmark
 from unlearnbench.registry import benchmarks, methods, models
 from unlearnbench.runner.strategies import STRATEGIES
 
@@ -22,7 +23,7 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
              "devices", "num_nodes", "defaults", "tiny_defaults", "real_defaults", "methods", "eval",
-             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger"}
+             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger", "select"}
 METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
 
 
@@ -52,6 +53,8 @@ class Cell:
     step: int | None = None
     data_dir: str | None = None
     logger: dict = field(default_factory=dict)  # an experiment logger besides the CSV log
+    select: bool = False  # a sweep picks its setting on validation items; rows report test items
+    entry: str = ""  # the method entry's label (sweep points share it)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -256,6 +259,10 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     cells: list[Cell] = []
     bench_names = _bench_names(where, raw)
     attack_specs = _attacks(where, raw)
+    select = raw.get("select")
+    if select not in (None, "validation"):
+        raise GridError(f"{where}: select must be 'validation' (sweeps choose each method's setting by "
+                        f"the benchmark's ranking rule on validation items), got {select!r}")
     try:
         from unlearnbench.runner.loggers import logger_spec
 
@@ -275,6 +282,9 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             bench_cls.check_eval_options(bench_eval)
         except ValueError as exc:
             raise GridError(f"{where}: eval: {exc}") from exc
+        if select and (bench_cls.ranking is None or bench_cls.summarise_records is Benchmark.summarise_records):
+            raise GridError(f"{where}: benchmark {bench!r} cannot select a sweep's setting on validation "
+                            "items (it needs a ranking rule and summaries of a part of its items); drop `select`")
         strategy, devices, num_nodes = real_placement if kind == "real" else placement
         defaults = {**defaults_all, **kind_defaults[kind]}
         for entry in method_entries:
@@ -304,7 +314,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                                           or (sequential and step < len(splits)),
                                           start_from=prev if sequential else None,
                                           chain=chain[0] if chain else None, step=step if chain else None,
-                                          data_dir=data_dir, logger=logger))
+                                          data_dir=data_dir, logger=logger, select=bool(select),
+                                          entry=str(entry.get("label") or entry["name"])))
                         prev = cell_id
     ids = [c.cell_id for c in cells]
     dupes = sorted({i for i in ids if ids.count(i) > 1})

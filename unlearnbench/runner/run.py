@@ -51,7 +51,7 @@ def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
             refs.append({"cell_id": ref_id, "kind": "ref", "method": ref.name, "label": ref.name,
                          "role": ref.role, "ref_seed": ref.seed, "ref_order": order,
                          "benchmark": c.benchmark, "split": split, "model": c.model, "seed": ref.seed,
-                         "eval": c.eval, "data_dir": c.data_dir})
+                         "eval": c.eval, "data_dir": c.data_dir, "select": c.select})
     return refs
 
 
@@ -124,7 +124,7 @@ NOT_APPLICABLE = "not_applicable"
 def attack_job(parent: dict, name: str, params: dict) -> dict:
     """The job of attack ``name`` on a reference or method cell (its parent)."""
     keep = ("benchmark", "split", "model", "seed", "method", "label", "role", "ref_seed", "eval",
-            "data_dir", "plugins", "params", "start_from")
+            "data_dir", "plugins", "params", "start_from", "select")
     return {**{k: parent.get(k) for k in keep}, "cell_id": f"{parent['cell_id']}__{name}", "kind": "attack",
             "attack": name, "attack_params": dict(params), "parent": parent["cell_id"],
             "parent_kind": parent.get("kind", "cell")}
