@@ -94,6 +94,20 @@ class MuseBenchmark(Benchmark):
                              benchmark=self.corpus, **options)
 
 
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+        from unlearnbench.eval.muse import summarise
+        from unlearnbench.metrics import mia
+
+        mine = [r for r in records if self.in_part(r, part)]
+        auc = None
+        if reference is not None:
+            ref = [r for r in reference[1] if self.in_part(r, part)]
+            forget = [r["mia_min_k"] for r in ref if r["task"] == "privleak_forget"]
+            holdout = [r["mia_min_k"] for r in ref if r["task"] == "privleak_holdout"]
+            auc = mia.mia_auc(forget, holdout) if forget and holdout else None
+        return summarise(mine, auc)
+
+
 class MuseBooksBenchmark(MuseBenchmark):
     """MUSE-Books (Shi et al. 2024): unlearn the Harry Potter books; no scalability/sustainability folds."""
 

@@ -41,6 +41,11 @@ class UnlearningMethod(L.LightningModule):
     shapes: tuple[str, ...] = ("qa",)
 
     @classmethod
+    def trainable_share(cls, shape: dict, params: dict) -> float:
+        """The fraction of a model's parameters this method trains (memory planning)."""
+        return 1.0
+
+    @classmethod
     def supports(cls, shape: str, params: dict | None = None) -> bool:
         """Whether this method (with these hyper-parameters) can train on data of ``shape``."""
         return shape in cls.shapes

@@ -132,6 +132,8 @@ def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
         if row[col] is None:
             row[col] = cfg.get(col)
     row["method_label"] = row["method_label"] or row["method"]
+    if (result.get("placement") or {}).get("lora_fallback"):
+        row["method_label"] = f"{row['method_label']} [lora]"  # ran LoRA to fit one GPU: not the same row
     if not row["status"]:
         row["status"] = "ok" if isinstance(result.get("summary"), dict) else "failed"
     if row["status"] == NOT_APPLICABLE and not row["error"]:

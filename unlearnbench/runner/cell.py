@@ -101,8 +101,9 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
 
     bench, spec, compare = _context(cell)
     work = cell_dir / "work"
+    params, placement = place(cell, cell_dir, bench, spec)
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
-                   out_dir=work, seed=cell["seed"], params=cell["params"],
+                   out_dir=work, seed=cell["seed"], params=params,
                    strategy=cell["strategy"], devices=cell["devices"], num_nodes=cell["num_nodes"],
                    data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
                    logger=cell.get("logger"), log_dir=cell_dir / "logs")
@@ -118,7 +119,29 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         if not cell.get("keep_model"):
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
-            "batching": info["batching"], **_described(bench, summary, cell, records, compare)}
+            "batching": info["batching"], "placement": placement,
+            **_described(bench, summary, cell, records, compare)}
+
+
+def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
+    """The cell's parameters after the memory plan (a real model on GPUs only): LoRA when full
+    fine-tuning cannot fit, a clear refusal when nothing can (runner.memory)."""
+    import torch
+
+    params = dict(cell["params"])
+    if spec.is_tiny or not torch.cuda.is_available():
+        return params, None
+    from unlearnbench.registry import methods
+    from unlearnbench.runner.memory import model_shape, plan
+
+    source = start_model(cell, cell_dir) or bench.checkpoint(spec, "target", cell["split"])
+    world = max(1, int(cell.get("devices", 1))) * int(cell.get("num_nodes", 1))
+    if world < 1 or cell.get("devices") == -1:
+        world = torch.cuda.device_count()
+    out = plan(methods.get(cell["method"]), params, model_shape(source),
+               device_bytes=torch.cuda.get_device_properties(0).total_memory, world=world,
+               sharded=cell.get("strategy") in ("fsdp", "fsdp1"))
+    return out["params"], {k: v for k, v in out.items() if k != "params"}
 
 
 def _barrier() -> None:
