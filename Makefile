@@ -13,6 +13,7 @@ PINS := lightning==2.6.6 transformers==5.23.0 datasets==5.2.0 tokenizers==0.23.3
         peft==0.21.2 sacrebleu==2.6.0
 GRID ?= benchmarks/default.yaml
 MODEL ?=
+ATTACKS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test bench smoke lint clean
@@ -29,7 +30,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL))
+	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS))
 
 smoke: install
 	$(UB) ls methods

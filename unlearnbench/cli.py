@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grid", help="run a grid YAML (methods x benchmarks x models x seeds)")
     p.add_argument("grid", help="path to a grid YAML, e.g. benchmarks/default.yaml")
     p.add_argument("--model", default=None, help="replace the grid's models (make bench MODEL=...)")
+    p.add_argument("--attacks", default=None,
+                   help="robustness attacks on every job, comma-separated, e.g. relearn,quant8,quant4 "
+                        "(make bench ATTACKS=...); replaces the grid's own `attacks`")
     p.add_argument("--out", default=None, help="results dir (default results/<grid name>)")
     p.add_argument("--only", default=None, help="run only cells whose id contains this text")
     p.add_argument("--no-retry-failed", action="store_true", help="keep failed cells as they are")
@@ -204,7 +207,8 @@ def cmd_grid(args) -> int:
     from unlearnbench.runner.grid import load_grid
     from unlearnbench.runner.run import run_grid
 
-    grid = load_grid(args.grid, model=args.model)
+    grid = load_grid(args.grid, model=args.model,
+                     attacks=[a for a in args.attacks.split(",") if a] if args.attacks is not None else None)
     if args.dry_run:
         for c in grid.cells:
             print(c.cell_id)

@@ -212,8 +212,9 @@ def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     return splits, None
 
 
-def load_grid(path: str | Path, model: str | None = None) -> Grid:
-    """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``)."""
+def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | None = None) -> Grid:
+    """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``) and
+    ``attacks`` its robustness attacks (``ATTACKS=``)."""
     path = Path(path)
     if not path.is_file():
         shipped = sorted(SHIPPED_DIR.glob("*.yaml"))
@@ -223,7 +224,10 @@ def load_grid(path: str | Path, model: str | None = None) -> Grid:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise GridError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_grid({} if raw is None else raw, model=model, path=path)
+    raw = {} if raw is None else raw
+    if attacks is not None and isinstance(raw, dict):
+        raw = {**raw, "attacks": attacks}
+    return parse_grid(raw, model=model, path=path)
 
 
 def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) -> Grid:
