@@ -25,6 +25,19 @@ def _fingerprint_dir(files: list[str]) -> str:
     return str(Path(datasets.config.HF_DATASETS_CACHE) / "unlearnbench-local" / h.hexdigest()[:20])
 
 
+def local_cache_dir(path: str | Path, config: str | None = None) -> str | None:
+    """``cache_dir`` for ``load_dataset(path, config)`` keyed by the local data files; None for the hub."""
+    import datasets
+
+    p = Path(path)
+    if p.is_file():
+        return _fingerprint_dir([str(p)])
+    if p.is_dir():
+        builder = datasets.load_dataset_builder(str(p), config)
+        return _fingerprint_dir([f for fs in (builder.config.data_files or {}).values() for f in fs])
+    return None
+
+
 def load_table(path: str | Path, config: str | None = None, split: str = "train"):
     """One split of a hub dataset, a local directory in the hub's layout, or a local file.
 
@@ -37,10 +50,5 @@ def load_table(path: str | Path, config: str | None = None, split: str = "train"
         kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(p.suffix)
         if kind is None:
             raise ValueError(f"{p}: expected a .json, .jsonl or .parquet file, or a dataset directory")
-        return datasets.load_dataset(kind, data_files=str(p), split="train",
-                                     cache_dir=_fingerprint_dir([str(p)]))
-    if p.is_dir():
-        builder = datasets.load_dataset_builder(str(p), config)
-        files = [f for fs in (builder.config.data_files or {}).values() for f in fs]
-        return datasets.load_dataset(str(p), config, split=split, cache_dir=_fingerprint_dir(files))
-    return datasets.load_dataset(str(path), config, split=split)
+        return datasets.load_dataset(kind, data_files=str(p), split="train", cache_dir=local_cache_dir(p))
+    return datasets.load_dataset(str(path), config, split=split, cache_dir=local_cache_dir(p, config))
