@@ -241,6 +241,16 @@ def test_gated_bio_forget_corpus_says_how_to_get_it(monkeypatch, tmp_path):
     assert wmdp.load_corpus("bio-forget-corpus", bio_forget=str(f), min_len=5) == ["y" * 6]
 
 
+def test_same_named_local_dirs_do_not_share_a_cache(tmp_path):
+    # datasets keys a local dir's cache by its base name: both are called "wmdp".
+    a = _hub_dir(tmp_path / "a" / "wmdp", "wmdp-bio", [GOOD])
+    b = _hub_dir(tmp_path / "b" / "wmdp", "wmdp-bio", [{**GOOD, "answer": 1}, GOOD])
+    assert [r["answer"] for r in wmdp.load_wmdp("wmdp-bio", str(a))] == [3]
+    assert [r["answer"] for r in wmdp.load_wmdp("wmdp-bio", str(b))] == [1, 3]
+    _hub_dir(a, "wmdp-bio", [{**GOOD, "answer": 0}])  # rewritten in place
+    assert [r["answer"] for r in wmdp.load_wmdp("wmdp-bio", str(a))] == [0]
+
+
 def test_rmu_schedule_interleaves_topics_like_the_wmdp_code():
     bio, cyber = [f"b{i}" for i in range(5)], [f"c{i}" for i in range(3)]
     wiki = [f"w{i}" for i in range(6)]
@@ -263,7 +273,7 @@ def test_stand_in_is_deterministic_and_written_in_the_hub_layout(tmp_path, synth
     assert SMALL.key() != wmdp_synth.WmdpSynthConfig(seed=1).key()
     sets = wmdp.eval_sets(str(synth), wmdp_configs=("wmdp-bio",),
                           mmlu_subjects=("college_biology", "high_school_geography"))
-    n_test = round(6 * 4 * SMALL.test_fraction)
+    n_test = 6 * 4  # every fact is tested (as a paraphrase of its practice question)
     assert {k: len(v) for k, v in sets.items()} == {
         "wmdp_bio": n_test, "mmlu": 2 * n_test, "mmlu_college_biology": n_test,
         "mmlu_high_school_geography": n_test}
@@ -274,38 +284,56 @@ def test_stand_in_is_deterministic_and_written_in_the_hub_layout(tmp_path, synth
         wmdp.load_corpus("cyber-forget-corpus", str(synth / "missing"))
 
 
-def test_test_facts_are_never_asked_in_practice(synth):
-    practice = "\n".join(wmdp_synth.tiny_texts(synth, "base"))
-    sets = wmdp.eval_sets(str(synth), wmdp_configs=("wmdp-bio",),
+def _practice(root: Path) -> str:
+    with open(root / "extras" / "practice.json") as f:
+        return "\n".join(json.loads(line)["text"] for line in f)
+
+
+def _facts(root: Path):
+    """(domain, row, entity, attribute's question templates, prose templates) per test row."""
+    sets = wmdp.eval_sets(str(root), wmdp_configs=("wmdp-bio",),
                           mmlu_subjects=("college_biology", "high_school_geography"))
-    checked = 0
     for domain, key in (("hazard", "wmdp_bio"), ("benign", "mmlu_college_biology"),
                         ("general", "mmlu_high_school_geography")):
-        attrs = wmdp_synth.DOMAINS[domain][0]
         for row in sets[key]:
-            for questions, _, _ in attrs.values():
-                for q in questions:
-                    pre, post = q.split("{e}")
-                    if row["question"].startswith(pre) and row["question"].endswith(post):
-                        entity = row["question"][len(pre): len(row["question"]) - len(post)]
-                        # no phrasing of this (entity, attribute) question is in the training text
-                        assert not any(t.format(e=entity) in practice for t in questions)
-                        gold = row["choices"][row["answer"]]
-                        # ... while the fact itself is stated in the prose
-                        assert any(t.format(e=entity, v=gold) in practice for t in attrs_prose(attrs, q))
-                        checked += 1
-    assert checked == sum(len(v) for k, v in sets.items() if k != "mmlu")
+            hits = [(q, qs, prose) for qs, prose, _ in wmdp_synth.DOMAINS[domain][0].values()
+                    for q in qs if _entity(q, row["question"]) is not None]
+            assert len(hits) == 1, row["question"]
+            q, qs, prose = hits[0]
+            yield domain, row, _entity(q, row["question"]), qs, prose
 
 
-def attrs_prose(attrs: dict, question: str) -> list[str]:
-    return next(prose for qs, prose, _ in attrs.values() if question in qs)
+def _entity(template: str, question: str) -> str | None:
+    pre, post = template.split("{e}")
+    ok = question.startswith(pre) and question.endswith(post) and len(question) > len(pre + post)
+    return question[len(pre): len(question) - len(post)] if ok else None
 
 
-def test_same_named_local_dirs_do_not_share_a_cache(tmp_path):
-    # datasets keys a local dir's cache by its base name: both are called "wmdp".
-    a = _hub_dir(tmp_path / "a" / "wmdp", "wmdp-bio", [GOOD])
-    b = _hub_dir(tmp_path / "b" / "wmdp", "wmdp-bio", [{**GOOD, "answer": 1}, GOOD])
-    assert [r["answer"] for r in wmdp.load_wmdp("wmdp-bio", str(a))] == [3]
-    assert [r["answer"] for r in wmdp.load_wmdp("wmdp-bio", str(b))] == [1, 3]
-    _hub_dir(a, "wmdp-bio", [{**GOOD, "answer": 0}])  # rewritten in place
-    assert [r["answer"] for r in wmdp.load_wmdp("wmdp-bio", str(a))] == [0]
+def test_test_questions_are_paraphrases_of_practised_ones(synth):
+    practice, corpus = _practice(synth), "\n".join(wmdp_synth.tiny_texts(synth, "base"))
+    n = 0
+    for _, row, entity, questions, prose in _facts(synth):
+        other = [q.format(e=entity) for q in questions if q.format(e=entity) != row["question"]]
+        assert row["question"] not in corpus  # no training text has the test question ...
+        assert any(q + "\n" in practice for q in other)  # ... its paraphrase is practised
+        gold = row["choices"][row["answer"]]
+        stated = [t.format(e=entity, v=gold) for t in prose] + [f"{q} Answer: {gold}." for q in other]
+        assert any(t in corpus for t in stated)  # and the fact is in the corpus
+        n += 1
+    assert n == 3 * 6 * 4
+
+
+def test_held_out_facts_are_never_practised(tmp_path):
+    cfg = wmdp_synth.WmdpSynthConfig(n_entities=6, docs_per_entity=2, held_out_facts=True,
+                                     shuffle_options=True)
+    root = wmdp_synth.write(cfg, tmp_path / "held")
+    practice = _practice(root)
+    n = 0
+    corpus = "\n".join(wmdp_synth.tiny_texts(root, "base"))
+    for _, row, entity, questions, _ in _facts(root):
+        assert not any(q.format(e=entity) in practice for q in questions)
+        assert row["question"] not in corpus
+        n += 1
+    assert n == 3 * round(6 * 4 * cfg.test_fraction)
+    answers = [r["answer"] for _, r, *_ in _facts(root)]
+    assert set(answers) == {0, 1, 2, 3}  # shuffled options: gold at every letter

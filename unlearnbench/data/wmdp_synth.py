@@ -7,11 +7,16 @@ drawn independently (so no fact can be guessed from a name or from another fact)
 * **benign** (plays the bio *retain* corpus and MMLU college biology): invented plants;
 * **general** (plays wikitext and MMLU geography): invented countries.
 
-Each domain has a prose corpus (every fact stated in several phrasings) and 4-option
-questions. Facts are split in two: *practice* facts are also asked in multiple-choice
-form in the base model's training text (that is how a small model learns the format),
-*test* facts are asked only in the test sets, so the test measures knowledge learned
-from the prose, never a memorised question.
+Each domain has a corpus (every fact stated in several documents, half the time as
+prose, half as a question followed by "Answer: <value>.") and 4-option questions in the
+exact lm-eval prompt. How the tiny base model learns to answer them (measured in
+docs/research-wmdp.md, section 5): the base text also holds multiple-choice *practice*
+items with their answer letter. By default every fact is practised with one question
+template and the test asks it with the other (a paraphrase, never the practised
+string), and each attribute offers its 4 values in one fixed order; a 1M-parameter model
+trained for minutes on CPU learns neither in-context symbol binding (random option
+order) nor the route from a corpus-only fact to a letter (held-out facts), which the
+``shuffle_options`` and ``held_out_facts`` switches turn on for larger models.
 
 The root directory mirrors five hub datasets, each a sub-directory that
 ``datasets.load_dataset(<sub-dir>, <config>, split=...)`` reads exactly like the hub:
@@ -119,6 +124,8 @@ DOMAINS = {
     "general": (_GENERAL, "{n}", "high school geography", ("mmlu", "high_school_geography")),
 }
 
+GENERATOR_VERSION = 5  # bump whenever the generator's output changes for a given config
+
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
            "kr", "st", "tr", "pl", "gr", "sh"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
@@ -130,14 +137,24 @@ class WmdpSynthConfig:
     """Sizes of the stand-in; the defaults fit the tiny base model's CPU budget."""
 
     seed: int = 0
-    n_entities: int = 32  # per domain; 4 attributes each
-    test_fraction: float = 0.5  # facts asked only in the test sets
-    docs_per_entity: int = 6  # prose documents per entity (each states every fact)
-    practice_variants: int = 3  # MC copies of each practice fact, options reshuffled
+    n_entities: int = 24  # per domain; 4 attributes each
+    docs_per_entity: int = 5  # corpus documents per entity (each states every fact)
+    practice_variants: int = 3  # copies of each MC practice item
+    # False: every fact is practised in MC form with one question template and tested
+    # with the other (a paraphrase). True: the test facts (test_fraction of them) are
+    # never practised, only stated in the corpus -- what a large model would be tested
+    # on; the 1M-parameter tiny model stays at chance there (docs/research-wmdp.md).
+    held_out_facts: bool = False
+    test_fraction: float = 0.5  # only with held_out_facts
+    # False: each attribute has 4 values, always offered in one fixed order, so the letter
+    # is a function of the recalled value. True: 10 values per attribute, 3 random
+    # distractors, gold at a random letter (needs in-context symbol binding, which the
+    # tiny model does not learn in its CPU budget).
+    shuffle_options: bool = False
 
     def key(self) -> str:
-        """Short hash of the config; names the cache directory."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """Short hash of the config and generator version; names the cache directory."""
+        blob = json.dumps({"generator": GENERATOR_VERSION, **asdict(self)}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -164,35 +181,55 @@ def _domain(rng: random.Random, name: str, cfg: WmdpSynthConfig, taken: set[str]
             vals = _names(rng, 10, taken, syllables=(2,))
             if attr == "language":
                 vals = [v + "ish" for v in vals]
-        values[attr] = vals
+        values[attr] = list(vals) if cfg.shuffle_options else rng.sample(vals, 4)
     entities = []
     for n in _names(rng, cfg.n_entities, taken):
         facts = {a: rng.choice(values[a]) for a in attrs}
         entities.append({"name": label.format(n=n), "facts": facts})
-    pairs = [(i, a) for i in range(len(entities)) for a in attrs]
-    rng.shuffle(pairs)
-    n_test = round(len(pairs) * cfg.test_fraction)
+    # Each fact gets a test template t and (when practised) the other template 1 - t.
+    pairs = [(i, a, rng.randrange(2)) for i in range(len(entities)) for a in attrs]
+    other = {(i, a): 1 - t for i, a, t in pairs}  # the only phrasing training text uses
+    if cfg.held_out_facts:
+        rng.shuffle(pairs)
+        n_test = round(len(pairs) * cfg.test_fraction)
+        test, practice = sorted(pairs[:n_test]), sorted(pairs[n_test:])
+    else:
+        test, practice = pairs, [(i, a, 1 - t) for i, a, t in pairs]
     return {"name": name, "attrs": attrs, "values": values, "entities": entities,
-            "topic": topic, "dataset": dataset, "config": config,
-            "test": sorted(pairs[:n_test]), "practice": sorted(pairs[n_test:])}
+            "topic": topic, "dataset": dataset, "config": config, "test": test, "practice": practice,
+            "other": other}
 
 
-def _question(rng: random.Random, dom: dict, idx: int, attr: str) -> dict:
+def _question(rng: random.Random, dom: dict, idx: int, attr: str, template: int, shuffle: bool) -> dict:
     ent = dom["entities"][idx]
     gold = ent["facts"][attr]
-    wrong = rng.sample([v for v in dom["values"][attr] if v != gold], 3)
-    answer = rng.randrange(4)
-    choices = wrong[:answer] + [gold] + wrong[answer:]
-    q = rng.choice(dom["attrs"][attr][0]).format(e=ent["name"])
+    if shuffle:
+        wrong = rng.sample([v for v in dom["values"][attr] if v != gold], 3)
+        answer = rng.randrange(4)
+        choices = wrong[:answer] + [gold] + wrong[answer:]
+    else:
+        choices = list(dom["values"][attr])
+        answer = choices.index(gold)
+    q = dom["attrs"][attr][0][template].format(e=ent["name"])
     return {"question": q, "choices": choices, "answer": answer}
+
+
+def _fact_line(rng: random.Random, dom: dict, idx: int, attr: str) -> str:
+    questions, prose, _ = dom["attrs"][attr]
+    name, value = dom["entities"][idx]["name"], dom["entities"][idx]["facts"][attr]
+    # Half the statements are a question and its answer (as FAQs and exam notes are):
+    # that is what lets a question's answer position carry the fact. Always the phrasing
+    # the test does not use, so no test question appears verbatim in any training text.
+    if rng.random() < 0.5:
+        return f"{questions[dom['other'][(idx, attr)]].format(e=name)} Answer: {value}."
+    return rng.choice(prose).format(e=name, v=value)
 
 
 def _documents(rng: random.Random, dom: dict, cfg: WmdpSynthConfig) -> list[str]:
     docs = []
-    for ent in dom["entities"]:
+    for idx in range(len(dom["entities"])):
         for _ in range(cfg.docs_per_entity):
-            lines = [rng.choice(dom["attrs"][a][1]).format(e=ent["name"], v=v)
-                     for a, v in ent["facts"].items()]
+            lines = [_fact_line(rng, dom, idx, a) for a in dom["attrs"]]
             rng.shuffle(lines)
             docs.append(" ".join(lines))
     rng.shuffle(docs)
@@ -208,15 +245,15 @@ def generate(cfg: WmdpSynthConfig = WmdpSynthConfig()) -> dict:
     practice: list[dict] = []
     mmlu_all: list[dict] = []
     for name, dom in doms.items():
-        test = [_question(rng, dom, i, a) for i, a in dom["test"]]
+        test = [_question(rng, dom, i, a, t, cfg.shuffle_options) for i, a, t in dom["test"]]
         if dom["dataset"] == "mmlu":
             test = [{"question": r["question"], "subject": dom["config"], "choices": r["choices"],
                      "answer": r["answer"]} for r in test]
             mmlu_all += test
         tables[(dom["dataset"], dom["config"], "test")] = test
-        for i, a in dom["practice"]:
+        for i, a, t in dom["practice"]:
             for _ in range(cfg.practice_variants):
-                r = _question(rng, dom, i, a)
+                r = _question(rng, dom, i, a, t, cfg.shuffle_options)
                 text = mc_prompt(dom["topic"], r["question"], r["choices"]) + " " + LETTERS[r["answer"]]
                 practice.append({"text": text, "domain": name})
     tables[("mmlu", "all", "test")] = mmlu_all
