@@ -173,6 +173,46 @@ def test_batch_size_and_shards_do_not_change_results(synth, tok, llama):
     assert [r["prediction"] for r in merged] == [r["prediction"] for r in r1]
 
 
+def _dist_worker(rank: int, world: int, port: int, model_dir: str, rows: list, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        summary, records = mc.evaluate_mc(model, tok, rows, lambda _r: "biology", batch_size=3)
+        Path(out, f"rank{rank}.json").write_text(json.dumps({"summary": summary, "records": records}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_give_the_numbers_of_one(synth, tok, llama, tmp_path):
+    import socket
+
+    import torch.multiprocessing as tmp_mp
+
+    rows = [dict(r) for r in wmdp.load_wmdp("wmdp-bio", str(synth / "wmdp"))][:9]
+    llama.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp_mp.spawn(_dist_worker, args=(2, port, str(tmp_path / "m"), rows, str(tmp_path)), nprocs=2)
+    single = mc.evaluate_mc(llama, tok, rows, lambda _r: "biology")
+    for rank in range(2):
+        got = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert got["summary"] == single[0]  # every rank holds the full summary
+        assert [r["_order"] for r in got["records"]] == list(range(9))
+        for a, b in zip(got["records"], single[1]):
+            assert a["prediction"] == b["prediction"] and a["question"] == b["question"]
+            assert a["loglikelihoods"] == pytest.approx(b["loglikelihoods"], abs=1e-5)
+
+
 def test_evaluate_wmdp_topics_per_set(tok, llama):
     rows = _rows()
     mmlu_rows = [{**r, "subject": "college_biology"} for r in rows]

@@ -124,6 +124,12 @@ DOMAINS = {
     "general": (_GENERAL, "{n}", "high school geography", ("mmlu", "high_school_geography")),
 }
 
+# The tiny base model's recipe measured on the default stand-in (docs/research-wmdp.md
+# section 5): models.specs.TinyConfig with these overrides, a BPE tokenizer trained on
+# tiny_texts(root, "tokenizer") and fit_causal_lm on tiny_texts(root, "base"). A
+# 1024-token vocabulary (TinyConfig's default) needs about twice the epochs.
+TINY_OVERRIDES = {"vocab_size": 2048, "pretrain_epochs": 30, "pretrain_lr": 5e-3}
+
 GENERATOR_VERSION = 5  # bump whenever the generator's output changes for a given config
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",

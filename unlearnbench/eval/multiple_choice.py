@@ -116,12 +116,14 @@ def loglikelihoods(model, requests: list[tuple[list[int], list[int]]], batch_siz
             batch = pad_right([(list(x), list(x)) for x in chunk], pad_id=0)
             logits = model(input_ids=batch["input_ids"].to(device),
                            attention_mask=batch["attention_mask"].to(device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
             for row, inp in enumerate(chunk):
+                # Only the positions that predict continuation tokens are normalised: a
+                # full [B, T, V] log-softmax of a 7B model's batch would not fit.
+                k = max(len(cont) for _, cont in inputs[inp])
+                logp = torch.log_softmax(logits[row, len(inp) - k: len(inp)].float(), dim=-1)
                 for i, cont in inputs[inp]:
-                    pos = torch.arange(len(inp) - len(cont), len(inp), device=device)
-                    tok = torch.tensor(cont, device=device)
-                    out[i] = float(logp[row, pos, tok].sum())
+                    pos = torch.arange(k - len(cont), k, device=device)
+                    out[i] = float(logp[pos, torch.tensor(cont, device=device)].sum())
     finally:
         model.train(was_training)
     return out
