@@ -1,0 +1,1 @@
+"""Bridges to external evaluation harnesses (optional extras, imported lazily)."""
