@@ -206,6 +206,8 @@ benchmarks = Registry(
         "muse-news": "unlearnbench.benchmarks.muse:MuseBenchmark",
         "muse-books": "unlearnbench.benchmarks.muse:MuseBooksBenchmark",
         "muse-synth": "unlearnbench.benchmarks.muse:MuseSynthBenchmark",
+        "wmdp": "unlearnbench.benchmarks.wmdp:WmdpBenchmark",
+        "wmdp-synth": "unlearnbench.benchmarks.wmdp:WmdpSynthBenchmark",
         "copyright": "unlearnbench.benchmarks.copyright:CopyrightBenchmark",
         "copyright-synth": "unlearnbench.benchmarks.copyright:CopyrightSynthBenchmark",
         "halueval": "unlearnbench.benchmarks.halueval:HaluEvalBenchmark",

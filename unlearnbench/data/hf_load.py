@@ -27,15 +27,12 @@ def _fingerprint_dir(files: list[str]) -> str:
 
 def local_cache_dir(path: str | Path, config: str | None = None) -> str | None:
     """``cache_dir`` for ``load_dataset(path, config)`` keyed by the local data files; None for the hub."""
-    import datasets
+    from unlearnbench.data import hub_layout
 
     p = Path(path)
     if p.is_file():
         return _fingerprint_dir([str(p)])
-    if p.is_dir():
-        builder = datasets.load_dataset_builder(str(p), config)
-        return _fingerprint_dir([f for fs in (builder.config.data_files or {}).values() for f in fs])
-    return None
+    return hub_layout.local_cache_dir(p)  # a directory: keyed by every file in it
 
 
 def load_table(path: str | Path, config: str | None = None, split: str = "train"):

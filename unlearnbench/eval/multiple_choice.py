@@ -163,7 +163,7 @@ def evaluate_mc(model, tokenizer, rows: Iterable[Mapping], topic_of: Callable[[M
         ll = lls[4 * k: 4 * k + 4]
         pred = max(range(4), key=lambda j: (ll[j], -j))  # first maximum, as numpy's argmax
         gold = int(rows[i]["answer"])
-        records.append({"_order": i, "question": rows[i]["question"], "gold": gold,
+        records.append({"_order": i, "index": i, "question": rows[i]["question"], "gold": gold,
                         "prediction": pred, "loglikelihoods": ll, "correct": pred == gold})
     records = gather_records(records)
     return summarize(records), records
