@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q $(TORCH) $(PINS) -e '.[dev]'
+	$(PY) -m pip install -q $(TORCH) $(PINS) -e '.[dev,lm-eval]'
 	@touch $@
 
 test: install

@@ -48,7 +48,7 @@ def setup(tmp_path_factory):
                                 include_defaults=False)
     sets = wmdp.eval_sets(str(root), wmdp_configs=("wmdp-bio",), mmlu_subjects=SUBJECTS)
     ours = mc.evaluate_wmdp(model, tok, sets, batch_size=4)
-    return {"tasks": tasks, "theirs": theirs, "ours": ours, "sets": sets}
+    return {"tasks": tasks, "theirs": theirs, "ours": ours, "sets": sets, "root": root, "model": base / "model"}
 
 
 def test_task_files_cover_the_stand_in(setup):
@@ -82,6 +82,21 @@ def test_harness_and_ours_agree_on_accuracy(setup):
     for name in ("wmdp_bio", "mmlu_college_biology", "mmlu_high_school_geography", "mmlu"):
         assert their_sum[name]["accuracy"] == pytest.approx(our_sum[name]["accuracy"], abs=1e-12)
         assert their_sum[name]["n_items"] == our_sum[name]["n_items"]
+
+
+def test_cli_eval_with_the_harness_writes_the_same_schema(setup, tmp_path):
+    import json
+
+    from unlearnbench.cli import main
+
+    out = tmp_path / "harness"
+    assert main(["eval", "--harness", "lm-eval", "--benchmark", "wmdp-synth", "--data-dir", str(setup["root"]),
+                 "--model", str(setup["model"]), "--tasks", "wmdp_bio,mmlu", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["harness"] == "lm-eval" and summary["harness_version"] == lm_eval.__version__
+    assert summary["wmdp_bio"]["accuracy"] == pytest.approx(setup["theirs"][0]["wmdp_bio"]["accuracy"])
+    assert main(["eval", "--harness", "lm-eval", "--benchmark", "wmdp-synth", "--data-dir", str(setup["root"]),
+                 "--model", str(setup["model"]), "--tasks", "wmdp_cyber"]) == 2  # not a set of the stand-in
 
 
 def test_missing_harness_gives_the_install_hint(monkeypatch):

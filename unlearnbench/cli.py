@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output dir (summary.json, items.jsonl)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluation option, e.g. --set max_items=300 (see the benchmark's eval options)")
+    p.add_argument("--harness", default=None, choices=["lm-eval"],
+                   help="evaluate with lm-evaluation-harness itself (optional extra: pip install "
+                        "'unlearnbench[lm-eval]'); results land in the same schema")
+    p.add_argument("--tasks", default=None,
+                   help="with --harness: comma-separated sets, e.g. wmdp_bio,mmlu (a stand-in's sets are "
+                        "written as local task files; a real benchmark uses the harness's own tasks)")
 
     p = sub.add_parser("finetune", help="fine-tune a model into a benchmark's target (e.g. on your copy of a book)")
     p.add_argument("--model", required=True, help="model name (its hub id) or local directory to start from")
@@ -155,6 +161,8 @@ def cmd_eval(args) -> int:
     is_dir = Path(args.model).is_dir()
     spec = ModelSpec.from_name(args.reference_model or ("tiny" if is_dir else args.model))
     bench, split = _bench(args)
+    if args.harness:
+        return _eval_with_harness(args, bench, spec, split, is_dir)
     options = bench.check_eval_options(parse_sets(args.set))
     compare = compare_reference(bench, spec, split, options)
     ckpt = args.model if is_dir else bench.checkpoint(spec, args.role, split, args.retain_seed)
@@ -200,6 +208,37 @@ def cmd_finetune(args) -> int:
     model.save_pretrained(args.out)
     tok.save_pretrained(args.out)
     print(f"saved the fine-tuned target to {args.out}; use it as --model {args.out} (or MODEL={args.out})")
+    return 0
+
+
+def _eval_with_harness(args, bench, spec, split: str, is_dir: bool) -> int:
+    """``eval --harness lm-eval``: lm-evaluation-harness on a model directory or a named model's
+    checkpoint, its numbers written in the harness's own result schema (summary + items)."""
+    import tempfile
+
+    from unlearnbench.bridges.lm_eval import run_harness, write_synth_tasks
+    from unlearnbench.eval.write import write_eval
+
+    wanted = [t for t in (args.tasks or "").split(",") if t]
+    if not wanted:
+        raise GridError("--harness needs --tasks, e.g. --tasks wmdp_bio,mmlu")
+    ckpt = args.model if is_dir else bench.checkpoint(spec, args.role, split, args.retain_seed)
+    with tempfile.TemporaryDirectory() as tasks_dir:
+        if bench.stand_in_for:  # a stand-in's questions are local: write harness task files for them
+            available = write_synth_tasks(tasks_dir, bench.path)
+            unknown = sorted(set(wanted) - set(available))
+            if unknown:
+                raise GridError(f"--tasks {unknown} are not sets of {bench.name}; it has {sorted(available)}")
+            tasks, include = {t: available[t] for t in wanted}, tasks_dir
+        else:
+            tasks, include = wanted, None
+        summary, records = run_harness(ckpt, tasks, include_path=include,
+                                       device="cuda" if __import__("torch").cuda.is_available() else "cpu")
+    out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-lm-eval-{bench.name}")
+    write_eval(out, summary, records, {"model": args.model, "checkpoint": ckpt, "harness": "lm-eval",
+                                       "harness_version": summary["harness_version"], "benchmark": bench.name})
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {out}/summary.json and items.jsonl")
     return 0
 
 

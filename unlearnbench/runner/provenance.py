@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 LIBRARIES = ("torch", "lightning", "transformers", "datasets", "tokenizers", "torchmetrics",
-             "rouge-score", "scipy", "pandas")
+             "rouge-score", "sacrebleu", "scipy", "pandas", "peft", "lm-eval")
 
 
 def git_commit() -> str | None:
