@@ -98,6 +98,8 @@ _TABLE = [
               checkpoints={"tofu": _tofu("Llama-3.1-8B-Instruct")}),
     ModelSpec("zephyr-7b", "Zephyr-7B-beta (WMDP/RMU's model)", template="zephyr-chat",
               hub_id="HuggingFaceH4/zephyr-7b-beta"),
+    ModelSpec("zephyr-7b-rmu", "cais/Zephyr_RMU: Zephyr-7B-beta after the WMDP paper's RMU (evaluate it as --role base)",
+              template="zephyr-chat", hub_id="cais/Zephyr_RMU"),
     ModelSpec("opt-1.3b", "OPT-1.3B (LLMU's small model)", template="phi", hub_id="facebook/opt-1.3b"),
     ModelSpec("opt-2.7b", "OPT-2.7B (LLMU's and FLAT's model)", template="phi", hub_id="facebook/opt-2.7b"),
 ]
