@@ -149,3 +149,9 @@ def test_chain_over_a_benchmark_without_it_is_one_clear_line(plugin, tmp_path):
     assert len(err.splitlines()) == 1 and "has no 'scal' chain" in err and "sust" in err
     proc = _run("grid", str(_grid(tmp_path, chain="sust", benchmark="tofu-synth")), "--dry-run")
     assert proc.returncode == 2 and "'tofu-synth' has no 'sust' chain" in proc.stderr
+    # MUSE-Books has no scalability / sustainability folds (MUSE-News has both).
+    proc = _run("grid", str(_grid(tmp_path, chain="sust", benchmark="muse-books")), "--dry-run")
+    assert proc.returncode == 2 and "'muse-books' has no 'sust' chain" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = _run("grid", str(_grid(tmp_path, chain="sust", benchmark="muse-news")), "--dry-run")
+    assert proc.returncode == 0 and proc.stdout.count("muse-news-sust-") == 8  # 4 steps x 2 methods
