@@ -367,3 +367,11 @@ def test_finetune_command_builds_a_copyright_target_from_a_local_book(tiny_famil
         return s / n
 
     assert nll(out) < nll(tiny_family["target"]) - 0.5
+    # The directory records its base: the copyright "base" row of a later grid is that model.
+    from unlearnbench.benchmarks.copyright import CopyrightBenchmark
+    from unlearnbench.models.specs import ModelSpec
+
+    spec = ModelSpec.from_name(str(out))
+    bench = CopyrightBenchmark(str(book))
+    assert bench.checkpoint(spec, "base", "train") == tiny_family["target"]
+    assert bench.checkpoint(spec, "target", "train") == str(out)

@@ -302,3 +302,24 @@ def test_select_is_checked_against_the_benchmark():
         parse_grid({**base, "select": "test"})
     with pytest.raises(GridError, match="cannot select a sweep's setting"):
         parse_grid({**base, "benchmark": "harmful-synth", "select": "validation"})
+
+
+def test_chain_step_rows_take_the_references_of_their_evaluated_split(tmp_path):
+    """A MUSE scalability step ("scal-2") is scored against the references of "forget": its
+    ranking bar and its attack recovery use that target, not "n/a"."""
+    g = tmp_path / "grid"  # results without benchmark_meta: the registered muse-synth's columns apply
+    base = {"status": "ok", "benchmark": "muse-synth", "model": "tiny", "summary": {}}
+    _write(g / "refs" / "target", {**base, "cell_id": "target", "kind": "ref", "method": "target",
+                                   "method_label": "target", "split": "forget",
+                                   "metrics": {"knowmem_f": 0.6, "knowmem_r": 0.5}})
+    _write(g / "cells" / "ga-scal-2", {**base, "cell_id": "ga-scal-2", "kind": "cell", "method": "ga",
+                                       "method_label": "ga", "split": "scal-2", "eval_split": "forget", "seed": 1,
+                                       "config": {"chain": "scal", "step": 2},
+                                       "metrics": {"knowmem_f": 0.2, "knowmem_r": 0.48}})
+    _write(g / "cells" / "ga-scal-2" / "attacks" / "relearn", {
+        **base, "cell_id": "ga-scal-2__relearn", "kind": "attack", "attack": "relearn", "parent": "ga-scal-2",
+        "method": "ga", "method_label": "ga", "split": "scal-2", "metrics": {"knowmem_f": 0.4, "knowmem_r": 0.47}})
+    table = leaderboard_table(results_frame(load_results(g)))
+    ga = table.set_index("method_label").loc["ga"]
+    assert ga["rank"] == 1  # 0.48 >= 0.9 x the forget target's 0.5
+    assert ga["recovery@relearn"] == pytest.approx((0.4 - 0.2) / (0.6 - 0.2))

@@ -207,6 +207,11 @@ def cmd_finetune(args) -> int:
                   desc=f"{bench.name} target from {source}")
     model.save_pretrained(args.out)
     tok.save_pretrained(args.out)
+    from unlearnbench.models.specs import LOCAL_META
+
+    # What the directory was fine-tuned from and how its prompts are written, for later runs.
+    (Path(args.out) / LOCAL_META).write_text(json.dumps({"base": source, "template": spec.template,
+                                                        "benchmark": bench.name, "recipe": recipe}, indent=2))
     print(f"saved the fine-tuned target to {args.out}; use it as --model {args.out} (or MODEL={args.out})")
     return 0
 

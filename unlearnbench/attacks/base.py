@@ -25,8 +25,9 @@ class Attack:
                              f"known: {sorted(self.defaults) or 'none'}")
         self.params = {**self.defaults, **params}
 
-    def apply(self, model, *, tokenizer, encoder, bench, split: str, spec, seed: int):
-        """Return the attacked model (it may be ``model`` changed in place)."""
+    def apply(self, model, *, tokenizer, encoder, bench, split: str, spec, seed: int, source: str | None = None):
+        """Return the attacked model (it may be ``model`` changed in place); ``source`` is the
+        checkpoint ``model`` was loaded from (an attack may reload it its own way)."""
         raise NotImplementedError
 
 

@@ -57,10 +57,14 @@ class Quantise(Attack):
     defaults = {"backend": "auto"}
     bits = 8
 
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.params["backend"] not in BACKENDS:  # checked when the grid is read, not hours later
+            raise ValueError(f"attack {self.name!r}: backend must be one of {BACKENDS}, got {self.params['backend']!r}")
+        self.used = None  # the backend that ran ("bnb" or "rtn"), recorded in the result
+
     def _use_bnb(self) -> bool:
         backend = self.params["backend"]
-        if backend not in BACKENDS:
-            raise ValueError(f"attack {self.name!r}: backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "rtn":
             return False
         try:
@@ -74,7 +78,8 @@ class Quantise(Attack):
         return available
 
     def apply(self, model, *, tokenizer, encoder, bench, split, spec, seed, source: str | None = None):
-        if self._use_bnb():
+        self.used = "bnb" if self._use_bnb() else "rtn"
+        if self.used == "bnb":
             from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
             if source is None:

@@ -15,6 +15,12 @@ from types import SimpleNamespace
 from unlearnbench.attacks.base import Attack
 
 
+def _family_finetune_lr(spec, bench) -> float:
+    """The learning rate the stand-in's tiny target was fine-tuned with (its recipe may override it)."""
+    recipe = bench.recipe()
+    return float((recipe.tiny or {}).get("finetune_lr", spec.tiny.finetune_lr)) if recipe else spec.tiny.finetune_lr
+
+
 class Relearn(Attack):
     """Relearning: plain fine-tuning on a slice of the forget data, then re-evaluation."""
 
@@ -32,7 +38,7 @@ class Relearn(Attack):
         from unlearnbench.models.finetune import fit_causal_lm
 
         rows = self.slice(bench.forget_rows(split))
-        lr = self.params["lr"] or (spec.tiny.finetune_lr if spec.is_tiny else 1e-5)
+        lr = self.params["lr"] or (_family_finetune_lr(spec, bench) if spec.is_tiny else 1e-5)
         qa = rows if bench.shape == "qa" else None
         texts = [r["text"] for r in rows] if bench.shape == "text" else None
         fit_causal_lm(model, tokenizer, epochs=int(self.params["epochs"]), lr=float(lr),

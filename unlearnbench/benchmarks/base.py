@@ -165,6 +165,10 @@ class Benchmark:
         raise BenchmarkError(f"benchmark {self.name!r} has no fine-tuning data of its own: its "
                              "targets are published or the pre-trained model itself")
 
+    def eval_dtype(self, options: dict):
+        """The dtype to load a checkpoint in for evaluation (None: the harness's default)."""
+        return None
+
     def recipe(self) -> TinyRecipe | None:
         """The tiny-family recipe of a stand-in (``None``: no tiny models for this benchmark)."""
         return None
@@ -268,7 +272,13 @@ class Benchmark:
             from unlearnbench.models.tiny import TinyFamily
 
             return str(TinyFamily(spec, recipe).checkpoint(role, split, seed))
-        if role == "base" or (role == "target" and (self.target_is_base or spec.is_local)):
+        if role == "base":
+            if spec.is_local and spec.base_id is None:
+                raise BenchmarkError(f"model directory {spec.hub_id} does not record the model it was fine-tuned "
+                                     f"from, which the {self.name!r} 'base' row needs (`unlearnbench finetune` "
+                                     "writes it to unlearnbench.json: {\"base\": \"<hub id or dir>\"})")
+            return spec.base_id or spec.hub_id
+        if role == "target" and (self.target_is_base or spec.is_local):
             return spec.hub_id  # a local directory is its own target (e.g. a model you fine-tuned)
         published = spec.checkpoints.get(self.family, {})
         key = self.checkpoint_key(role, split)
@@ -293,6 +303,18 @@ def data_key(config) -> str:
     """A short hash of a stand-in's generator config (a dataclass)."""
     blob = json.dumps(asdict(config), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def stand_in_key(bench, config_key: str) -> str:
+    """The tiny-family key of a stand-in: its generator config's, or — read from a directory
+    other than the one generated for that config — the directory's files' (so another copy
+    never reuses the wrong family)."""
+    if bench.path == bench.default_path():
+        return config_key
+    from unlearnbench.eval.references import _fingerprint
+
+    blob = json.dumps([str(bench.path), _fingerprint(bench.path)], default=str).encode()
+    return "dir-" + hashlib.sha256(blob).hexdigest()[:12]
 
 
 def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Column, Ranking
+from unlearnbench.benchmarks.base import Column, Ranking, stand_in_key
 from unlearnbench.benchmarks.llmu_common import SPLIT_SEED, LLMUScenario, stand_in_recipe
 
 HALUEVAL_COLUMNS = (
@@ -71,4 +71,4 @@ class HaluEvalSynthBenchmark(HaluEvalBenchmark):
     def recipe(self):
         from unlearnbench.data.halueval_synth import tiny_texts
 
-        return stand_in_recipe(self, tiny_texts, f"halueval-{self.synth.key()}")
+        return stand_in_recipe(self, tiny_texts, stand_in_key(self, f"halueval-{self.synth.key()}"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Column, Ranking
+from unlearnbench.benchmarks.base import Column, Ranking, stand_in_key
 from unlearnbench.benchmarks.llmu_common import SPLIT_SEED, LLMUScenario, stand_in_recipe
 
 HARMFUL_COLUMNS = (
@@ -72,4 +72,4 @@ class HarmfulSynthBenchmark(HarmfulBenchmark):
     def recipe(self):
         from unlearnbench.data.harmful_synth import tiny_texts
 
-        return stand_in_recipe(self, tiny_texts, f"harmful-{self.synth.key()}")
+        return stand_in_recipe(self, tiny_texts, stand_in_key(self, f"harmful-{self.synth.key()}"))

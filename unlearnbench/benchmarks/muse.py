@@ -12,7 +12,7 @@ another seed (the stand-in; MUSE publishes one retrain model per corpus).
 from __future__ import annotations
 
 
-from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe, stand_in_key
 from unlearnbench.data import muse_synth
 
 FOLDS = tuple(range(1, 5))
@@ -65,6 +65,12 @@ class MuseBenchmark(Benchmark):
     @classmethod
     def eval_split(cls, split: str) -> str:
         return "forget"  # every request is scored on the same suite, against the same references
+
+    def eval_dtype(self, options: dict):
+        """muse_bench evaluates in fp32 (parity); the default follows the harness (bf16 on GPU)."""
+        import torch
+
+        return torch.float32 if options.get("parity") else None
 
     def _texts(self, subset: str, split: str) -> list[dict]:
         from unlearnbench.data.muse import load_split
@@ -146,7 +152,7 @@ class MuseSynthBenchmark(MuseBenchmark):
             return lambda: muse_synth.tiny_texts(self.path, role)
 
         return TinyRecipe(
-            data_key=f"muse-{self.synth.key()}", tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
+            data_key=stand_in_key(self, f"muse-{self.synth.key()}"), tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
             finetune=lambda role, split: (None, muse_synth.tiny_texts(self.path, "target" if role == "target" else "retrain")),
             ft_key=lambda role, split: {"role": role},  # the same target and retrain for every request
             tiny=dict(muse_synth.TINY_RECIPE), build_tokenizer=muse_synth.tiny_tokenizer)

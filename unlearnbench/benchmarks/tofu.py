@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe, stand_in_key
 from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config, synth_dir
 
 TOFU_COLUMNS = (
@@ -158,7 +158,7 @@ class TofuSynthBenchmark(TofuBenchmark):
 
     def recipe(self) -> TinyRecipe:
         return TinyRecipe(
-            data_key=self.synth.key(), tokenizer_texts=self._tokenizer_texts,
+            data_key=stand_in_key(self, self.synth.key()), tokenizer_texts=self._tokenizer_texts,
             base_texts=self._base_texts, finetune=self._finetune,
             # The cache key of a fine-tuned model names its TOFU config (full, retain90, ...).
             ft_key=lambda role, split: {"config": "full" if role == "target" else self.retain_config(split)},

@@ -11,7 +11,7 @@ the pre-trained model itself) is the reference.
 
 from __future__ import annotations
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe, stand_in_key
 
 FORGET = {"bio": ("bio-forget-corpus",), "cyber": ("cyber-forget-corpus",),
           "bio+cyber": ("bio-forget-corpus", "cyber-forget-corpus")}
@@ -112,6 +112,6 @@ class WmdpSynthBenchmark(WmdpBenchmark):
     def recipe(self) -> TinyRecipe:
         from unlearnbench.data.wmdp_synth import TINY_OVERRIDES, tiny_texts
 
-        return TinyRecipe(data_key=f"wmdp-{self.synth.key()}", tokenizer_texts=lambda: tiny_texts(self.path, "tokenizer"),
+        return TinyRecipe(data_key=stand_in_key(self, f"wmdp-{self.synth.key()}"), tokenizer_texts=lambda: tiny_texts(self.path, "tokenizer"),
                           base_texts=lambda: tiny_texts(self.path, "base"), finetuned_roles=(),
                           tiny=dict(TINY_OVERRIDES))

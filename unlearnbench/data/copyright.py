@@ -83,7 +83,8 @@ def _load_dataset_text(source: str, *, field: str, config: str | None, split: st
                                 f"loadable dataset ({reason}); {_MISSING_HINT}") from exc
     if field not in rows.column_names:
         raise SchemaError(f"copyright text dataset {source!r} has no field {field!r} "
-                         f"(it has {rows.column_names}); pass --set text_field=<one of them>")
+                         f"(it has {rows.column_names}); point at a dataset whose text is in a {field!r} column, "
+                           "or at a plain .txt file")
     parts = [v for v in rows[field] if isinstance(v, str) and v.strip()]
     if not parts:
         raise SchemaError(f"copyright text dataset {source!r}, field {field!r}, has no text")

@@ -117,8 +117,12 @@ class HubClassifierJudge(Judge):
         model.config.pad_token_id = tok.pad_token_id
         self._label_index = self._resolve_label(model.config)
         model.eval()
-        if self.device:
-            model.to(self.device)
+        import torch
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else None)  # a 7B judge on CPU crawls
+        if device:
+            model.to(device)
+        self.device = device
         self._model, self._tokenizer = model, tok
 
     def _resolve_label(self, config) -> int | None:

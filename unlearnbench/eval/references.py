@@ -52,7 +52,7 @@ def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=N
     if device is None and torch.cuda.is_available():
         device = f"cuda:{torch.cuda.current_device()}"  # each DDP rank's own GPU
     tok = load_tokenizer(checkpoint, spec)
-    model = load_model(checkpoint, spec, device=device)
+    model = load_model(checkpoint, spec, dtype=bench.eval_dtype(options), device=device)
 
     def models(role: str, seed: int = 0):
         return load_model(bench.checkpoint(spec, role, split, seed), spec, device=device)
@@ -64,7 +64,9 @@ def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=N
 def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, options=None,
                 device=None) -> tuple[dict, list[dict]]:
     """``evaluate_checkpoint`` memoised on disk (checkpoint files, data, split, options, reference)."""
-    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), **bench.fingerprint(split),
+    from unlearnbench import __version__
+
+    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), **bench.fingerprint(split), version=__version__,
                template=bench.template_for(spec), eval=bench.check_eval_options(dict(options or {})),
                reference=reference[0].get("reference_key") if reference else None)
     path = cache_root() / "evals" / f"{key}.json"

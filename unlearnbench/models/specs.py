@@ -26,6 +26,9 @@ class TinyConfig:
     weight_decay: float = 0.01
 
 
+LOCAL_META = "unlearnbench.json"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model by short name: hub ids (or a local dir), template, published checkpoints."""
@@ -40,6 +43,7 @@ class ModelSpec:
     tiny: TinyConfig | None = None
     trust_remote_code: bool = False
     gpu_dtype: str = "bfloat16"
+    base_id: str | None = None  # a local fine-tune's pre-trained model (from its unlearnbench.json)
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> "ModelSpec":
@@ -47,7 +51,13 @@ class ModelSpec:
         from pathlib import Path
 
         if name not in models and Path(name).is_dir():
-            spec = cls(name=name, description=f"local model at {name}", template="phi", hub_id=name)
+            import json
+
+            # `unlearnbench finetune` records what a directory was fine-tuned from.
+            meta_file = Path(name) / LOCAL_META
+            meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+            spec = cls(name=name, description=f"local model at {name}", template=meta.get("template", "phi"),
+                       hub_id=name, base_id=meta.get("base"))
         else:
             spec = models.get(name)
         if overrides.get("tiny") and isinstance(overrides["tiny"], dict):

@@ -45,14 +45,25 @@ def _score(values: pd.Series, direction: str) -> pd.Series:
             "half": -(values - 0.5).abs()}[direction]
 
 
-def _rank_block(block: pd.DataFrame, meta: dict | None) -> pd.Series:
+def anchor_rows(block: pd.DataFrame, name: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The reference ``name`` of a block: its own row, or (a chain step's block, which has no
+    references) the one of the split the block was evaluated on."""
+    own = block[(block["kind"] == "ref") & (block["method"] == name)]
+    if len(own) or table is None or "eval_split" not in block or not len(block):
+        return own
+    first = block.iloc[0]
+    return table[(table["kind"] == "ref") & (table["method"] == name) & (table["benchmark"] == first["benchmark"])
+                 & (table["model"] == first["model"]) & (table["split"] == first["eval_split"])]
+
+
+def _rank_block(block: pd.DataFrame, meta: dict | None, table: pd.DataFrame | None = None) -> pd.Series:
     """Rank of each method row by the benchmark's ranking rule (NaN: below the utility bar)."""
     rank = pd.Series(np.nan, index=block.index)
     rule = (meta or {}).get("ranking")
     methods = block[block["kind"] != "ref"]
     if not rule or rule["forget"] not in block or rule["utility"] not in block or not len(methods):
         return rank
-    anchor = block[(block["kind"] == "ref") & (block["method"] == rule["anchor"])]
+    anchor = anchor_rows(block, rule["anchor"], table)
     ref = float(anchor[rule["utility"]].iloc[0]) if len(anchor) else math.nan
     lower_better = next((c["direction"] for c in meta["columns"] if c["name"] == rule["utility"]), "max") == "min"
     utility = methods[rule["utility"]].astype(float)
@@ -85,27 +96,28 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for keys, group in ok.groupby(KEYS, dropna=False, sort=False):
         row: dict[str, Any] = dict(zip(KEYS, keys))
-        for col in ("method", "chain", "step", "ref_order", "entry"):
+        for col in ("method", "chain", "step", "ref_order", "entry", "eval_split"):
             row[col] = group[col].iloc[0]
         row["n_seeds"] = len(group)
         for col in numeric:
             row[col] = float(group[col].mean())
             row[f"{col}_std"] = float(group[col].std()) if len(group) > 1 else math.nan
         rows.append(row)
-    columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "entry", "n_seeds", "rank"]
+    columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "entry", "eval_split",
+               "n_seeds", "rank"]
     columns += [c for col in numeric for c in (col, f"{col}_std")]
     table = pd.DataFrame(rows, columns=columns)
     table, sweep = select_sweeps(table, metas)
     parts = []
     for _, block in table.groupby(BLOCK, dropna=False, sort=False):
         meta = metas.get(block["benchmark"].iloc[0])
-        block = block.assign(rank=_rank_block(block, meta))
+        block = block.assign(rank=_rank_block(block, meta, table))
         parts.append(_sorted_block(block, meta))
     out = (pd.concat(parts) if parts else table).reset_index(drop=True)
     # Plain floats / NaN (not pandas' NA) so the table reads back from its CSV unchanged.
     for col in ("step", "ref_order"):
         out[col] = pd.to_numeric(out[col].astype(object).where(out[col].notna(), None), errors="coerce").astype(float)
-    for col in ("chain", "entry"):
+    for col in ("chain", "entry", "eval_split"):
         out[col] = out[col].astype(object).where(out[col].notna(), np.nan)
     out.attrs["metas"] = metas
     out.attrs["sweep"] = sweep
@@ -139,7 +151,7 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
         rule, forget_dir, utility_dir = found
         vf, vu = VALIDATION + rule["forget"], VALIDATION + rule["utility"]
         block = table[(table[BLOCK[0]] == keys[0]) & (table[BLOCK[1]] == keys[1]) & (table[BLOCK[2]] == keys[2])]
-        anchor = block[(block["kind"] == "ref") & (block["method"] == rule["anchor"])]
+        anchor = anchor_rows(block, rule["anchor"], table)
         ref = float(anchor[vu].iloc[0]) if len(anchor) and vu in anchor else math.nan
         utility = group[vu].astype(float)
         if math.isnan(ref) or rule["min_ratio"] <= 0:

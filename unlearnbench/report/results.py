@@ -26,7 +26,7 @@ COST_FIELDS: dict[str, tuple[str, ...]] = {
 }
 ID_COLUMNS: tuple[str, ...] = (
     "cell_id", "kind", "method", "method_label", "benchmark", "split", "model", "seed", "status", "error",
-    "chain", "step", "ref_order", "entry",
+    "chain", "step", "ref_order", "entry", "eval_split",
 )
 VALIDATION = "val:"  # prefix of the metrics measured on the validation items (sweep selection)
 NOT_APPLICABLE = "not_applicable"
@@ -131,6 +131,7 @@ def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
     for col in ("chain", "step", "ref_order", "entry"):
         if row[col] is None:
             row[col] = cfg.get(col)
+    row["eval_split"] = row["eval_split"] or row["split"]  # the split its references were evaluated on
     row["method_label"] = row["method_label"] or row["method"]
     if (result.get("placement") or {}).get("lora_fallback"):
         row["method_label"] = f"{row['method_label']} [lora]"  # ran LoRA to fit one GPU: not the same row
@@ -179,7 +180,7 @@ def _fold_attacks(rows: list[dict], attacks: list[dict], metas: dict) -> list[st
               if r["kind"] == "ref" and r["method"] == "target"}
     for r in rows:
         head = (metas.get(r["benchmark"]) or {}).get("headline_forget")
-        anchor = target.get((r["benchmark"], r["split"], r["model"]))
+        anchor = target.get((r["benchmark"], r["eval_split"], r["model"]))  # a chain step's: its eval split
         for name in [c for c in added if c.startswith("recovery@")]:
             after = r.get(f"{head}@{name.split('@', 1)[1]}")
             r[name] = (recovery(after, r.get(head), anchor.get(head)) if anchor is not None and after is not None

@@ -59,7 +59,8 @@ def run_attack(job: dict, job_dir: Path) -> dict:
     _write_items(job_dir, records)
     cost = dict(summary.get("cost", {}))
     cost["attack_wall_time_s"] = attack_time
-    return {"summary": summary, "cost": cost, "source": source, **_described(bench, summary, job, records, compare)}
+    return {"summary": summary, "cost": cost, "source": source, "attack_backend": getattr(attack, "used", None),
+            "eval_split": bench.eval_split(job["split"]), **_described(bench, summary, job, records, compare)}
 
 
 def execute(job_file: str | Path) -> int:

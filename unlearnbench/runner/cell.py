@@ -78,7 +78,7 @@ def run_reference(cell: dict, cell_dir: Path) -> dict:
                                        options=cell["eval"])
     _write_items(cell_dir, records)
     reference = None if ref.name == bench.compare_to else compare
-    return {"summary": summary, "cost": summary.get("cost", {}),
+    return {"summary": summary, "cost": summary.get("cost", {}), "eval_split": bench.eval_split(cell["split"]),
             **_described(bench, summary, cell, records, reference)}
 
 
@@ -104,7 +104,8 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     params, placement = place(cell, cell_dir, bench, spec)
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=params,
-                   strategy=cell["strategy"], devices=cell["devices"], num_nodes=cell["num_nodes"],
+                   strategy=(placement or {}).get("strategy", cell["strategy"]), devices=cell["devices"],
+                   num_nodes=cell["num_nodes"],
                    data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
                    logger=cell.get("logger"), log_dir=cell_dir / "logs")
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
@@ -119,7 +120,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         if not cell.get("keep_model"):
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
-            "batching": info["batching"], "placement": placement,
+            "batching": info["batching"], "placement": placement, "eval_split": bench.eval_split(cell["split"]),
             **_described(bench, summary, cell, records, compare)}
 
 
@@ -135,13 +136,17 @@ def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
     from unlearnbench.runner.memory import model_shape, plan
 
     source = start_model(cell, cell_dir) or bench.checkpoint(spec, "target", cell["split"])
-    world = max(1, int(cell.get("devices", 1))) * int(cell.get("num_nodes", 1))
-    if world < 1 or cell.get("devices") == -1:
-        world = torch.cuda.device_count()
+    devices = torch.cuda.device_count() if cell.get("devices") == -1 else max(1, int(cell.get("devices", 1)))
+    world = devices * int(cell.get("num_nodes", 1))
+    strategy = cell.get("strategy")
     out = plan(methods.get(cell["method"]), params, model_shape(source),
                device_bytes=torch.cuda.get_device_properties(0).total_memory, world=world,
-               sharded=cell.get("strategy") in ("fsdp", "fsdp1"))
-    return out["params"], {k: v for k, v in out.items() if k != "params"}
+               sharded=strategy in ("fsdp", "fsdp1"))
+    placement = {k: v for k, v in out.items() if k != "params"}
+    if out["lora_fallback"] and strategy in ("fsdp", "fsdp1"):
+        # LoRA adapters are small: replicated (DDP, or one device) rather than sharded.
+        placement["strategy"] = "ddp" if world > 1 else "single"
+    return out["params"], placement
 
 
 def _barrier() -> None:

@@ -106,14 +106,14 @@ def _int(where: str, value, what: str) -> int:
     return value
 
 
-def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict]]:
-    """(label, params) for each point of a method entry's sweep (or the entry itself)."""
+def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict, dict]]:
+    """(label, params, swept values) for each point of a method entry's sweep (or the entry)."""
     where = f"{grid_where}: method {entry['name']!r}"
     base = _mapping(where, entry.get("params"), "params")
     sweep = _mapping(where, entry.get("sweep"), "sweep")
     label = str(entry.get("label") or entry["name"])
     if not sweep:
-        return [(label, base)]
+        return [(label, base, {})]
     keys = sorted(sweep)
     for k in keys:
         if not isinstance(sweep[k], list) or not sweep[k]:
@@ -121,7 +121,8 @@ def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict]]:
     points = []
     for values in itertools.product(*(sweep[k] for k in keys)):
         params = {**base, **dict(zip(keys, values))}
-        points.append((f"{label}[{','.join(f'{k}={v}' for k, v in zip(keys, values))}]", params))
+        points.append((f"{label}[{','.join(f'{k}={v}' for k, v in zip(keys, values))}]", params,
+                       dict(zip(keys, values))))
     return points
 
 
@@ -274,8 +275,9 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     except ValueError as exc:
         raise GridError(f"{where}: {exc}") from exc
     for m, bench_name in itertools.product(model_names, bench_names):
+        # A local model directory (a model you fine-tuned, say) is a real model: its own target.
         spec = models.get(m) if m in models else None
-        kind = "tiny" if spec is None or spec.is_tiny else "real"
+        kind = "tiny" if spec is not None and spec.is_tiny else "real"
         bench_cls = _benchmark(where, bench_name, kind)
         bench = bench_cls.name
         splits, chain = _splits(where, raw, bench_cls)
@@ -304,14 +306,15 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             # A method's recipe may differ by model kind (LLMU: the paper's 1000-step budget
             # on real models, a scaled one on the tiny model).
             own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
-            for label, params in _sweep(entry, where):
+            for label, params, swept in _sweep(entry, where):
                 for seed in seeds:
                     prev = None
                     for step, split in enumerate(splits, 1):
                         cell_id = "__".join(_slug(x) for x in (label, f"{bench}-{split}", Path(m).name, f"s{seed}"))
                         sequential = chain is not None and chain[1].sequential
                         cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
-                                          {**defaults, **params, **own}, strategy, devices, num_nodes,
+                                          # a swept value is what the sweep varies: it wins
+                                          {**defaults, **params, **own, **swept}, strategy, devices, num_nodes,
                                           dict(bench_eval),
                                           # kept until its chain successor and its attacks are done
                                           bool(raw.get("keep_models", False)) or bool(attack_specs)

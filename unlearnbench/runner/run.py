@@ -33,7 +33,7 @@ def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
     exist, a second-seed retain), once per benchmark / evaluated split / model of ``cells``
     (default: every cell of the grid). ``references.retain_seeds`` keeps the retain-role
     references of those training seeds."""
-    from unlearnbench.registry import benchmarks
+    from unlearnbench.registry import benchmarks, models
 
     seeds = grid.references.get("retain_seeds", [0, 1])
     seen, refs = set(), []
@@ -44,9 +44,12 @@ def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
         if key in seen:
             continue
         seen.add(key)
+        spec = models.get(c.model) if c.model in models else None
         for order, ref in enumerate(bench.references):
             if ref.role == "retain" and ref.seed not in seeds:
                 continue
+            if ref.seed != 0 and (spec is None or not spec.is_tiny):
+                continue  # published checkpoints have one seed; another needs a fine-tune of your own
             ref_id = f"{ref.name}__{c.benchmark}-{split}__{Path(c.model).name}"
             refs.append({"cell_id": ref_id, "kind": "ref", "method": ref.name, "label": ref.name,
                          "role": ref.role, "ref_seed": ref.seed, "ref_order": order,
