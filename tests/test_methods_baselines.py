@@ -230,7 +230,8 @@ def test_reference_model_is_frozen_and_not_optimised(name, family):
     from unlearnbench.models.loading import load_tokenizer
 
     L.seed_everything(0, verbose=False)
-    method = build_method(name, family["target"], 0, {"lr": 1e-3, "batch_size": 8})
+    # A resident reference (NPO and IdkDPO cache theirs by default and then drop the model).
+    method = build_method(name, family["target"], 0, {"lr": 1e-3, "batch_size": 8, "reference": "resident"})
     assert method.ref_model is not None
     ref_before = {k: v.detach().clone() for k, v in method.ref_model.state_dict().items()}
     model_before = {k: v.detach().clone() for k, v in method.model.state_dict().items()}

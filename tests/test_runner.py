@@ -148,17 +148,22 @@ def test_shipped_grids_validate(path):
     ids = [c.cell_id for c in grid.cells]
     assert grid.cells and len(ids) == len(set(ids))
     assert {c.method for c in grid.cells} <= set(methods.names())
-    # MODEL= swaps in a real model: the stand-in benchmark becomes the real TOFU data, and the
-    # tiny-only defaults are not applied.
+    # MODEL= swaps in a real model: a stand-in benchmark becomes the real data it stands for
+    # (tofu-synth -> tofu, muse-synth -> muse-news, ...), and the tiny-only defaults are not applied.
+    from unlearnbench.registry import benchmarks
+
     real = load_grid(path, model="phi-1.5")
     assert real.name == f"{grid.name}-phi-1.5"
-    assert {c.benchmark for c in real.cells} == {"tofu"}
+    want = {benchmarks.get(c.benchmark).stand_in_for or c.benchmark for c in grid.cells}
+    assert {c.benchmark for c in real.cells} == want
+    assert all(not benchmarks.get(b).stand_in_for for b in want)
     assert {c.model for c in real.cells} == {"phi-1.5"}
-    assert len(real.cells) == len(grid.cells)
+    assert len(real.cells) == len(grid.cells) // len({c.model for c in grid.cells})
     tiny_lr = (grid.raw.get("tiny_defaults") or {}).get("lr")
-    if tiny_lr is not None:
+    real_lr = {**(grid.raw.get("defaults") or {}), **(grid.raw.get("real_defaults") or {})}.get("lr")
+    if tiny_lr is not None and any(c.label == "ga" for c in real.cells):
         ga = next(c for c in real.cells if c.label == "ga")
-        assert ga.params["lr"] == grid.raw["defaults"]["lr"] != tiny_lr
+        assert ga.params["lr"] == real_lr != tiny_lr
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
@@ -167,8 +172,9 @@ def test_cli_dry_run_lists_cell_ids(path, capsys):
     assert capsys.readouterr().out.split() == [c.cell_id for c in load_grid(path).cells]
     assert cli.main(["grid", str(path), "--dry-run", "--model", "phi-1.5"]) == 0
     listed = capsys.readouterr().out.split()
-    assert listed == [c.cell_id for c in load_grid(path, model="phi-1.5").cells]
-    assert all("__tofu-forget" in i and "__phi-1.5__" in i for i in listed)
+    real = load_grid(path, model="phi-1.5").cells
+    assert listed == [c.cell_id for c in real]
+    assert all(f"__{c.benchmark}-{c.split}__phi-1.5__" in i for c, i in zip(real, listed))
 
 
 def _bad(**change) -> dict:
