@@ -20,7 +20,7 @@ from .plots import plot_chains, plot_robustness, plot_tradeoff, plot_training_cu
 from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, numeric_columns, results_frame
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
-VALIDATION_EVERY_TEXT = "4th"  # benchmarks.base.VALIDATION_EVERY, in words
+VALIDATION_SHARE_TEXT = "quarter of the"  # benchmarks.base.is_validation, in words
 BLOCK = ["benchmark", "split", "model"]
 COST_SHOWN = ["wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib"]
 _ARROW_MD = {"max": " ↑", "min": " ↓", "zero": " →0", "half": " →0.5"}
@@ -362,7 +362,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
     sweep = table.attrs.get("sweep")
     if sweep is not None and len(sweep):
         lines += ["## Sweeps: each method's setting chosen on validation items", "",
-                  f"Every {VALIDATION_EVERY_TEXT} evaluation item is a validation item: each swept method keeps the "
+                  f"A {VALIDATION_SHARE_TEXT} evaluation items (by a hash of their index) are validation items: "
+                  "each swept method keeps the "
                   "setting its benchmark's ranking rule prefers there (or, if none keeps the utility, the one "
                   "that keeps most); every table above reports the other (test) items only.", ""]
         cols = [c for c in sweep.columns if c.startswith(VALIDATION)]
