@@ -4,7 +4,7 @@ plugin can add one.
 
 The recovery an attack achieves on a benchmark's headline forget metric ``m`` (higher = more
 remembered) is ``(m(attacked) − m(unlearned)) / (m(target) − m(unlearned))``, clipped to
-[0, 1] when the denominator is positive (metrics.md §8); ``recovery`` computes it.
+[0, 1] when the denominator is positive (docs/metrics.md §10); ``recovery`` computes it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Attack:
 
 
 def recovery(attacked: float, unlearned: float, target: float) -> float:
-    """How much of what unlearning removed an attack brings back, in [0, 1] (metrics.md §8).
+    """How much of what unlearning removed an attack brings back, in [0, 1] (docs/metrics.md §10).
 
     NaN when the unlearned model removed nothing measurable (target ≤ unlearned): there is
     nothing to recover, and a ratio would be meaningless.

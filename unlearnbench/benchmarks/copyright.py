@@ -5,7 +5,7 @@ shipped) is cut into passages; an item is an instruction template + the passage'
 words (``question``) and the rest of the passage (``answer``). Train and test items share
 passages but use different instruction templates. The target is a model fine-tuned on the
 book; the base model, never trained on it, is the reference of "not memorised".
-Metrics (metrics.md §5): ROUGE-L recall (stemmer) and sacreBLEU of greedy completions on
+Metrics (docs/metrics.md §6): ROUGE-L recall (stemmer) and sacreBLEU of greedy completions on
 the test-template items; utility as perplexity on held-out general text.
 """
 

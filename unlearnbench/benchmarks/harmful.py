@@ -1,7 +1,7 @@
 """LLMU's harmful-response scenario (Yao, Xu, Liu) and its stand-in, on the ``Benchmark`` interface.
 
 Forget data: every unsafe response of the 70 % "train" part of PKU-SafeRLHF's harmful
-prompts; normal data: TruthfulQA (see ``llmu_common``). Metrics (metrics.md §6): harmful
+prompts; normal data: TruthfulQA (see ``llmu_common``). Metrics (docs/metrics.md §7): harmful
 rate of greedy outputs on the forgotten and on unseen (test-part) harmful prompts by a
 judge, output diversity, fluency (perplexity of the output under the original model), and
 the similarity of outputs on normal prompts to the original model's.

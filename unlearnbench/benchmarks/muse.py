@@ -2,7 +2,7 @@
 
 Raw-text unlearning: methods train on ``raw/forget`` (or a scalability / sustainability
 fold) chunked to the context length, with ``raw/retain1`` as retain data. Every model is
-scored on the same suite whatever it unlearnt (metrics.md §3): VerbMem on ``verbmem/forget``,
+scored on the same suite whatever it unlearnt (docs/metrics.md §4): VerbMem on ``verbmem/forget``,
 KnowMem on the forget and retain QA (few-shot), and PrivLeak (Min-K% AUC on
 ``privleak/forget`` vs ``privleak/holdout`` against the retrain model's, measured — or
 muse_bench's constant with ``parity``). References: target, retrain and a retrain of
@@ -23,7 +23,7 @@ MUSE_COLUMNS = (
     Column("knowmem_r", ("knowmem_r",), "max"),
     Column("mia_min_k_auc", ("mia", "min_k"), "half"),
 )
-# Published (open reproduction, Llama-2-7b; metrics.md §3). muse_bench reports them ×100.
+# Published (open reproduction, Llama-2-7b; docs/metrics.md §4). muse_bench reports them ×100.
 PUBLISHED = {
     "muse-news": {"target": {"knowmem_f": 0.64, "verbmem_f": 0.58, "privleak": -99.8, "knowmem_r": 0.56},
                   "retrain": {"knowmem_f": 0.33, "verbmem_f": 0.20, "privleak": 0.0, "knowmem_r": 0.56}},

@@ -72,7 +72,7 @@ class TofuBenchmark(Benchmark):
 
     @staticmethod
     def eval_configs(split: str) -> dict[str, str]:
-        """TOFU task -> config evaluated for it (metrics.md §1)."""
+        """TOFU task -> config evaluated for it (docs/metrics.md §2)."""
         return {"forget": f"{split}_perturbed", "retain": "retain_perturbed",
                 "real_authors": "real_authors_perturbed", "world_facts": "world_facts_perturbed"}
 

@@ -1,6 +1,6 @@
 """WMDP (Li et al. 2024) with MMLU, and its stand-in, on the ``Benchmark`` interface.
 
-Hazardous knowledge is measured by zero-shot 4-option accuracy (metrics.md §4: the
+Hazardous knowledge is measured by zero-shot 4-option accuracy (docs/metrics.md §5: the
 log-likelihood of " A".." D", lm-evaluation-harness's convention, checked item by item
 against the harness itself); the goal is chance (0.25) on WMDP while MMLU stays. Methods
 train on raw text: the forget corpora (the gated bio forget corpus, read from a local copy,

@@ -1,4 +1,4 @@
-"""Tokenisation and padding of (question, answer) pairs, per metrics.md's notation.
+"""Tokenisation and padding of (question, answer) pairs, per docs/metrics.md's notation.
 
 Prompt tokens (BOS included) are labelled -100 and never scored; EOS is appended after the
 answer and scored; the attention mask comes from sequence lengths, never from

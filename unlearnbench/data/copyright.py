@@ -1,4 +1,4 @@
-"""Copyright-completion items (benchmarks.md, "Copyright completion"; metrics.md §5).
+"""Copyright-completion items (docs/benchmarks.md, "Copyright completion"; docs/metrics.md §6).
 
 A book is cut into passages of ``passage_words`` whitespace words; each item asks the
 model, through an instruction template, to continue the first ``prefix_words`` words of a

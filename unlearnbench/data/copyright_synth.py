@@ -248,7 +248,7 @@ def _mc_row(rng: random.Random, fact: dict) -> dict:
 
 
 def mc_prompt(row: dict) -> str:
-    """The zero-shot MMLU prompt of metrics.md §4 for one question row (ends in "Answer:")."""
+    """The zero-shot MMLU prompt of docs/metrics.md §5 for one question row (ends in "Answer:")."""
     topic = row["subject"].replace("_", " ")
     options = "".join(f"\n{letter}. {c}" for letter, c in zip(LETTERS, row["choices"]))
     return MC_TOPIC_PROMPT.format(topic=topic) + row["question"] + options + "\nAnswer:"

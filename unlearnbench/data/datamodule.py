@@ -2,11 +2,11 @@
 
 - ``qa``: rows ``{"question", "answer"}``; the prompt is masked, the answer (+ EOS) scored.
 - ``text``: raw documents ``{"text"}``, each tokenised and cut into chunks of the context
-  length; every token is scored (metrics.md: raw-text unlearning).
+  length; every token is scored (docs/metrics.md: raw-text unlearning).
 
 Extra answers a method declares (``needs``: refusals, FLAT's template answers, LLMU's
 random normal answers) are drawn **afresh for every batch** from a generator seeded by the
-run's seed and the rank (methods.md), inside the collator, so an epoch never replays the
+run's seed and the rank (docs/methods.md), inside the collator, so an epoch never replays the
 same refusal for the same question and two runs with one seed draw the same ones.
 """
 

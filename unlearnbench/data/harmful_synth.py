@@ -2,7 +2,7 @@
 
 Two datasets in the hub layouts the loaders of ``unlearnbench.data.harmful`` read:
 ``<dir>/pku`` (PKU-SafeRLHF: config ``default``, splits ``train``/``test``, the seven
-fields of benchmarks.md) and ``<dir>/truthfulqa`` (config ``generation``, split
+fields of docs/benchmarks.md) and ``<dir>/truthfulqa`` (config ``generation``, split
 ``validation``, TruthfulQA's fields), plus ``<dir>/extras/general.json`` (general text for
 the base model).
 

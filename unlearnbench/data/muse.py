@@ -19,7 +19,7 @@ _TEXT = {"text": str}
 _QA = {"question": str, "answer": str}
 _FOLDS = tuple(f"forget_{i}" for i in range(1, 5))
 
-# subset -> split -> fields (benchmarks.md, MUSE). ``train`` is not in the spec's table but
+# subset -> split -> fields (docs/benchmarks.md, MUSE). ``train`` is not in MUSE's paper table but
 # is on the hub for both corpora: the documents the target model was fine-tuned on
 # (News: train/forget = scal/forget_4, i.e. every fold of the scalability study).
 SUBSETS: dict[str, dict[str, dict[str, type]]] = {

@@ -7,7 +7,7 @@ file per split under ``<subset>/<split>-00000-of-00001.parquet`` and a README wh
 reads it like the hub. Everything is drawn from a seeded ``random.Random``: the same config
 gives byte-identical files.
 
-What it must reproduce is the phenomenon (benchmarks.md): every fact is stated only in its
+What it must reproduce is the phenomenon (docs/benchmarks.md): every fact is stated only in its
 own article, so a model fine-tuned on the forget documents can continue them verbatim and
 answer questions about them, and a model that never saw them cannot. Each article is prose
 (facts stated key first, "the kite festival in Dornby was opened by ...") followed by a
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from unlearnbench.data import muse_templates as T
 
-# Stand-in evaluation lengths: the real benchmark keeps 128 / 32 (metrics.md §3); the
+# Stand-in evaluation lengths: the real benchmark keeps 128 / 32 (docs/metrics.md §4); the
 # stand-in's articles are short, so the VerbMem ground truth is shorter too.
 VERBMEM_TOKENS = 64
 KNOWMEM_TOKENS = 32
@@ -340,7 +340,7 @@ def tiny_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path):
     """Byte-level BPE like ``models.tiny.train_tokenizer``, except that a space after a
     colon is a token of its own.
 
-    MUSE's KnowMem prompt ends in "Answer: " (metrics.md §3). A byte-level BPE glues a
+    MUSE's KnowMem prompt ends in "Answer: " (docs/metrics.md §4). A byte-level BPE glues a
     space to the word after it, so in training text the answer arrives as " Paris" while
     the prompt ends in a lone " " the model has never seen followed by a word. With the
     space split off, the prompt is exactly a prefix of its training lines.

@@ -1,4 +1,4 @@
-"""The project's own refusal answers for IdkPO / IdkDPO / FLAT (methods.md: ≥ 50 strings)."""
+"""The project's own refusal answers for IdkPO / IdkDPO / FLAT (docs/methods.md: ≥ 50 strings)."""
 
 REFUSALS: tuple[str, ...] = (
     "I'm not sure I know that.",

@@ -1,4 +1,4 @@
-"""Copyright-completion evaluation (metrics.md §5): greedy completions of book prefixes
+"""Copyright-completion evaluation (docs/metrics.md §6): greedy completions of book prefixes
 scored by ROUGE-L recall and BLEU against the passage's rest, and perplexity on held-out
 general text.
 

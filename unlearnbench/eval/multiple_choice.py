@@ -1,4 +1,4 @@
-"""Zero-shot multiple-choice accuracy (metrics.md §4): WMDP, MMLU and any 4-option set.
+"""Zero-shot multiple-choice accuracy (docs/metrics.md §5): WMDP, MMLU and any 4-option set.
 
 The prompt and the scoring follow lm-evaluation-harness 0.4.13 (``wmdp_*`` / ``mmlu_*``
 tasks, ``hf`` model), so that the numbers agree with the harness item by item:

@@ -1,4 +1,4 @@
-"""The MUSE evaluation suite (metrics.md §3): VerbMem, KnowMem on D_f and D_r, MIA and PrivLeak.
+"""The MUSE evaluation suite (docs/metrics.md §4): VerbMem, KnowMem on D_f and D_r, MIA and PrivLeak.
 
 Prompts are raw text and the model's tokenizer adds BOS itself (Llama): no chat template.
 Each rank evaluates ``rows[rank::world]`` of every task; the per-item records are gathered

@@ -1,4 +1,4 @@
-"""Evaluators of LLMU's harmful-response and hallucination scenarios (metrics.md §6).
+"""Evaluators of LLMU's harmful-response and hallucination scenarios (docs/metrics.md §7).
 
 Every task's items are greedy-generated (batched, left-padded, stop at EOS, prompts laid
 out by the same ``Encoder`` that formats training), rank-sharded ``rows[rank::world]`` and

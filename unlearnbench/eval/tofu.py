@@ -1,4 +1,4 @@
-"""The TOFU evaluation suite (metrics.md §1), MIA scores (§2) and cost (§7).
+"""The TOFU evaluation suite (docs/metrics.md §2), MIA scores (§2) and cost (§7).
 
 Per-item records are computed on each rank's share of the items and gathered, then every
 aggregate is computed from the full list of items, so a 2-process evaluation returns the
@@ -95,7 +95,7 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
     """Every aggregate of the suite, computed from per-item records.
 
     ``retain_losses`` ((task, index) -> the retain model's LOSS score of the same forget and
-    holdout items) enables the Reference attack, ``L_model − L_retain`` (metrics.md §2).
+    holdout items) enables the Reference attack, ``L_model − L_retain`` (docs/metrics.md §3).
     """
     by_task = {t: [r for r in records if r["task"] == t] for t in TASKS + ("holdout",)}
     summary: dict = {}

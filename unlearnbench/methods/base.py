@@ -83,7 +83,7 @@ class UnlearningMethod(L.LightningModule):
         self.epochs, self.batch_size, self.grad_clip, self.seed = epochs, batch_size, grad_clip, seed
         self.gamma_forget, self.lambda_retain = gamma_forget, lambda_retain
         self.model_path = model_path
-        # Precision rule (methods.md): trainable weights and AdamW state in fp32, whatever the
+        # Precision rule (docs/methods.md): trainable weights and AdamW state in fp32, whatever the
         # accelerator; bf16 is the *compute* dtype of bf16-mixed training. Pure-bf16 AdamW
         # rounds most updates at lr 1e-5 to nothing. Only a frozen reference may be bf16.
         self.lora = lora

@@ -10,7 +10,7 @@ class GAKL(UnlearningMethod):
     """GA+KL: minimise γ·(−ℓ(y_f|x_f)) + λ·KL(π_ref‖π_θ) on retain tokens (TOFU, Maini et al. 2024).
 
     The KL is per next-token distribution, averaged over the scored (answer) positions of
-    the retain batch only — never over prompt or padding positions (methods.md). It is
+    the retain batch only — never over prompt or padding positions (docs/methods.md). It is
     exactly 0 at the first step, where θ = ref.
 
     How this differs from the public code. TOFU (locuslab/tofu ``dataloader.py``, loss

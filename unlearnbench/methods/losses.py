@@ -1,6 +1,6 @@
 """Unlearning objectives as pure functions of tensors (torch only).
 
-The formulas and defaults follow ``shared/spec/methods.md`` to the letter.
+The formulas and defaults follow docs/methods.md to the letter.
 
 Conventions
 -----------

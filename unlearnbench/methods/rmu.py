@@ -4,7 +4,7 @@
 drawn once per run from a generator seeded by the method's ``seed``.
 
 Defaults follow the WMDP code (``rmu/unlearn.py``: ``layer_id=7``, ``layer_ids=5,6,7``,
-``param_ids=6``, ``steering_coeffs=20``, ``alpha=100``; methods.md "RMU as in the WMDP paper"):
+``param_ids=6``, ``steering_coeffs=20``, ``alpha=100``; docs/methods.md "RMU as in the WMDP paper"):
 
 * ``h_ℓ`` is the output of decoder layer ``layer`` (0-based index into
   ``model.model.layers``), read with a forward hook as WMDP's ``forward_with_cache`` does;

@@ -12,9 +12,9 @@ class SimNPO(UnlearningMethod):
     """SimNPO: minimise γ·(−(2/β)·logσ(−β·(−S_θ(y_f)/|y_f|) − δ)) + λ·ℓ(y_r|x_r) (Fan et al. 2024).
 
     No reference model: the forget answer's mean token log-prob replaces NPO's log-ratio.
-    Defaults per methods.md: β = 4.5, δ = 0, γ = 0.125, λ = 1.
+    Defaults per docs/methods.md: β = 4.5, δ = 0, γ = 0.125, λ = 1.
 
-    Where δ sits. This follows the paper and methods.md: the margin δ is subtracted after
+    Where δ sits. This follows the paper and docs/methods.md: the margin δ is subtracted after
     the scaling by β, ``logσ(β·S/|y| − δ)``. The authors' TOFU code (OPTML-Group/
     Unlearn-Simple, ``TOFU/dataloader.py``, ``simnpo_grad_diff``, margin called ``gamma``)
     and open-unlearning (``trainer/unlearn/simnpo.py``, margin called ``delta``) both

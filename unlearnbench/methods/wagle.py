@@ -1,6 +1,6 @@
 """WAGLE: weight-attribution mask around any unlearning method (Jia et al. 2024).
 
-Contract: ``shared/spec/methods.md``, WAGLE. The inner method is a registered child module
+Contract: docs/methods.md, WAGLE. The inner method is a registered child module
 sharing WAGLE's model; Lightning's ``trainer`` setter and ``.to()`` propagate to child
 LightningModules, so the inner's ``retain_batch``, ``device``, ``global_rank`` just work.
 

@@ -8,7 +8,7 @@ import torch
 
 
 def wagle_score(theta, g_f, g_r, gamma: float) -> torch.Tensor:
-    """``S = |θ·g_f − (1/γ)·g_r·g_f|`` elementwise, in float32 (spec step 2)."""
+    """``S = |θ·g_f − (1/γ)·g_r·g_f|`` elementwise, in float32 (docs/methods.md, WAGLE step 2)."""
     return (theta.detach().float() * g_f.float() - g_r.float() * g_f.float() / gamma).abs()
 
 

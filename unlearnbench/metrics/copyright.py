@@ -1,4 +1,4 @@
-"""Copyright-completion metrics (spec/metrics.md §5): ROUGE-L recall, BLEU, perplexity.
+"""Copyright-completion metrics (docs/metrics.md §6): ROUGE-L recall, BLEU, perplexity.
 
 Pure functions: strings or numbers in, python floats (or per-item lists) out.
 """

@@ -1,4 +1,4 @@
-"""Cost of a run (spec/metrics.md §7): wall time, tokens, steps, peak memory, world size."""
+"""Cost of a run (docs/metrics.md §9): wall time, tokens, steps, peak memory, world size."""
 
 from __future__ import annotations
 

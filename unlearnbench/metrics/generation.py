@@ -1,4 +1,4 @@
-"""Metrics of generated text for LLMU's scenarios (spec/metrics.md §6, benchmarks.md).
+"""Metrics of generated text for LLMU's scenarios (docs/metrics.md §7, docs/benchmarks.md).
 
 Pure functions: strings, token counts and scores in, python floats (or per-item lists) out.
 

@@ -1,4 +1,4 @@
-"""Membership-inference scores, AUC and PrivLeak (spec/metrics.md §2).
+"""Membership-inference scores, AUC and PrivLeak (docs/metrics.md §3).
 
 Every score is oriented so that LOWER means more member-like.
 """
@@ -89,7 +89,7 @@ def reference_score(loss_model: float, loss_reference: float) -> float:
 
 
 def reference_scores(model_losses, reference_losses) -> list[float]:
-    """Reference attack per text: ``L_model − L_reference`` (metrics.md §2), lower = more member-like.
+    """Reference attack per text: ``L_model − L_reference`` (docs/metrics.md §3), lower = more member-like.
 
     Both inputs are per-text LOSS scores (:func:`loss_score` of the same texts' scored
     tokens) in the same order, from the model under test and from the reference model
@@ -110,7 +110,7 @@ def gradnorm_scores(model, batches, p: float = 2) -> list[float]:
     """GradNorm attack per text: mean over parameter tensors of ``‖∇_θ L‖_p``; lower = more member-like.
 
     ``L`` is the text's token-mean NLL over its scored tokens (``labels != -100``, the
-    answer plus its closing EOS, as everywhere in metrics.md). For each text the gradient
+    answer plus its closing EOS, as everywhere in docs/metrics.md). For each text the gradient
     is taken w.r.t. every parameter tensor of ``model`` (tied weights once), whatever its
     ``requires_grad`` flag (restored afterwards); the score is the arithmetic mean over
     tensors of each tensor's p-norm, ``p`` in {1, 2, inf}. This is open-unlearning's

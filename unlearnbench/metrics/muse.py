@@ -1,4 +1,4 @@
-"""MUSE metrics (spec/metrics.md §2, §3): VerbMem, KnowMem, PrivLeak.
+"""MUSE metrics (docs/metrics.md §3, §4): VerbMem, KnowMem, PrivLeak.
 
 Pure functions on strings and AUCs; the model-facing loop is ``unlearnbench.eval.muse``.
 
@@ -19,7 +19,7 @@ from unlearnbench.metrics.tofu import rouge_l_f1
 # orientation (roc_curve(y, -MinK) with forget = 0, holdout = 1).
 PARITY_RETRAIN_AUC = {"muse-news": 0.4772, "muse-books": 0.5393}
 
-# metrics.md §3: the answer is cut at the first of these, in this order of application.
+# docs/metrics.md §4: the answer is cut at the first of these, in this order of application.
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")
 
 

@@ -1,4 +1,4 @@
-"""TOFU metrics (spec/metrics.md §1): probability, ROUGE-L, truth ratio, forget quality,
+"""TOFU metrics (docs/metrics.md §2): probability, ROUGE-L, truth ratio, forget quality,
 model utility, exact memorisation and extraction strength.
 
 Pure functions: lists or numpy arrays in, python floats (or per-item arrays/lists) out.
@@ -127,7 +127,7 @@ def model_utility(values: Mapping[str, Mapping[str, float]]) -> float:
             if metric not in values[task]:
                 raise ValueError(f"model_utility: missing value {task}.{metric}")
             nums.append(float(values[task][metric]))
-    # scipy.stats.hmean rejects negatives and warns on zeros; the spec says any zero -> 0.
+    # scipy.stats.hmean rejects negatives and warns on zeros; the definition (docs/metrics.md §2.5) says any zero -> 0.
     if any(v <= 0 for v in nums):
         return 0.0
     return float(stats.hmean(nums))

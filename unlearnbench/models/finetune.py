@@ -67,7 +67,7 @@ def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
     warmup = steps_per_epoch if warmup_steps is None else warmup_steps
     module = CausalLMFit(model, lr, tiny.weight_decay, warmup=warmup,
                          total=steps_per_epoch * epochs)
-    # fp32 weights and AdamW state; bf16 compute on GPU (the precision rule of methods.md).
+    # fp32 weights and AdamW state; bf16 compute on GPU (the precision rule of docs/methods.md).
     precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu" if not torch.cuda.is_available() else "auto",
                         devices=1, logger=False, enable_checkpointing=False, deterministic=True,

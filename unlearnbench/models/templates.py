@@ -1,6 +1,6 @@
 """Prompt templates: how a question (and answer) becomes the text a model scores.
 
-TOFU conventions (benchmarks.md): Llama-2-chat ``"[INST] " + q + " [/INST]" + a`` with no
+TOFU conventions (docs/benchmarks.md): Llama-2-chat ``"[INST] " + q + " [/INST]" + a`` with no
 space before the answer; Phi-style ``"Question: " + q + "\\n" + "Answer: " + a``;
 Llama-3-style models use the tokenizer's chat template with a system prompt.
 """
@@ -26,7 +26,7 @@ def format_prompt(template: str, question: str, tokenizer=None) -> str:
         # first words): the text itself, continued after one space.
         return question
     if template == "llmu":
-        # LLMU's harmful/hallucination format (benchmarks.md): "### Question: ...\n ### Answer: ...".
+        # LLMU's harmful/hallucination format (docs/benchmarks.md): "### Question: ...\n ### Answer: ...".
         return f"### Question: {question}\n ### Answer: "
     if template == "llmu-tiny":
         return f"### Question: {question}\n ### Answer:"  # as tiny-qa: the space goes with the answer

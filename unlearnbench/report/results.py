@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-# Cost of every cell (metrics.md §7): flat column -> key path, all "lower is better".
+# Cost of every cell (docs/metrics.md §9): flat column -> key path, all "lower is better".
 COST_FIELDS: dict[str, tuple[str, ...]] = {
     "wall_time_s": ("cost", "wall_time_s"),
     "tokens": ("cost", "tokens"),
