@@ -1,4 +1,4 @@
-"""``unlearnbench`` command line: ls, data, train, eval, run, grid, leaderboard."""
+"""``unlearnbench`` command line: ls, data, train, finetune, eval, run, grid, leaderboard, compare."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearnbench", description=__doc__)
     parser.add_argument("--plugin", action="append", default=[],
-                        help="module or .py file that registers methods/benchmarks/models/metrics")
+                        help="module or .py file that registers methods/benchmarks/models/metrics/attacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ls", help="list registered names with their first docstring line")

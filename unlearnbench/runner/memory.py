@@ -12,7 +12,7 @@ Per device, for ``P`` parameters and ``W`` data-parallel ranks (FSDP shards what
   bf16 (Korthikanti et al. 2022; ``2·b·s·h`` with gradient checkpointing), plus fp32 logits
   and their log-softmax, ``8·b·s·V``.
 
-The default placement for a real model (``placement: auto``): full fine-tuning when the
+The default placement for a real model (a grid or cell that sets no ``lora``): full fine-tuning when the
 estimate fits the GPU (FSDP2 over all visible GPUs in the shipped grids); on a single GPU
 where it does not (a 7B model needs ~100 GiB for weights and AdamW alone), LoRA (r 16 on
 every linear layer) with gradient checkpointing, recorded in the result and shown as
