@@ -292,6 +292,38 @@ def test_evaluator_records_reproduce_the_summary(tiny_model):
     assert summary["cost"]["tokens"] > 0
 
 
+def test_stand_in_benchmark_scores_its_general_questions_zero_shot(tiny_model, tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from unlearnbench.benchmarks.copyright import CopyrightSynthBenchmark
+
+    model, tok, _, _ = tiny_model
+    d = cs.write(SMALL, tmp_path / "s")
+    bench = CopyrightSynthBenchmark(str(d))
+    assert bench.synth == SMALL  # a given directory is cut with its own generator config
+    kw = {"max_items": 2, "batch_size": 4, "max_new_tokens": 3}
+    summary, records = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks="general_mc", **kw)
+    rows = [json.loads(line) for line in open(d / "general_mc.jsonl")]
+    mc = [r for r in records if r["task"] == "general_mc"]
+    assert [r["gold"] for r in mc] == [row["answer"] for row in rows]
+    assert summary["zero_shot_accuracy"] == sum(r["correct"] for r in mc) / len(rows)
+    assert bench.metrics(summary)["zero_shot_accuracy"] == summary["zero_shot_accuracy"]
+    # One log-likelihood by hand: log p(" A" | prompt) from a plain forward pass.
+    prompt_ids = tok(cs.mc_prompt(rows[0]))["input_ids"]
+    whole = tok(cs.mc_prompt(rows[0]) + " A")["input_ids"]
+    cont = whole[len(prompt_ids):]
+    with torch.no_grad():
+        logp = model(torch.tensor([whole])).logits.float().log_softmax(-1)[0]
+    by_hand = sum(float(logp[len(prompt_ids) - 1 + k, t]) for k, t in enumerate(cont))
+    assert mc[0]["loglikelihoods"][0] == pytest.approx(by_hand, abs=1e-4)
+    skipped, _ = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks=None, **kw)
+    assert "zero_shot_accuracy" not in skipped and skipped["rougeL_recall"] == summary["rougeL_recall"]
+    with pytest.raises(ValueError, match="zero_shot_tasks must be 'general_mc'"):
+        bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks=["boolq"], **kw)
+
+
 def test_batched_generation_and_nll_match_one_at_a_time(tiny_model):
     model, tok, items, held = tiny_model
     prompts = [it["question"] for it in items]

@@ -48,7 +48,8 @@ def setup(tmp_path_factory):
                                 include_defaults=False)
     sets = wmdp.eval_sets(str(root), wmdp_configs=("wmdp-bio",), mmlu_subjects=SUBJECTS)
     ours = mc.evaluate_wmdp(model, tok, sets, batch_size=4)
-    return {"tasks": tasks, "theirs": theirs, "ours": ours, "sets": sets, "root": root, "model": base / "model"}
+    return {"tasks": tasks, "theirs": theirs, "ours": ours, "sets": sets, "root": root, "model": base / "model",
+            "loaded": (model, tok), "task_dir": base / "tasks"}
 
 
 def test_task_files_cover_the_stand_in(setup):
@@ -97,6 +98,20 @@ def test_cli_eval_with_the_harness_writes_the_same_schema(setup, tmp_path):
     assert summary["wmdp_bio"]["accuracy"] == pytest.approx(setup["theirs"][0]["wmdp_bio"]["accuracy"])
     assert main(["eval", "--harness", "lm-eval", "--benchmark", "wmdp-synth", "--data-dir", str(setup["root"]),
                  "--model", str(setup["model"]), "--tasks", "wmdp_cyber"]) == 2  # not a set of the stand-in
+
+
+def test_zero_shot_on_an_in_memory_model_averages_the_tasks_accuracies(setup):
+    # The copyright benchmark's utility (FLAT's nine tasks on a real model) goes through
+    # this path; here on local task files, against our own scorer.
+    model, tok = setup["loaded"]
+    names = ["ub_wmdp_bio", "ub_mmlu_college_biology"]
+    out = bridge.zero_shot(model, tok, names, batch_size=4, include_path=setup["task_dir"], include_defaults=False)
+    ours = setup["ours"][0]
+    assert out["zero_shot"] == pytest.approx({"ub_wmdp_bio": ours["wmdp_bio"]["accuracy"],
+                                              "ub_mmlu_college_biology": ours["mmlu_college_biology"]["accuracy"]})
+    assert out["zero_shot_accuracy"] == pytest.approx((ours["wmdp_bio"]["accuracy"]
+                                                       + ours["mmlu_college_biology"]["accuracy"]) / 2)
+    assert out["harness_version"] == lm_eval.__version__
 
 
 def test_missing_harness_gives_the_install_hint(monkeypatch):

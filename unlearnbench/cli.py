@@ -198,7 +198,8 @@ def cmd_finetune(args) -> int:
     spec = ModelSpec.from_name(args.model)
     bench, split = _bench(args)
     qa, texts = bench.target_data(split)  # the data first: a missing book fails before loading a model
-    source = bench.checkpoint(spec, "base", split)
+    # A model directory is fine-tuned as it is; a named model starts from its base checkpoint.
+    source = spec.hub_id if spec.is_local else bench.checkpoint(spec, "base", split)
     tok = load_tokenizer(source, spec)
     model = load_model(source, spec, dtype=__import__("torch").float32)
     fit_causal_lm(model, tok, epochs=int(recipe["epochs"]), lr=float(recipe["lr"]),

@@ -6,7 +6,9 @@ words (``question``) and the rest of the passage (``answer``). Train and test it
 passages but use different instruction templates. The target is a model fine-tuned on the
 book; the base model, never trained on it, is the reference of "not memorised".
 Metrics (docs/metrics.md §6): ROUGE-L recall (stemmer) and sacreBLEU of greedy completions on
-the test-template items; utility as perplexity on held-out general text.
+the test-template items; utility as perplexity on held-out general text and mean zero-shot
+accuracy on general tasks (FLAT's nine lm-evaluation-harness tasks for a real model; the
+stand-in's own general questions, scored by our multiple-choice evaluator).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ COPYRIGHT_COLUMNS = (
     Column("rougeL_recall", ("rougeL_recall",), "min"),
     Column("bleu", ("bleu",), "min"),
     Column("perplexity", ("perplexity",), "min"),
+    Column("zero_shot_accuracy", ("zero_shot_accuracy",), "max"),
     Column("word_perplexity", ("word_perplexity",), "min", shown=False),
 )
 WIKITEXT = ("wikitext", "wikitext-2-raw-v1", "test")  # FLAT's utility text
@@ -39,7 +42,8 @@ class CopyrightBenchmark(Benchmark):
     # Perplexity is lower-is-better: ranked among methods within 1/0.9 of the target's.
     ranking = Ranking(forget="rougeL_recall", utility="perplexity", min_ratio=0.9)
     template = "raw"
-    eval_options = {"batch_size": 16, "max_new_tokens": 300, "max_items": None}
+    eval_options = {"batch_size": 16, "max_new_tokens": 300, "max_items": None,
+                    "zero_shot_tasks": "flat", "zero_shot_limit": None}
     data_options = {"k_random": 5, "template": "refusal"}
     passage_words, prefix_words = 380, 200  # see data.copyright (REAL_*)
 
@@ -81,11 +85,26 @@ class CopyrightBenchmark(Benchmark):
         # whole, as the answer to an empty prompt (the data is question/answer-shaped).
         return [{"question": "", "answer": t} for t in self.general_texts("train")]
 
-    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, max_items=None, **options):
+    def zero_shot(self, model, tokenizer, tasks, *, batch_size: int, limit: int | None) -> tuple[dict, list[dict]]:
+        """General ability: lm-evaluation-harness zero-shot tasks (``"flat"``: FLAT's nine)."""
+        from unlearnbench.bridges.lm_eval import FLAT_ZERO_SHOT, zero_shot
+
+        tasks = FLAT_ZERO_SHOT if tasks == "flat" else tuple(tasks)
+        return zero_shot(model, tokenizer, tasks, batch_size=batch_size, limit=limit), []
+
+    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, max_items=None,
+                 zero_shot_tasks=None, zero_shot_limit=None, **options):
         from unlearnbench.eval.copyright import evaluate_copyright
 
         items = self._items("test")[:max_items] if max_items else self._items("test")
-        return evaluate_copyright(model, encoder.tokenizer, items, self.general_texts("heldout"), **options)
+        summary, records = evaluate_copyright(model, encoder.tokenizer, items, self.general_texts("heldout"),
+                                              **options)
+        if zero_shot_tasks:  # an empty list or null skips it (it is the slow part on a 7B model)
+            extra, mc_records = self.zero_shot(model, encoder.tokenizer, zero_shot_tasks,
+                                               batch_size=options.get("batch_size", 16), limit=zero_shot_limit)
+            summary.update(extra)
+            records += mc_records
+        return summary, records
 
 
 class CopyrightSynthBenchmark(CopyrightBenchmark):
@@ -93,12 +112,13 @@ class CopyrightSynthBenchmark(CopyrightBenchmark):
 
     name = "copyright-synth"
     stand_in_for = "copyright"
-    eval_options = {**CopyrightBenchmark.eval_options, "max_new_tokens": 64}
+    eval_options = {**CopyrightBenchmark.eval_options, "max_new_tokens": 64, "zero_shot_tasks": "general_mc"}
 
     def __init__(self, path: str | None = None, synth=None):
         from unlearnbench.data import copyright_synth
 
-        self.synth = synth or copyright_synth.CopyrightSynthConfig()
+        # A directory given (--data-dir) is cut as it was generated (its config.json).
+        self.synth = synth or (copyright_synth.load_config(path) if path else copyright_synth.CopyrightSynthConfig())
         self.passage_words, self.prefix_words = self.synth.passage_words, self.synth.prefix_words
         super().__init__(path)
 
@@ -118,6 +138,22 @@ class CopyrightSynthBenchmark(CopyrightBenchmark):
         name = "general_train.jsonl" if part == "train" else "general_heldout.jsonl"
         with open(Path(self.path) / name, encoding="utf-8") as f:
             return [json.loads(line)["text"] for line in f]
+
+    def zero_shot(self, model, tokenizer, tasks, *, batch_size: int, limit: int | None) -> tuple[dict, list[dict]]:
+        """The stand-in's general questions (MMLU schema), zero-shot, by our multiple-choice
+        evaluator (which agrees item by item with the harness: tests/test_lm_eval_bridge.py)."""
+        import json
+
+        from unlearnbench.eval.multiple_choice import evaluate_mc, mmlu_topic
+
+        if tasks != "general_mc":
+            raise ValueError(f"copyright-synth: zero_shot_tasks must be 'general_mc' (the stand-in's "
+                             f"general questions), got {tasks!r}")
+        with open(Path(self.path) / "general_mc.jsonl", encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f][:limit]
+        summary, records = evaluate_mc(model, tokenizer, rows, mmlu_topic, batch_size)
+        return ({"zero_shot_accuracy": summary["accuracy"], "zero_shot": {"general_mc": summary["accuracy"]}},
+                [{"task": "general_mc", **{k: v for k, v in r.items() if k != "_order"}} for r in records])
 
     def recipe(self) -> TinyRecipe:
         from unlearnbench.data.copyright_synth import tiny_recipe

@@ -103,6 +103,46 @@ def write_synth_tasks(out_dir: str | Path, root: str | Path, prefix: str = "ub_"
                             mmlu_path=str(root / "mmlu"), mmlu_subjects=subjects, prefix=prefix)
 
 
+# FLAT's utility suite for copyright unlearning (docs/research-copyright.md).
+FLAT_ZERO_SHOT = ("boolq", "rte", "hellaswag", "winogrande", "arc_challenge", "arc_easy",
+                  "openbookqa", "piqa", "truthfulqa")
+
+
+def zero_shot(model, tokenizer, tasks: list[str] | tuple[str, ...], *, batch_size: int = 8,
+              limit: int | None = None, include_path: str | Path | None = None,
+              include_defaults: bool = True) -> dict:
+    """Zero-shot accuracy of an in-memory ``model`` on harness tasks, FLAT's way.
+
+    Runs the harness's ``HFLM`` around the loaded model (so an unlearned model is scored
+    without a second load) and averages every result entry that has an ``acc,none``
+    value except ``truthfulqa_gen`` (a group such as ``truthfulqa`` contributes its
+    members: mc1 and mc2). Each process of a multi-process evaluation runs every task on
+    its own copy (the harness treats an in-memory model as single-process), so all ranks
+    return the same numbers. Returns ``{"zero_shot_accuracy", "zero_shot": {task: acc},
+    "harness_version"}``.
+    """
+    lm_eval = _lm_eval()
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    if not tasks:
+        raise ValueError("zero_shot: no tasks given")
+    manager = TaskManager(include_path=str(include_path) if include_path else None,
+                          include_defaults=include_defaults)
+    was_training = model.training
+    model.eval()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    result = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
+                                     log_samples=False, bootstrap_iters=0)
+    model.train(was_training)
+    accs = {name: float(r["acc,none"]) for name, r in sorted(result["results"].items())
+            if "acc,none" in r and name != "truthfulqa_gen"}
+    if not accs:
+        raise ValueError(f"zero_shot: none of {list(tasks)} reports an 'acc' metric")
+    return {"zero_shot_accuracy": sum(accs.values()) / len(accs), "zero_shot": accs,
+            "harness_version": lm_eval.__version__}
+
+
 def _records(task: str, samples: list[dict]) -> list[dict]:
     out = []
     for s in samples:
