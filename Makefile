@@ -16,7 +16,7 @@ MODEL ?=
 ATTACKS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test bench smoke lint clean
+.PHONY: install test bench smoke clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile

@@ -23,7 +23,6 @@ SHAPES = ("qa", "text")
 # A quarter of an evaluation's items (by a hash of their index: stand-ins generate items in
 # patterns, e.g. attribute by attribute, that "every 4th item" would follow) are its
 # validation part, on which a sweep selects; the rest are the test part the leaderboard reports.
-VALIDATION_EVERY = 4
 
 
 def is_validation(index: int) -> bool:

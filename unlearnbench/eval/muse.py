@@ -5,9 +5,11 @@ Each rank evaluates ``rows[rank::world]`` of every task; the per-item records ar
 and every aggregate is computed from the full list, so 2 processes give the numbers of 1.
 
 ``parity=True`` reproduces muse_bench's own choices where they differ from the defaults
-(docs/research-muse.md lists them): a constant retrain AUC, MIA texts capped at 2048
-tokens, one example at a time, fp32, and a VerbMem ground truth cut to 128 tokens
-*counting BOS* (muse_bench tokenises it with special tokens before cutting).
+(docs/research-muse.md lists them): a constant retrain AUC, one example at a time, fp32,
+and a VerbMem ground truth cut to 128 tokens *counting BOS* (muse_bench tokenises it with
+special tokens before cutting). MIA texts are capped at 2048 tokens in both modes: muse_bench
+does not truncate, but its corpora's texts fit Llama-2's 4096-token context, so the cap
+only protects models with a shorter one.
 """
 
 from __future__ import annotations
