@@ -116,3 +116,13 @@ def test_grid_with_attacks_on_references_and_cells(tiny_family, tmp_path):
     assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     again = run()  # resumable: every job and attack is already done
     assert again.returncode == 0 and "0 to run" in again.stdout, again.stdout[-2000:]
+    # A changed setting makes the cell and its attacks stale: the re-run cell keeps its model
+    # until its re-run attacks have read it (their old results must not count as done).
+    raw["methods"][0]["params"]["lr"] = 2e-3
+    grid.write_text(yaml.safe_dump(raw))
+    changed = run()
+    assert changed.returncode == 0 and "3 to run" in changed.stdout, changed.stdout[-3000:]
+    for attack in ("relearn", "quant4"):
+        result = json.loads((cell / "attacks" / attack / "result.json").read_text())
+        assert result["status"] == "ok" and result["config"]["params"]["lr"] == 2e-3, result.get("error")
+    assert not (cell / "work" / "model").exists()

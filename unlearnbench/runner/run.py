@@ -187,17 +187,21 @@ def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
     return rc
 
 
-def _prune_models(jobs) -> None:
-    """Delete a kept unlearned model once every job that needs it (its chain successor, its
-    attacks) has a result, so a grid of 7B cells does not fill the disk."""
-    needed_by: dict[str, list[Path]] = {}
-    for _, cell, cell_dir, _ in jobs:
+def _prune_models(jobs, pending: set[str]) -> None:
+    """Delete a kept unlearned model once no job that needs it (its chain successor, its
+    attacks) is still to run in this invocation, so a grid of 7B cells does not fill the disk.
+
+    ``pending`` holds the ids of the jobs not yet run now: a stale or failed job keeps its old
+    result.json until it re-runs, so "has a result" would delete a re-run cell's model before
+    its re-run attacks could read it."""
+    needed_by: dict[str, list[str]] = {}
+    for _, cell, _, _ in jobs:
         source = cell.get("start_from") or (cell.get("parent") if cell.get("parent_kind") == "cell" else None)
         if source:
-            needed_by.setdefault(source, []).append(cell_dir)
+            needed_by.setdefault(source, []).append(cell["cell_id"])
     for sub, cell, cell_dir, _ in jobs:
         waiting = needed_by.get(cell["cell_id"])
-        if sub == "cells" and waiting and all(_read_result(d) is not None for d in waiting):
+        if sub == "cells" and waiting and not pending.intersection(waiting):
             shutil.rmtree(cell_dir / "work" / "model", ignore_errors=True)
 
 
@@ -246,8 +250,10 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
         elif state == "stale":
             log(f"[stale] {cell['cell_id']}: configuration changed since its result; re-running")
     start, failed = time.time(), {}
+    pending = {cell["cell_id"] for _, cell, _, _ in todo}
     for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
         t0 = time.time()
+        pending.discard(cell["cell_id"])
         reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
         if reason is not None:
             cell_dir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +266,7 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
             continue
         rc = _launch(cell, cell_dir, log)
         if not grid.raw.get("keep_models"):
-            _prune_models(jobs)
+            _prune_models(jobs, pending)
         status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
         if status.get("status") != "ok":
             failed[cell["cell_id"]] = status.get("error")
