@@ -323,3 +323,20 @@ def test_chain_step_rows_take_the_references_of_their_evaluated_split(tmp_path):
     ga = table.set_index("method_label").loc["ga"]
     assert ga["rank"] == 1  # 0.48 >= 0.9 x the forget target's 0.5
     assert ga["recovery@relearn"] == pytest.approx((0.4 - 0.2) / (0.6 - 0.2))
+
+
+def test_robustness_columns_show_each_attack_once_with_its_std_as_plus_minus():
+    """Several seeds add ``<col>_std`` columns; they are the ± of the attack's columns, not an
+    attack of their own (a ``recovery@relearn_std`` once became a column "relearn_std")."""
+    import pandas as pd
+
+    from unlearnbench.report.leaderboard import robustness_columns
+
+    table = pd.DataFrame({"n_seeds": [3], "forget_rougeL": [0.2], "forget_rougeL_std": [0.01],
+                          "forget_rougeL@relearn": [0.5], "forget_rougeL@relearn_std": [0.1],
+                          "recovery@relearn": [0.4], "recovery@relearn_std": [0.05],
+                          "model_utility@relearn": [0.8], "model_utility@relearn_std": [0.02]})
+    table.attrs["metas"] = {"tofu-synth": {"headline_forget": "forget_rougeL",
+                                           "ranking": {"utility": "model_utility"}}}
+    assert robustness_columns(table, "tofu-synth") == ["n_seeds", "forget_rougeL", "forget_rougeL@relearn",
+                                                        "recovery@relearn", "model_utility@relearn"]

@@ -395,7 +395,8 @@ def robustness_columns(table: pd.DataFrame, bench: str | None) -> list[str]:
     it, the recovery and the ranking utility after it."""
     meta = table.attrs.get("metas", {}).get(bench, {})
     head = meta.get("headline_forget")
-    attacks = list(dict.fromkeys(c.split("@", 1)[1] for c in table.columns if c.startswith("recovery@")))
+    attacks = list(dict.fromkeys(c.split("@", 1)[1] for c in table.columns
+                                 if c.startswith("recovery@") and not c.endswith("_std")))  # std: shown as ±
     if not head or not attacks:
         return []
     utility = (meta.get("ranking") or {}).get("utility")
