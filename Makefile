@@ -14,6 +14,8 @@ PINS := lightning==2.6.6 transformers==5.23.0 datasets==5.2.0 tokenizers==0.23.3
 GRID ?= benchmarks/default.yaml
 MODEL ?=
 ATTACKS ?=
+# Results directory (default results/<grid name>); a fresh one recomputes every cell.
+OUT ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test bench smoke clean
@@ -30,7 +32,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS))
+	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS)) $(if $(OUT),--out $(OUT))
 
 smoke: install
 	$(UB) ls methods
