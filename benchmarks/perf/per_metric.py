@@ -1,77 +1,112 @@
-"""The baseline of the evaluation benchmark: a straightforward TOFU evaluator that makes one pass
-over the data per metric, as a per-metric evaluation framework does.
+"""The baseline of the evaluation benchmark: a straightforward TOFU evaluator that computes each
+metric in its own pass over the data, as a per-metric evaluation framework does (each metric a
+separate object with its own data loader and forward passes).
 
-Each metric has its own pass in dataset order, batched at the same batch size as the harness:
-answer probability, paraphrased answers, perturbed answers, the MIA statistics of the forget
-and holdout answers, and greedy generation. It computes the same numbers as the harness's
-evaluator (the benchmark checks a few agree); what differs is the work: the harness scores
-every answer of an item in one length-sorted pass (with the MIA statistics on the way) and
-generates once.
+Metrics and their passes, per task: probability (answers), ROUGE-L recall (greedy generation),
+truth ratio (paraphrased answers or, on real_authors / world_facts, the answers, and the
+perturbed answers), exact memorisation (answers), extraction strength (answers); on the forget
+and holdout sets one pass per MIA attack (LOSS, zlib, Min-K%, Min-K%++). Batches are in dataset
+order at the same batch size as the harness. The values are the harness's (same metric
+functions); ``run.py`` checks that they agree. What differs is the work: the harness scores every
+answer of an item in one length-sorted pass, takes every statistic from it, and generates once.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
-from unlearnbench.data.collate import pad_left, pad_right
+from unlearnbench.data.collate import pad_right
+from unlearnbench.eval.scoring import generate_greedy
+from unlearnbench.metrics import mia, tofu
 
 
 @torch.no_grad()
-def _avg_nll(model, enc, pairs, batch_size):
+def _pass(model, enc, pairs, batch_size, per_row):
+    """One forward pass over ``pairs`` in dataset order; ``per_row(token_logprobs, preds, labels,
+    logp)`` (one sequence's scored positions) gives each pair's value."""
     out = []
     for start in range(0, len(pairs), batch_size):
         b = pad_right([enc.encode(q, a) for q, a in pairs[start: start + batch_size]], enc.pad_id)
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
         labels = b["labels"][:, 1:]
-        mask = labels != -100
-        lp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        out += ((-(lp * mask).sum(1)) / mask.sum(1)).tolist()
+        logp = logits.log_softmax(-1)
+        tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        preds = logits.argmax(-1)
+        for row in range(labels.shape[0]):
+            m = labels[row] != -100
+            out.append(per_row(tok[row][m], preds[row][m], labels[row][m], logp[row][m]))
     return out
 
 
-@torch.no_grad()
-def _mia_stats(model, enc, pairs, batch_size):
-    """Min-K%++ statistics need the whole next-token distribution: one more pass."""
-    out = []
-    for start in range(0, len(pairs), batch_size):
-        b = pad_right([enc.encode(q, a) for q, a in pairs[start: start + batch_size]], enc.pad_id)
-        logp = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float().log_softmax(-1)
+def _avg_nll(model, enc, pairs, batch_size):
+    return _pass(model, enc, pairs, batch_size, lambda lp, *_: float(-lp.mean()))
+
+
+def _mia_pass(model, enc, rows, batch_size, attack):
+    pairs = [(r["question"], r["answer"]) for r in rows]
+
+    def score(lp, _preds, _labels, logp):
+        lps = lp.tolist()
+        if attack == "loss":
+            return mia.loss_score(lps)
+        if attack == "zlib":
+            return None  # needs the text; filled below
+        if attack == "min_k":
+            return mia.min_k_score(lps)
         p = logp.exp()
-        mu = (p * logp).sum(-1)
-        out.append(float(mu.mean()))
-    return out
+        mu = torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)
+        sigma = ((torch.where(p > 0, p * logp * logp, torch.zeros_like(p))).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
+        return mia.min_k_plus_plus_score(lps, mu.tolist(), sigma.tolist())
 
-
-@torch.no_grad()
-def _generate(model, enc, questions, batch_size, max_new_tokens):
-    out = []
-    for start in range(0, len(questions), batch_size):
-        b = pad_left([enc.prompt_ids(q) for q in questions[start: start + batch_size]], enc.pad_id)
-        gen = model.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"], do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=enc.pad_id, eos_token_id=enc.eos_id,
-                             temperature=None, top_p=None, top_k=None)
-        out += [enc.tokenizer.decode(g[b["input_ids"].shape[1]:], skip_special_tokens=True).strip() for g in gen]
-    return out
+    if attack == "zlib":
+        lps = _pass(model, enc, pairs, batch_size, lambda lp, *_: lp.tolist())
+        return [mia.zlib_score(s, r["answer"]) for s, r in zip(lps, rows)]
+    return _pass(model, enc, pairs, batch_size, score)
 
 
 def evaluate_per_metric(model, enc, bench, split: str, *, batch_size: int, max_new_tokens: int) -> dict:
-    """Every TOFU metric's raw ingredients, one pass per metric; returns the number of items and
-    the forget task's mean answer NLL (a value the harness's evaluator must match)."""
+    """Every TOFU metric the harness reports, one pass per metric; returns the summary values."""
     model.eval()
-    n_items, forget_nll = 0, None
     configs = {**bench.eval_configs(split), "holdout": bench.holdout_config(split)}
-    for task, config in configs.items():
-        rows = [dict(r) for r in bench.config(config)]
-        n_items += len(rows)
-        answers = _avg_nll(model, enc, [(r["question"], r["answer"]) for r in rows], batch_size)
-        if task == "forget":
-            forget_nll = sum(answers) / len(answers)
-        if task in ("forget", "holdout"):
-            _mia_stats(model, enc, [(r["question"], r["answer"]) for r in rows], batch_size)
+    rows = {task: [dict(r) for r in bench.config(config)] for task, config in configs.items()}
+    out: dict = {"n_items": sum(len(v) for v in rows.values())}
+    for task, rs in rows.items():
         if task == "holdout":
             continue
+        qa = [(r["question"], r["answer"]) for r in rs]
+        pert = [[(r["question"], a) for a in r["perturbed_answer"]] for r in rs]
+        flat_pert = [p for ps in pert for p in ps]
+        k = len(pert[0])
+        # probability
+        answer_nll = _avg_nll(model, enc, qa, batch_size)
+        if task in ("real_authors", "world_facts"):
+            pert_nll = _avg_nll(model, enc, flat_pert, batch_size)  # the option-normalised probability's own pass
+            prob = tofu.normalised_probability(answer_nll, [pert_nll[i * k:(i + 1) * k] for i in range(len(rs))])
+        else:
+            prob = tofu.mean_probability(answer_nll)
+        # ROUGE-L recall of greedy generations
+        gens = generate_greedy(model, enc, [r["question"] for r in rs], batch_size, max_new_tokens)
+        rouge = float(np.mean(tofu.rouge_l_recall(gens, [r["answer"] for r in rs])))
+        # truth ratio
         if task in ("forget", "retain"):
-            _avg_nll(model, enc, [(r["question"], r["paraphrased_answer"]) for r in rows], batch_size)
-        _avg_nll(model, enc, [(r["question"], a) for r in rows for a in r["perturbed_answer"]], batch_size)
-        _generate(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens)
-    return {"n_items": n_items, "forget_avg_nll": forget_nll}
+            ref = _avg_nll(model, enc, [(r["question"], r["paraphrased_answer"]) for r in rs], batch_size)
+        else:
+            ref = _avg_nll(model, enc, qa, batch_size)
+        pert_nll = _avg_nll(model, enc, flat_pert, batch_size)
+        ratios = tofu.truth_ratio(ref, [pert_nll[i * k:(i + 1) * k] for i in range(len(rs))])
+        # exact memorisation and extraction strength, each its own pass
+        em = _pass(model, enc, qa, batch_size, lambda lp, p, lab, _: tofu.exact_memorisation(p.tolist(), lab.tolist()))
+        es = _pass(model, enc, qa, batch_size, lambda lp, p, lab, _: tofu.extraction_strength(p.tolist(), lab.tolist()))
+        out[task] = {"probability": prob, "rougeL_recall": rouge,
+                     "truth_ratio": tofu.truth_ratio_score(list(ratios), task),
+                     "exact_memorisation": float(np.mean(em)), "extraction_strength": float(np.mean(es)),
+                     "avg_nll": float(np.mean(answer_nll))}
+    out["mia"] = {attack: mia.mia_auc(_mia_pass(model, enc, rows["forget"], batch_size, attack),
+                                      _mia_pass(model, enc, rows["holdout"], batch_size, attack))
+                  for attack in ("loss", "zlib", "min_k", "min_k_plus_plus")}
+    out["forget_avg_nll"] = out["forget"]["avg_nll"]
+    assert all(math.isfinite(v) for v in out["mia"].values())
+    return out
