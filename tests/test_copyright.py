@@ -324,6 +324,34 @@ def test_stand_in_benchmark_scores_its_general_questions_zero_shot(tiny_model, t
         bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks=["boolq"], **kw)
 
 
+def test_part_summaries_split_every_kind_of_record_by_its_index(tiny_model, tmp_path):
+    """`select: validation` needs the summary of a part of the items: the whole equals the
+    evaluation's summary, and the validation and test parts are recomputed from their own
+    records (completion items, general texts and general questions each by their index)."""
+    from types import SimpleNamespace
+
+    from unlearnbench.benchmarks.base import is_validation
+    from unlearnbench.benchmarks.copyright import CopyrightSynthBenchmark
+
+    model, tok, _, _ = tiny_model
+    bench = CopyrightSynthBenchmark(str(cs.write(SMALL, tmp_path / "s")))
+    summary, records = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks="general_mc",
+                                      max_items=12, batch_size=4, max_new_tokens=3)
+    whole = bench.summarise_records(records)
+    for key in ("rougeL_recall", "bleu", "perplexity", "zero_shot_accuracy", "n_items", "n_general_texts"):
+        assert whole[key] == pytest.approx(summary[key]), key
+    for part, want in (("validation", True), ("test", False)):
+        got = bench.summarise_records(records, None, part)
+        comp = [r for r in records if r["task"] == "completion" and is_validation(r["index"]) == want]
+        gen = [r for r in records if r["task"] == "general" and is_validation(r["index"]) == want]
+        mc = [r for r in records if r["task"] == "general_mc" and is_validation(r["index"]) == want]
+        assert comp and gen and mc and got["n_items"] == len(comp) and got["n_general_texts"] == len(gen)
+        assert got["rougeL_recall"] == pytest.approx(sum(r["rougeL_recall"] for r in comp) / len(comp))
+        assert got["perplexity"] == pytest.approx(
+            math.exp(sum(r["nll_sum"] for r in gen) / sum(r["n_tokens"] for r in gen)))
+        assert got["zero_shot_accuracy"] == sum(r["correct"] for r in mc) / len(mc)
+
+
 def test_batched_generation_and_nll_match_one_at_a_time(tiny_model):
     model, tok, items, held = tiny_model
     prompts = [it["question"] for it in items]

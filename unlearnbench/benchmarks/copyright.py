@@ -92,6 +92,21 @@ class CopyrightBenchmark(Benchmark):
         tasks = FLAT_ZERO_SHOT if tasks == "flat" else tuple(tasks)
         return zero_shot(model, tokenizer, tasks, batch_size=batch_size, limit=limit), []
 
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+        """The summary of ``part``'s completion items, general texts and (the stand-in's)
+        general questions; each kind is split by its own index. Zero-shot numbers from
+        lm-evaluation-harness have no per-item records here, so a part has none."""
+        from unlearnbench.eval.copyright import summarise
+        from unlearnbench.eval.multiple_choice import summarize
+
+        mine = [r for r in records if self.in_part(r, part)]
+        summary = summarise([r for r in mine if r["task"] in ("completion", "general")])
+        mc = [r for r in mine if r["task"] == "general_mc"]
+        if mc:
+            summary["zero_shot_accuracy"] = summarize(mc)["accuracy"]
+            summary["zero_shot"] = {"general_mc": summary["zero_shot_accuracy"]}
+        return summary
+
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, max_items=None,
                  zero_shot_tasks=None, zero_shot_limit=None, **options):
         from unlearnbench.eval.copyright import evaluate_copyright
