@@ -247,3 +247,27 @@ def test_entry_point_clashing_with_a_bootstrapped_builtin_warns(tmp_path, monkey
         assert r.get("clash") == {"from": "bootstrap"}
     finally:
         sys.modules.pop("ub_test_bootstrap_gadgets", None)
+
+
+def test_a_local_model_directory_names_its_reference_checkpoints(tmp_path):
+    """`make bench MODEL=<dir>` on TOFU needs a retain model: the directory's unlearnbench.json
+    names it like a spec's published checkpoints; without it, one line says what to add."""
+    from unlearnbench.benchmarks.base import BenchmarkError
+    from unlearnbench.benchmarks.tofu import TofuBenchmark
+    from unlearnbench.models.specs import LOCAL_META, ModelSpec
+
+    model = tmp_path / "my-tofu-target"
+    model.mkdir()
+    bench = TofuBenchmark()
+    spec = ModelSpec.from_name(str(model))
+    assert bench.checkpoint(spec, "target", "forget10") == str(model)  # a directory is its own target
+    with pytest.raises(BenchmarkError) as err:
+        bench.checkpoint(spec, "retain", "forget10")
+    msg = str(err.value)
+    assert "\n" not in msg and str(model) in msg and "retain90" in msg and LOCAL_META in msg
+    (model / LOCAL_META).write_text(json.dumps({"base": "phi-1.5", "checkpoints": {"tofu": {"retain90": "/ckpt/retain"}}}))
+    spec = ModelSpec.from_name(str(model))
+    assert bench.checkpoint(spec, "retain", "forget10") == "/ckpt/retain"
+    assert bench.checkpoint(spec, "base", "forget10") == "phi-1.5"
+    with pytest.raises(BenchmarkError, match="retain95"):
+        bench.checkpoint(spec, "retain", "forget05")

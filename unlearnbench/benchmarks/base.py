@@ -288,6 +288,11 @@ class Benchmark:
         published = spec.checkpoints.get(self.family, {})
         key = self.checkpoint_key(role, split)
         if key not in published:
+            if spec.is_local:
+                raise BenchmarkError(f"model directory {spec.hub_id} names no {self.family} {key} checkpoint, "
+                                     f"which the {self.name!r} {role!r} reference needs; add it to "
+                                     f"{spec.hub_id}/unlearnbench.json: "
+                                     f"{{\"checkpoints\": {{\"{self.family}\": {{\"{key}\": \"<hub id or dir>\"}}}}}}")
             raise BenchmarkError(f"model {spec.name!r} has no published {self.family} {key} "
                                  f"checkpoint; known: {', '.join(published) or 'none'}")
         if seed != 0:

@@ -56,8 +56,11 @@ class ModelSpec:
             # `unlearnbench finetune` records what a directory was fine-tuned from.
             meta_file = Path(name) / LOCAL_META
             meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+            # It may also name the reference checkpoints a benchmark needs (a retain model
+            # for TOFU, a retrain model for MUSE), as a spec's published ones:
+            # {"checkpoints": {"tofu": {"retain90": "<hub id or dir>"}}}.
             spec = cls(name=name, description=f"local model at {name}", template=meta.get("template", "phi"),
-                       hub_id=name, base_id=meta.get("base"))
+                       hub_id=name, base_id=meta.get("base"), checkpoints=meta.get("checkpoints", {}))
         else:
             spec = models.get(name)
         if overrides.get("tiny") and isinstance(overrides["tiny"], dict):
