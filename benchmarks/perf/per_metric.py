@@ -46,25 +46,18 @@ def _avg_nll(model, enc, pairs, batch_size):
 
 
 def _mia_pass(model, enc, rows, batch_size, attack):
+    """One pass over the rows' answers, scored by one MIA attack (``metrics.mia``)."""
     pairs = [(r["question"], r["answer"]) for r in rows]
+    if attack == "min_k_plus_plus":
+        def score(lp, _preds, labels, logp):
+            _, mu, sigma = mia.min_k_plus_plus_stats(logp, labels)
+            return mia.min_k_plus_plus_score(lp.tolist(), mu.tolist(), sigma.tolist())
 
-    def score(lp, _preds, _labels, logp):
-        lps = lp.tolist()
-        if attack == "loss":
-            return mia.loss_score(lps)
-        if attack == "zlib":
-            return None  # needs the text; filled below
-        if attack == "min_k":
-            return mia.min_k_score(lps)
-        p = logp.exp()
-        mu = torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1)
-        sigma = ((torch.where(p > 0, p * logp * logp, torch.zeros_like(p))).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
-        return mia.min_k_plus_plus_score(lps, mu.tolist(), sigma.tolist())
-
+        return _pass(model, enc, pairs, batch_size, score)
+    lps = _pass(model, enc, pairs, batch_size, lambda lp, *_: lp.tolist())
     if attack == "zlib":
-        lps = _pass(model, enc, pairs, batch_size, lambda lp, *_: lp.tolist())
         return [mia.zlib_score(s, r["answer"]) for s, r in zip(lps, rows)]
-    return _pass(model, enc, pairs, batch_size, score)
+    return [mia.loss_score(s) if attack == "loss" else mia.min_k_score(s) for s in lps]
 
 
 def evaluate_per_metric(model, enc, bench, split: str, *, batch_size: int, max_new_tokens: int) -> dict:
@@ -102,11 +95,9 @@ def evaluate_per_metric(model, enc, bench, split: str, *, batch_size: int, max_n
         es = _pass(model, enc, qa, batch_size, lambda lp, p, lab, _: tofu.extraction_strength(p.tolist(), lab.tolist()))
         out[task] = {"probability": prob, "rougeL_recall": rouge,
                      "truth_ratio": tofu.truth_ratio_score(list(ratios), task),
-                     "exact_memorisation": float(np.mean(em)), "extraction_strength": float(np.mean(es)),
-                     "avg_nll": float(np.mean(answer_nll))}
+                     "exact_memorisation": float(np.mean(em)), "extraction_strength": float(np.mean(es))}
     out["mia"] = {attack: mia.mia_auc(_mia_pass(model, enc, rows["forget"], batch_size, attack),
                                       _mia_pass(model, enc, rows["holdout"], batch_size, attack))
-                  for attack in ("loss", "zlib", "min_k", "min_k_plus_plus")}
-    out["forget_avg_nll"] = out["forget"]["avg_nll"]
+                  for attack in mia.MIA_ATTACKS}
     assert all(math.isfinite(v) for v in out["mia"].values())
     return out

@@ -93,19 +93,12 @@ class CopyrightBenchmark(Benchmark):
         return zero_shot(model, tokenizer, tasks, batch_size=batch_size, limit=limit), []
 
     def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
-        """The summary of ``part``'s completion items, general texts and (the stand-in's)
-        general questions; each kind is split by its own index. Zero-shot numbers from
-        lm-evaluation-harness have no per-item records here, so a part has none."""
+        """The summary of ``part``'s completion items and general texts, each kind split by its
+        own index. Zero-shot numbers from lm-evaluation-harness have no per-item records here,
+        so a part has none."""
         from unlearnbench.eval.copyright import summarise
-        from unlearnbench.eval.multiple_choice import summarize
 
-        mine = [r for r in records if self.in_part(r, part)]
-        summary = summarise([r for r in mine if r["task"] in ("completion", "general")])
-        mc = [r for r in mine if r["task"] == "general_mc"]
-        if mc:
-            summary["zero_shot_accuracy"] = summarize(mc)["accuracy"]
-            summary["zero_shot"] = {"general_mc": summary["zero_shot_accuracy"]}
-        return summary
+        return summarise([r for r in records if r["task"] in ("completion", "general") and self.in_part(r, part)])
 
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, max_items=None,
                  zero_shot_tasks=None, zero_shot_limit=None, **options):
@@ -167,8 +160,22 @@ class CopyrightSynthBenchmark(CopyrightBenchmark):
         with open(Path(self.path) / "general_mc.jsonl", encoding="utf-8") as f:
             rows = [json.loads(line) for line in f][:limit]
         summary, records = evaluate_mc(model, tokenizer, rows, mmlu_topic, batch_size)
-        return ({"zero_shot_accuracy": summary["accuracy"], "zero_shot": {"general_mc": summary["accuracy"]}},
+        return (self._zero_shot_summary(summary["accuracy"]),
                 [{"task": "general_mc", **{k: v for k, v in r.items() if k != "_order"}} for r in records])
+
+    @staticmethod
+    def _zero_shot_summary(accuracy: float) -> dict:
+        return {"zero_shot_accuracy": accuracy, "zero_shot": {"general_mc": accuracy}}
+
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+        """As the real benchmark's, plus the general questions of ``part`` (split by their index)."""
+        from unlearnbench.eval.multiple_choice import summarize
+
+        summary = super().summarise_records(records, reference, part)
+        mc = [r for r in records if r["task"] == "general_mc" and self.in_part(r, part)]
+        if mc:
+            summary.update(self._zero_shot_summary(summarize(mc)["accuracy"]))
+        return summary
 
     def recipe(self) -> TinyRecipe:
         from unlearnbench.data.copyright_synth import tiny_recipe
