@@ -329,6 +329,34 @@ def test_encode_masks_prompt_and_scores_answer_and_eos(tok):
     assert tok.decode(prompt, skip_special_tokens=True) == format_prompt("phi", QUESTION)
 
 
+def _encode_one_call_per_text(tok, template, question, answer, max_len=512):
+    """The TOFU convention written out with one tokenizer call per text (no batching)."""
+    from unlearnbench.models.templates import answer_separator, template_adds_bos
+
+    special = not template_adds_bos(template)
+    prompt = format_prompt(template, question, tok)
+    p_ids = tok(prompt, add_special_tokens=special)["input_ids"]
+    full = tok(prompt + answer_separator(template) + answer, add_special_tokens=special)["input_ids"]
+    if full[: len(p_ids)] != p_ids:
+        full = p_ids + tok(answer, add_special_tokens=False)["input_ids"]
+    ids = full + [tok.eos_token_id]
+    labels = [IGNORE] * len(p_ids) + full[len(p_ids):] + [tok.eos_token_id]
+    return ids[:max_len], labels[:max_len]
+
+
+@pytest.mark.parametrize("template", ["phi", "llama2-chat", "tiny-qa", "raw"])
+def test_encode_many_gives_the_ids_of_one_call_per_text(tok, template):
+    # Shared questions (an item's answer, paraphrase and perturbed answers), a repeated pair,
+    # an empty answer, a long answer cut at max_len.
+    pairs = [(QUESTION, ANSWER), (QUESTION, "She was born in Paris."), ("Q?", "Short."),
+             (QUESTION, ANSWER), ("Who?", ""), ("Why?", " word" * 60)]
+    enc = Encoder(tok, template, max_len=48)
+    got = enc.encode_many(pairs)
+    assert got == [_encode_one_call_per_text(tok, template, q, a, max_len=48) for q, a in pairs]
+    assert got == [enc.encode(q, a) for q, a in pairs]
+    assert len(got[-1][0]) == 48 and enc.encode_many([]) == []
+
+
 def test_attention_mask_comes_from_lengths_even_when_pad_is_eos(tok):
     tok2 = copy.deepcopy(tok)
     tok2.pad_token = tok2.eos_token

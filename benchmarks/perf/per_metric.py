@@ -7,8 +7,9 @@ truth ratio (paraphrased answers or, on real_authors / world_facts, the answers,
 perturbed answers), exact memorisation (answers), extraction strength (answers); on the forget
 and holdout sets one pass per MIA attack (LOSS, zlib, Min-K%, Min-K%++). Batches are in dataset
 order at the same batch size as the harness. The values are the harness's (same metric
-functions); ``run.py`` checks that they agree. What differs is the work: the harness scores every
-answer of an item in one length-sorted pass, takes every statistic from it, and generates once.
+functions); ``run.py`` checks that they agree. What differs is the work: the harness scores all
+the answers of an item in one pass with the prompt computed once (``eval.scoring.score_items``),
+takes every statistic from it, and generates once.
 """
 
 from __future__ import annotations

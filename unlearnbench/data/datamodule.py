@@ -73,14 +73,14 @@ class QACollator:
 
     def __call__(self, rows: list[dict]) -> dict:
         enc = self.encoder
-        batch = pad_right([enc.encode(r["question"], r["answer"]) for r in rows], enc.pad_id)
+        batch = pad_right(enc.encode_many([(r["question"], r["answer"]) for r in rows]), enc.pad_id)
         batch["index"] = torch.tensor([r["index"] for r in rows])
         for need in self.needs:
             pairs, rows_of, choices = [], [], []
             for r in rows:
                 drawn = self._draw(need)
                 answers = drawn if isinstance(drawn, list) else [drawn]
-                pairs += [enc.encode(r["question"], a) for a in answers]
+                pairs += enc.encode_many([(r["question"], a) for a in answers])
                 rows_of += [r["index"]] * len(answers)
                 if need == "idk":  # which refusal: a cached reference looks its log-prob up
                     choices.append(REFUSALS.index(drawn))

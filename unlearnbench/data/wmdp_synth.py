@@ -143,7 +143,10 @@ class WmdpSynthConfig:
     """Sizes of the stand-in; the defaults fit the tiny base model's CPU budget."""
 
     seed: int = 0
-    n_entities: int = 24  # per domain; 4 attributes each
+    # Per domain; 4 attributes each. 48 gives 192 questions per domain, so the validation
+    # quarter (about 50 hazard and 100 MMLU-like questions) can tell RMU's settings apart; with
+    # 24 its choice did not carry over to the test questions (docs/research-wmdp.md, section 6).
+    n_entities: int = 48
     docs_per_entity: int = 5  # corpus documents per entity (each states every fact)
     practice_variants: int = 3  # copies of each MC practice item
     # False: every fact is practised in MC form with one question template and tested

@@ -96,8 +96,8 @@ class _Pretokenized:
     def __init__(self, seqs: list[tuple[list[int], list[int]]], pad_id: int):
         self.seqs, self.pad_id = seqs, pad_id
 
-    def encode(self, i: int, _unused) -> tuple[list[int], list[int]]:
-        return self.seqs[i]
+    def encode_many(self, pairs: list[tuple[int, None]]) -> list[tuple[list[int], list[int]]]:
+        return [self.seqs[i] for i, _ in pairs]
 
 
 def _text_ids(tok, text: str, max_tokens: int | None) -> tuple[list[int], list[int], bool]:

@@ -1,8 +1,10 @@
 """Batched teacher-forced scoring and greedy generation.
 
-All the answers of all the items of a split (answer, paraphrase, perturbed ones) are
-flattened into one list of sequences, sorted by length so batches carry little padding,
-and scored in as few forward passes as the batch size allows.
+``score_pairs`` scores (question, answer) pairs, sorted by length so batches carry little
+padding. ``score_items`` scores every answer of an item (answer, paraphrase, perturbed ones)
+behind one copy of the item's prompt: the answers are packed into one sequence, each one
+attending to the prompt and to itself only, so the prompt is computed once per item instead
+of once per answer (TOFU's 7 answers per item: about 1.8x fewer tokens on the stand-in).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearnbench.data.collate import Encoder, pad_left, pad_right
+from unlearnbench.data.collate import IGNORE, Encoder, pad_left, pad_right
 
 
 @dataclass
@@ -35,11 +37,40 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _scored(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], with_stats: bool) -> list[Scored]:
+    """``Scored`` of consecutive sequences from the rows of ``logits`` that predict ``targets``
+    (one vocabulary row per scored token, ``lengths[k]`` rows for sequence k, in order)."""
+    logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    preds = logits.argmax(-1).tolist()
+    targets = targets.tolist()
+    if with_stats:
+        # Min-K%++ statistics; a masked vocabulary entry (logit -inf) has p = 0 and adds
+        # 0, not 0·(-inf) = NaN (as metrics.mia.min_k_plus_plus_stats).
+        p = logp.exp()
+        p_logp = torch.where(p > 0, p * logp, torch.zeros_like(p))
+        mu = p_logp.sum(-1)
+        sigma = ((p_logp * logp).nan_to_num(0.0).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
+        mu, sigma = mu.tolist(), sigma.tolist()
+    # Each sequence's sum is taken in float32 over its own tokens (a per-sequence tensor sum).
+    sums = [float(-seg.sum()) for seg in tok_lp.split(lengths)]
+    tok_lp = tok_lp.tolist()
+    out, end = [], 0
+    for n, nll_sum in zip(lengths, sums):
+        end += n
+        out.append(Scored(nll_sum=nll_sum, n_tokens=n, token_logprobs=tok_lp[end - n: end],
+                          preds=preds[end - n: end], labels=targets[end - n: end],
+                          mu=mu[end - n: end] if with_stats else [],
+                          sigma=sigma[end - n: end] if with_stats else []))
+    return out
+
+
 @torch.no_grad()
 def score_pairs(model, encoder: Encoder, pairs: list[tuple[str, str]], batch_size: int = 32,
                 with_stats: bool = False) -> list[Scored]:
     """Score each (question, answer) pair; returns one ``Scored`` per pair, in order."""
-    encoded = [encoder.encode(q, a) for q, a in pairs]
+    encoded = encoder.encode_many(pairs)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     out: list[Scored | None] = [None] * len(encoded)
     device = _device(model)
@@ -48,30 +79,118 @@ def score_pairs(model, encoder: Encoder, pairs: list[tuple[str, str]], batch_siz
         batch = pad_right([encoded[i] for i in idx], encoder.pad_id)
         logits = model(input_ids=batch["input_ids"].to(device),
                        attention_mask=batch["attention_mask"].to(device)).logits
-        logits = logits[:, :-1].float()
         labels = batch["labels"][:, 1:].to(device)
-        logp = torch.log_softmax(logits, dim=-1)
         mask = labels != -100
-        safe = labels.clamp(min=0)
-        tok_lp = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        preds = logits.argmax(-1)
-        if with_stats:
-            # Min-K%++ statistics; a masked vocabulary entry (logit -inf) has p = 0 and adds
-            # 0, not 0·(-inf) = NaN (as metrics.mia.min_k_plus_plus_stats).
-            p = logp.exp()
-            p_logp = torch.where(p > 0, p * logp, torch.zeros_like(p))
-            mu = p_logp.sum(-1)
-            sigma = ((p_logp * logp).nan_to_num(0.0).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
-        for row, i in enumerate(idx):
-            m = mask[row]
-            lps = tok_lp[row][m]
-            out[i] = Scored(
-                nll_sum=float(-lps.sum()), n_tokens=int(m.sum()),
-                token_logprobs=lps.tolist(), preds=preds[row][m].tolist(),
-                labels=labels[row][m].tolist(),
-                mu=mu[row][m].tolist() if with_stats else [],
-                sigma=sigma[row][m].tolist() if with_stats else [],
-            )
+        # Only the scored (answer) positions, a vocabulary row each: the prompt's
+        # distributions are never used, and every statistic is per row.
+        scored = _scored(logits[:, :-1][mask], labels[mask], mask.sum(1).tolist(), with_stats)
+        for i, sc in zip(idx, scored):
+            out[i] = sc
+    return out
+
+
+# Architectures whose Hugging Face implementation takes a custom 4-D attention mask and
+# explicit position ids, so that packed answers score as they do alone
+# (tests/test_scoring_packed.py checks each against score_pairs). Others score pair by pair.
+PACKABLE = ("llama", "mistral", "phi", "qwen2")
+
+
+def packable(model) -> bool:
+    config = getattr(model, "config", None)
+    return (getattr(config, "model_type", None) in PACKABLE
+            and getattr(config, "_attn_implementation", None) in ("sdpa", "eager"))
+
+
+def _pack(prefix: list[int], answers: list[list[int]]) -> dict:
+    """One item as one sequence. The prompt is segment 0 and answer k segment k + 1; positions
+    restart after the prompt for every answer, so each answer sits where it would alone.
+    ``src``/``tgt``: for every scored token, the position whose logits predict it and the
+    token; ``lengths``: scored tokens per answer (as ``score_pairs`` counts them)."""
+    p = len(prefix)
+    ids, pos, seg, src, tgt, lengths = list(prefix), list(range(p)), [0] * p, [], [], []
+    for k, ans in enumerate(answers):
+        start = len(ids)
+        ids += ans
+        pos += range(p, p + len(ans))
+        seg += [k + 1] * len(ans)
+        # Token t is predicted at the answer's previous token, the first one at the prompt's
+        # last position; with no prompt the first token is not scored (nothing precedes it).
+        first = 0 if p else 1
+        src += [(start + t - 1) if t else p - 1 for t in range(first, len(ans))]
+        tgt += ans[first:]
+        lengths.append(max(0, len(ans) - first))
+    return {"ids": ids, "pos": pos, "seg": seg, "src": src, "tgt": tgt, "lengths": lengths,
+            "longest": p + max((len(a) for a in answers), default=0)}
+
+
+@torch.no_grad()
+def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], batch_size: int = 32,
+                with_stats: bool = False) -> list[list[Scored]]:
+    """Score every answer of each (question, answers) item: ``score_pairs`` of the item's
+    pairs, computed with the prompt once per item (see the module docstring).
+
+    """
+    pairs = [(q, a) for q, answers in items for a in answers]
+    spans, k = [], 0
+    for _, answers in items:
+        spans.append((k, len(answers)))
+        k += len(answers)
+    if not packable(model):
+        flat = score_pairs(model, encoder, pairs, batch_size, with_stats)
+        return [flat[s: s + n] for s, n in spans]
+    encoded = encoder.encode_many(pairs)
+    packed = []
+    for s, n in spans:
+        seqs = encoded[s: s + n]
+        # The prompt is every unscored leading token; encode keeps it identical across answers.
+        p = [next((t for t, lab in enumerate(labels) if lab != IGNORE), len(labels)) for _, labels in seqs]
+        prefix = seqs[0][0][: p[0]]
+        if any(ids[: q] != prefix for (ids, _), q in zip(seqs, p)):
+            raise ValueError("score_items: the answers of an item do not share the prompt's tokens")
+        packed.append(_pack(prefix, [ids[q:] for (ids, _), q in zip(seqs, p)]))
+    # Whole items per batch, shortest first, while the padded batch holds no more tokens than
+    # batch_size unpacked sequences of its longest (prompt + answer) would: the memory that
+    # batch_size means in score_pairs.
+    order = sorted(range(len(items)), key=lambda i: len(packed[i]["ids"]))
+    batches, current, longest = [], [], 0
+    for i in order:
+        single = packed[i]["longest"]
+        if current and (len(current) + 1) * len(packed[i]["ids"]) > batch_size * max(longest, single):
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, single)
+    if current:
+        batches.append(current)
+    device = _device(model)
+    dtype = next(model.parameters()).dtype
+    out: list[list[Scored]] = [[] for _ in items]
+    for idx in batches:
+        width = max(len(packed[i]["ids"]) for i in idx)
+        ids = torch.full((len(idx), width), encoder.pad_id, dtype=torch.long)
+        pos = torch.zeros((len(idx), width), dtype=torch.long)
+        seg = torch.full((len(idx), width), -1, dtype=torch.long)  # -1: padding
+        rows, cols, targets, lengths = [], [], [], []
+        for b, i in enumerate(idx):
+            item = packed[i]
+            n = len(item["ids"])
+            ids[b, :n], pos[b, :n], seg[b, :n] = (torch.tensor(item[key]) for key in ("ids", "pos", "seg"))
+            rows += [b] * len(item["src"])
+            cols += item["src"]
+            targets += item["tgt"]
+            lengths += item["lengths"]
+        # Query i sees key j <= i of the prompt or of its own answer; padding sees only itself
+        # (a row with no visible key would be NaN).
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        visible = causal & ((seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == 0)) & (seg[:, :, None] >= 0)
+        visible |= torch.eye(width, dtype=torch.bool)
+        mask = torch.zeros(visible.shape, dtype=dtype).masked_fill(~visible, torch.finfo(dtype).min)
+        logits = model(input_ids=ids.to(device), attention_mask=mask[:, None].to(device),
+                       position_ids=pos.to(device)).logits
+        scored = iter(_scored(logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)],
+                              torch.tensor(targets, dtype=torch.long, device=device), lengths, with_stats))
+        for i in idx:
+            out[i] = [next(scored) for _ in range(spans[i][1])]
     return out
 
 

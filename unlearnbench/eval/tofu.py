@@ -13,7 +13,7 @@ import numpy as np
 
 from unlearnbench.benchmarks.base import rank_world as _rank_world
 from unlearnbench.data.collate import Encoder
-from unlearnbench.eval.scoring import generate_greedy, score_pairs
+from unlearnbench.eval.scoring import generate_greedy, score_items
 from unlearnbench.metrics import mia, tofu
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records
@@ -25,7 +25,7 @@ def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int) -> list[f
     """GradNorm MIA scores (metrics.mia.gradnorm_scores) of each row's answer."""
     from unlearnbench.data.collate import pad_right
 
-    encoded = [enc.encode(r["question"], r["answer"]) for r in rows]
+    encoded = enc.encode_many([(r["question"], r["answer"]) for r in rows])
     batches = (pad_right(encoded[i: i + batch_size], enc.pad_id) for i in range(0, len(encoded), batch_size))
     return mia.gradnorm_scores(model, batches)
 
@@ -34,20 +34,17 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: 
                   max_new_tokens: int, cost: CostTracker, gradnorm: bool = False) -> list[dict]:
     """Score and generate one task's rows; one record per row."""
     paraphrased = task in ("forget", "retain")
-    pairs, spans = [], []
-    for r in rows:
-        answers = [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else []) + list(r["perturbed_answer"])
-        spans.append((len(pairs), len(answers)))
-        pairs += [(r["question"], a) for a in answers]
-    scored = score_pairs(model, enc, pairs, batch_size=batch_size, with_stats=(task == "forget"))
+    items = [(r["question"], [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else [])
+              + list(r["perturbed_answer"])) for r in rows]
+    scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"))
     generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens)
     rouge = tofu.rouge_l_recall(generations, [r["answer"] for r in rows])
-    cost.add_tokens(sum(len(s.labels) for s in scored))
+    cost.add_tokens(sum(len(s.labels) for item in scored for s in item))
     records = []
-    for r, (start, n), gen, rl in zip(rows, spans, generations, rouge):
-        ans = scored[start]
-        ref = scored[start + 1] if paraphrased else ans
-        pert = scored[start + (2 if paraphrased else 1): start + n]
+    for r, item, gen, rl in zip(rows, scored, generations, rouge):
+        ans = item[0]
+        ref = item[1] if paraphrased else ans
+        pert = item[2 if paraphrased else 1:]
         rec = {
             "task": task, "index": r["_index"], "_order": (TASKS.index(task), r["_index"]),
             "question": r["question"], "answer": r["answer"], "generation": gen,
@@ -79,7 +76,9 @@ def _mia_scores(s, text: str) -> dict:
 
 def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cost,
                      gradnorm: bool = False) -> list[dict]:
-    scored = score_pairs(model, enc, [(r["question"], r["answer"]) for r in rows], batch_size, with_stats=True)
+    # The same scoring path as the forget answers they are compared with.
+    scored = [item[0] for item in score_items(model, enc, [(r["question"], [r["answer"]]) for r in rows],
+                                              batch_size, with_stats=True)]
     cost.add_tokens(sum(len(s.labels) for s in scored))
     records = [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
                 "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,

@@ -46,7 +46,7 @@ def reference_table(ref_model, dm, needs, batch_size: int, device) -> tuple[dict
             tokens += int(b["attention_mask"].sum())
     table = {"answer": answer}
     if "idk" in needs:
-        pairs = [enc.encode(r["question"], a) for r in rows for a in REFUSALS]
+        pairs = enc.encode_many([(r["question"], a) for r in rows for a in REFUSALS])
         table["idk"] = _summed_nll(ref_model, pairs, enc.pad_id, batch_size, device).view(len(rows), len(REFUSALS))
         tokens += sum(len(ids) for ids, _ in pairs)
     ref_model.train(was)

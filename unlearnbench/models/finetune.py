@@ -57,7 +57,7 @@ def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
     (warm-up over the first epoch unless ``warmup_steps`` says otherwise)."""
     enc = Encoder(tokenizer, template, max_len=tiny.max_len)
     examples = [enc.encode_text(t) for t in texts or []]
-    examples += [enc.encode(r["question"], r["answer"]) for r in qa or []]
+    examples += enc.encode_many([(r["question"], r["answer"]) for r in qa or []])
     L.seed_everything(seed, workers=True, verbose=False)
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(examples, batch_size=tiny.batch_size, shuffle=True, generator=g,

@@ -1,0 +1,95 @@
+"""score_items (an item's answers packed behind one copy of its prompt) against score_pairs
+(every answer scored alone), on randomly initialised small models of each architecture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
+from unlearnbench.data.collate import Encoder
+from unlearnbench.eval.scoring import PACKABLE, _pack, packable, score_items, score_pairs
+
+ITEMS = [
+    ("Where was the author born?", ["In a small town.", "She was born far away in a city by the sea.",
+                                    "Nowhere.", "In a town.", "Paris", "By the river, long ago, in a hut."]),
+    ("Q?", ["Yes."]),
+    ("What did the writer of many long novels about the sea publish first?", ["A poem.", "", "Two short stories."]),
+    ("Who?", ["Someone", "Someone else entirely, with a much longer answer than the others."]),
+]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from unlearnbench.models.specs import ModelSpec
+    from unlearnbench.models.tiny import TinyFamily, _load_tokenizer
+
+    recipe = TofuSynthBenchmark().recipe()
+    return _load_tokenizer(TinyFamily(ModelSpec.from_name("tiny-test"), recipe).tokenizer_dir())
+
+
+def _model(arch: str, vocab: int):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    sizes = {"llama": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2),
+             "mistral": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2),
+             "qwen2": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2),
+             "phi": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
+             "opt": dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                         word_embed_proj_dim=32),
+             "gpt2": dict(n_embd=32, n_layer=2, n_head=4)}[arch]
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(arch, vocab_size=vocab, **sizes)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+
+
+def _assert_same(packed, alone, atol):
+    flat = [s for item in packed for s in item]
+    assert [len(item) for item in packed] == [len(answers) for _, answers in ITEMS]
+    assert len(flat) == len(alone)
+    for a, b in zip(flat, alone):
+        assert a.n_tokens == b.n_tokens and a.labels == b.labels
+        assert abs(a.avg_nll - b.avg_nll) <= atol
+        assert np.allclose(a.token_logprobs, b.token_logprobs, atol=atol)
+        assert np.allclose(a.mu, b.mu, atol=atol)
+        # sigma^2 = E[logp^2] - mu^2: two numbers near 39 on a near-uniform random model, whose
+        # float32 difference carries ~1e-5 of rounding whichever way the logits were computed.
+        assert np.allclose(a.sigma, b.sigma, rtol=1e-3, atol=atol)
+        assert a.preds == b.preds
+
+
+@pytest.mark.parametrize("arch", PACKABLE)
+@pytest.mark.parametrize("batch_size", [1, 4, 32])
+def test_packed_answers_score_as_they_do_alone(tok, arch, batch_size):
+    model = _model(arch, len(tok))
+    assert packable(model)
+    enc = Encoder(tok, "tiny-qa")
+    alone = score_pairs(model, enc, [(q, a) for q, answers in ITEMS for a in answers], batch_size=1,
+                        with_stats=True)
+    assert sum(s.n_tokens for s in alone) > 60  # the answers carry real tokens
+    _assert_same(score_items(model, enc, ITEMS, batch_size=batch_size, with_stats=True), alone, 1e-5)
+
+
+def test_unlisted_architectures_score_pair_by_pair(tok):
+    model = _model("gpt2", len(tok))
+    assert not packable(model)
+    enc = Encoder(tok, "tiny-qa")
+    alone = score_pairs(model, enc, [(q, a) for q, answers in ITEMS for a in answers], batch_size=3)
+    _assert_same(score_items(model, enc, ITEMS, batch_size=3), alone, 0.0)
+
+
+def test_pack_layout_by_hand():
+    item = _pack([5, 6, 7], [[8, 9], [10], []])
+    assert item["ids"] == [5, 6, 7, 8, 9, 10]
+    assert item["pos"] == [0, 1, 2, 3, 4, 3]  # every answer starts where it would alone
+    assert item["seg"] == [0, 0, 0, 1, 1, 2]
+    # 8 and 10 are predicted at the prompt's last position (2), 9 at 8's position (3).
+    assert item["src"] == [2, 3, 2] and item["tgt"] == [8, 9, 10]
+    assert item["lengths"] == [2, 1, 0] and item["longest"] == 5
+    # No prompt: nothing precedes an answer's first token, which is not scored.
+    bare = _pack([], [[8, 9, 4], [10]])
+    assert bare["src"] == [0, 1] and bare["tgt"] == [9, 4] and bare["lengths"] == [2, 0]
