@@ -41,7 +41,23 @@ class Encoder:
     def encode(self, question: str, answer: str) -> tuple[list[int], list[int]]:
         """(input_ids, labels): TOFU's convention of tokenising prompt+answer as one text
         and masking as many leading tokens as the prompt alone has."""
-        return self.encode_many([(question, answer)])[0]
+        prompt = format_prompt(self.template, question, self.tokenizer)
+        special = not template_adds_bos(self.template)
+        p_ids = self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
+        full = self.tokenizer(prompt + answer_separator(self.template) + answer,
+                              add_special_tokens=special)["input_ids"]
+        return self._join(p_ids, full, answer)
+
+    def _join(self, p_ids: list[int], full: list[int], answer: str) -> tuple[list[int], list[int]]:
+        """(input_ids, labels) from the tokenised prompt and prompt+answer texts."""
+        if full[: len(p_ids)] != p_ids:
+            # A merge across the prompt/answer boundary: keep the prompt exact instead.
+            full = p_ids + self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = full + [self.eos_id]
+        labels = [IGNORE] * len(p_ids) + full[len(p_ids):] + [self.eos_id]
+        if len(ids) > self.max_len:
+            ids, labels = ids[: self.max_len], labels[: self.max_len]
+        return ids, labels
 
     def encode_many(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """``encode`` of every (question, answer) pair, the same ids: each distinct prompt is
@@ -55,18 +71,7 @@ class Encoder:
         prompt_ids = dict(zip(prompts, self.tokenizer(list(prompts.values()), add_special_tokens=special)["input_ids"]))
         sep = answer_separator(self.template)
         fulls = self.tokenizer([prompts[q] + sep + a for q, a in pairs], add_special_tokens=special)["input_ids"]
-        out = []
-        for (q, answer), full in zip(pairs, fulls):
-            p_ids = prompt_ids[q]
-            if full[: len(p_ids)] != p_ids:
-                # A merge across the prompt/answer boundary: keep the prompt exact instead.
-                full = p_ids + self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-            ids = full + [self.eos_id]
-            labels = [IGNORE] * len(p_ids) + full[len(p_ids):] + [self.eos_id]
-            if len(ids) > self.max_len:
-                ids, labels = ids[: self.max_len], labels[: self.max_len]
-            out.append((ids, labels))
-        return out
+        return [self._join(prompt_ids[q], full, a) for (q, a), full in zip(pairs, fulls)]
 
     def encode_text(self, text: str) -> tuple[list[int], list[int]]:
         """Plain text (pre-training, raw corpora): every token after BOS is scored."""
