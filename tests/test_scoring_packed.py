@@ -29,7 +29,7 @@ def tok():
     return _load_tokenizer(TinyFamily(ModelSpec.from_name("tiny-test"), recipe).tokenizer_dir())
 
 
-def _model(arch: str, vocab: int):
+def _model(arch: str, vocab: int, attn: str = "sdpa"):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     sizes = {"llama": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -44,7 +44,7 @@ def _model(arch: str, vocab: int):
              "gpt2": dict(n_embd=32, n_layer=2, n_head=4)}[arch]
     torch.manual_seed(0)
     config = AutoConfig.for_model(arch, vocab_size=vocab, **sizes)
-    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
 
 
 def _assert_same(packed, alone, atol):
@@ -74,8 +74,9 @@ def test_packed_answers_score_as_they_do_alone(tok, arch, batch_size):
     _assert_same(score_items(model, enc, ITEMS, batch_size=batch_size, with_stats=True), alone, 1e-5)
 
 
-def test_unlisted_architectures_score_pair_by_pair(tok):
-    model = _model("gpt2", len(tok))
+@pytest.mark.parametrize("arch, attn", [("gpt2", "sdpa"), ("llama", "eager")])
+def test_unlisted_architectures_and_attention_score_pair_by_pair(tok, arch, attn):
+    model = _model(arch, len(tok), attn)
     assert not packable(model)
     enc = Encoder(tok, "tiny-qa")
     alone = score_pairs(model, enc, [(q, a) for q, answers in ITEMS for a in answers], batch_size=3)

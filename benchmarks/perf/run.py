@@ -98,7 +98,8 @@ def bench_train(path: str, spec, methods: list[str], steps: int, n_params: int, 
     peak = next((v for k, v in PEAK_BF16.items() if k in device_name), None)
     for name in methods:
         with tempfile.TemporaryDirectory() as tmp:
-            params = {"lr": 1e-4, "batch_size": 16, "epochs": 1, "max_steps": steps, "warmup_epochs": 0}
+            # As many epochs as steps, so max_steps (not one epoch of 5 batches) ends the run.
+            params = {"lr": 1e-4, "batch_size": 16, "epochs": steps, "max_steps": steps, "warmup_epochs": 0}
             if name == "wagle":
                 params["inner"] = "npo"
             info = unlearn(name, spec if path is None else _spec_for(path, spec), split="forget10",

@@ -91,14 +91,16 @@ def score_pairs(model, encoder: Encoder, pairs: list[tuple[str, str]], batch_siz
 
 # Architectures whose Hugging Face implementation takes a custom 4-D attention mask and
 # explicit position ids, so that packed answers score as they do alone
-# (tests/test_scoring_packed.py checks each against score_pairs). Others score pair by pair.
+# (tests/test_scoring_packed.py checks each against score_pairs). Others, and other attention
+# implementations (flash attention takes no 4-D mask; eager adds the mask as a float, whose
+# dtype would have to follow mixed precision), score pair by pair.
 PACKABLE = ("llama", "mistral", "phi", "qwen2")
 
 
 def packable(model) -> bool:
     config = getattr(model, "config", None)
     return (getattr(config, "model_type", None) in PACKABLE
-            and getattr(config, "_attn_implementation", None) in ("sdpa", "eager"))
+            and getattr(config, "_attn_implementation", None) == "sdpa")
 
 
 def _pack(prefix: list[int], answers: list[list[int]]) -> dict:
@@ -163,7 +165,6 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
     if current:
         batches.append(current)
     device = _device(model)
-    dtype = next(model.parameters()).dtype
     out: list[list[Scored]] = [[] for _ in items]
     for idx in batches:
         width = max(len(packed[i]["ids"]) for i in idx)
@@ -180,12 +181,12 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
             targets += item["tgt"]
             lengths += item["lengths"]
         # Query i sees key j <= i of the prompt or of its own answer; padding sees only itself
-        # (a row with no visible key would be NaN).
+        # (a row with no visible key would be NaN). A boolean mask (True: attend) is what SDPA
+        # takes in any compute dtype.
         causal = torch.ones(width, width, dtype=torch.bool).tril()
         visible = causal & ((seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == 0)) & (seg[:, :, None] >= 0)
         visible |= torch.eye(width, dtype=torch.bool)
-        mask = torch.zeros(visible.shape, dtype=dtype).masked_fill(~visible, torch.finfo(dtype).min)
-        logits = model(input_ids=ids.to(device), attention_mask=mask[:, None].to(device),
+        logits = model(input_ids=ids.to(device), attention_mask=visible[:, None].to(device),
                        position_ids=pos.to(device)).logits
         scored = iter(_scored(logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)],
                               torch.tensor(targets, dtype=torch.long, device=device), lengths, with_stats))
