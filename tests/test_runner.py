@@ -313,6 +313,25 @@ def test_plan_reruns_changed_configs_only(small_run, tmp_path):
     assert len(plan(parse_grid(small_run["raw"]), out, only="npo__")) == 3
 
 
+def test_plan_reruns_results_recorded_on_other_data(small_run, tmp_path):
+    # Same grid, same configs, but the stand-in's data changed since (e.g. a new generator
+    # default): every result records the data key it was computed on.
+    out = copy_results(small_run["out"], tmp_path / "copy")
+    results = sorted(out.glob("*/*/result.json"))
+    assert len(results) == 5 and all(json.loads(p.read_text())["data_key"] for p in results)
+    victim = results[0]
+    data = json.loads(victim.read_text())
+    data["data_key"] = "another-stand-in"
+    victim.write_text(json.dumps(data))
+    states = {cell_dir: state for _, _, cell_dir, state in plan(parse_grid(small_run["raw"]), out)}
+    assert states.pop(victim.parent) == "stale"
+    assert set(states.values()) == {"done"}
+    # A result written before data keys were recorded is compared by its config alone.
+    del data["data_key"]
+    victim.write_text(json.dumps(data))
+    assert {j[3] for j in plan(parse_grid(small_run["raw"]), out)} == {"done"}
+
+
 # --- 4. a broken cell ----------------------------------------------------------------------------
 
 

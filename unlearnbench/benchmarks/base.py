@@ -223,6 +223,14 @@ class Benchmark:
                                  f"known: {sorted(cls.eval_options)}")
         return {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
 
+    def data_key(self) -> str | None:
+        """What identifies the data read, the same on every machine: a stand-in's generator
+        config key (or its directory's fingerprint, ``stand_in_key``), a real benchmark's local
+        directory, ``None`` for the hub. Results record it; a grid re-runs a result recorded
+        with another one (``runner.run.cell_state``), e.g. after a stand-in's default changed."""
+        recipe = self.recipe()
+        return recipe.data_key if recipe is not None else (str(self.path) if self.path else None)
+
     def fingerprint(self, split: str) -> dict:
         """Everything an evaluation depends on besides the model and the options (cache key)."""
         return {"benchmark": self.name, "path": self.path, "split": self.eval_split(split)}

@@ -50,8 +50,9 @@ def _described(bench, summary: dict, cell: dict | None = None, records=None, com
         test = bench.summarise_records(records, compare, "test")
         validation = bench.summarise_records(records, compare, "validation")
         return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),
-                "parts": {"test": test, "validation": validation}, "benchmark_meta": benchmark_meta(bench)}
-    return {"metrics": bench.metrics(summary), "benchmark_meta": benchmark_meta(bench)}
+                "parts": {"test": test, "validation": validation}, "benchmark_meta": benchmark_meta(bench),
+                "data_key": bench.data_key()}
+    return {"metrics": bench.metrics(summary), "benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
 
 
 def benchmark_meta(bench) -> dict:

@@ -72,8 +72,11 @@ def _read_result(cell_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def cell_state(cell: dict, cell_dir: Path) -> str:
-    """``done`` (ok or not applicable, same config), ``stale`` (other config), ``failed`` or ``todo``."""
+def cell_state(cell: dict, cell_dir: Path, data_key=None) -> str:
+    """``done`` (ok or not applicable, same config), ``stale`` (other config, or other data:
+    a result that records a data key other than ``data_key``), ``failed`` or ``todo``.
+
+    Results written before data keys were recorded are compared by config only."""
     result = _read_result(cell_dir)
     if result is None:
         return "todo"
@@ -81,7 +84,28 @@ def cell_state(cell: dict, cell_dir: Path) -> str:
         return "failed"
     if _config_key(result.get("config") or {}) != _config_key(cell):
         return "stale"
+    if data_key is not None and result.get("data_key", data_key) != data_key:
+        return "stale"
     return "done"
+
+
+def _data_keys(cells: list[dict], plugins: list[str] | None) -> dict:
+    """``Benchmark.data_key`` of every (benchmark, data_dir) of the grid, computed here once;
+    ``None`` where it cannot be (then results are compared by config only)."""
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.registry import load_plugin
+
+    for plugin in plugins or []:
+        load_plugin(plugin)
+    keys = {}
+    for cell in cells:
+        where = (cell["benchmark"], cell.get("data_dir"))
+        if where not in keys:
+            try:
+                keys[where] = get_benchmark(*where).data_key()
+            except Exception:  # noqa: BLE001 — the cell itself will report what is wrong
+                keys[where] = None
+    return keys
 
 
 def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only: str | None = None,
@@ -101,9 +125,10 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
         jobs.append((sub, cell, out_dir / sub / cell["cell_id"]))
         jobs += [("attacks", attack_job(cell, name, params), out_dir / sub / cell["cell_id"] / "attacks" / name)
                  for name, params in grid.attacks.items()]
+    keys = _data_keys([cell for _, cell, _ in jobs], plugins)
     out = []
     for sub, cell, cell_dir in jobs:
-        state = cell_state(cell, cell_dir)
+        state = cell_state(cell, cell_dir, keys[(cell["benchmark"], cell.get("data_dir"))])
         if state == "failed" and not retry_failed:
             state = "kept"
         out.append((sub, cell, cell_dir, state))
