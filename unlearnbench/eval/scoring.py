@@ -129,9 +129,7 @@ def _pack(prefix: list[int], answers: list[list[int]]) -> dict:
 def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], batch_size: int = 32,
                 with_stats: bool = False) -> list[list[Scored]]:
     """Score every answer of each (question, answers) item: ``score_pairs`` of the item's
-    pairs, computed with the prompt once per item (see the module docstring).
-
-    """
+    pairs, computed with the prompt once per item (see the module docstring)."""
     pairs = [(q, a) for q, answers in items for a in answers]
     spans, k = [], 0
     for _, answers in items:
