@@ -46,13 +46,13 @@ def _described(bench, summary: dict, cell: dict | None = None, records=None, com
 
     A grid that selects sweeps on validation items (``select``) reports the test items:
     ``metrics`` then come from them, ``validation_metrics`` from the validation items."""
+    shared = {"benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
     if cell is not None and cell.get("select"):
         test = bench.summarise_records(records, compare, "test")
         validation = bench.summarise_records(records, compare, "validation")
         return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),
-                "parts": {"test": test, "validation": validation}, "benchmark_meta": benchmark_meta(bench),
-                "data_key": bench.data_key()}
-    return {"metrics": bench.metrics(summary), "benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
+                "parts": {"test": test, "validation": validation}, **shared}
+    return {"metrics": bench.metrics(summary), **shared}
 
 
 def benchmark_meta(bench) -> dict:
