@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 
-from unlearnbench.data.collate import IGNORE, pad_left
+from unlearnbench.data.collate import IGNORE
 from unlearnbench.data.muse import HUB, load_split
+from unlearnbench.eval.generate import generate_text
 from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import mia
 from unlearnbench.metrics import muse as metrics
@@ -52,42 +52,11 @@ def _decode(tok, ids) -> str:
     return tok.decode(ids, skip_special_tokens=True)
 
 
-class _StopOnStrings(StoppingCriteria):
-    """Per-row stop once the decoded continuation contains a stop string.
-
-    Only an early exit: the answer is cut at the first stop string afterwards, and greedy
-    tokens before it do not depend on what would have followed, so results are those of
-    generating all ``max_new_tokens``.
-    """
-
-    def __init__(self, tok, start: int, stops: tuple[str, ...]):
-        self.tok, self.start, self.stops = tok, start, stops
-
-    def __call__(self, input_ids, scores, **kwargs):
-        done = [any(s in _decode(self.tok, row[self.start:]) for s in self.stops) for row in input_ids]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-@torch.no_grad()
 def _generate(model, tok, prompts: list[list[int]], max_new_tokens: int, batch_size: int,
               stops: tuple[str, ...] = ()) -> list[str]:
-    """Greedy continuations of token-id prompts (left-padded batches, stop at EOS)."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str | None] = [None] * len(prompts)
-    device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
-        idx = order[start: start + batch_size]
-        batch = pad_left([prompts[i] for i in idx], _pad_id(tok))
-        width = batch["input_ids"].shape[1]
-        stopping = StoppingCriteriaList([_StopOnStrings(tok, width, stops)]) if stops else None
-        gen = model.generate(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device),
-                             do_sample=False, max_new_tokens=max_new_tokens,
-                             pad_token_id=_pad_id(tok), eos_token_id=tok.eos_token_id,
-                             stopping_criteria=stopping, temperature=None, top_p=None, top_k=None)
-        for row, i in enumerate(idx):
-            out[i] = _decode(tok, gen[row, width:])
-    return out
+    """Greedy continuations of token-id prompts (``eval.generate``; not stripped)."""
+    return generate_text(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         pad_id=_pad_id(tok), stops=stops)
 
 
 class _Pretokenized:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from unlearnbench.data.collate import Encoder
-from unlearnbench.eval.scoring import generate_greedy, score_pairs
+from unlearnbench.eval.generate import generate_greedy
+from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import generation as gm
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records

@@ -13,7 +13,8 @@ import numpy as np
 
 from unlearnbench.benchmarks.base import rank_world as _rank_world
 from unlearnbench.data.collate import Encoder
-from unlearnbench.eval.scoring import generate_greedy, score_items
+from unlearnbench.eval.generate import generate_greedy
+from unlearnbench.eval.scoring import score_items
 from unlearnbench.metrics import mia, tofu
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records
