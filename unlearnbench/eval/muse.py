@@ -21,6 +21,7 @@ import torch
 from unlearnbench.data.collate import IGNORE
 from unlearnbench.data.muse import HUB, load_split
 from unlearnbench.eval.generate import generate_text
+from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import mia
 from unlearnbench.metrics import muse as metrics
@@ -53,10 +54,10 @@ def _decode(tok, ids) -> str:
 
 
 def _generate(model, tok, prompts: list[list[int]], max_new_tokens: int, batch_size: int,
-              stops: tuple[str, ...] = ()) -> list[str]:
+              stops: tuple[str, ...] = (), progress=None) -> list[str]:
     """Greedy continuations of token-id prompts (``eval.generate``; not stripped)."""
     return generate_text(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         pad_id=_pad_id(tok), stops=stops)
+                         pad_id=_pad_id(tok), stops=stops, progress=progress)
 
 
 class _Pretokenized:
@@ -104,11 +105,12 @@ def _mia_records(model, tok, task: str, rows: list[dict], batch_size: int, max_t
     return out
 
 
-def _verbmem_records(model, tok, rows, n_tokens: int, batch_size: int, parity: bool, cost) -> list[dict]:
+def _verbmem_records(model, tok, rows, n_tokens: int, batch_size: int, parity: bool, cost,
+                     progress=None) -> list[dict]:
     prompts = [tok(r["prompt"], add_special_tokens=True)["input_ids"] for r in rows]
     # muse_bench cuts the gt's ids *with* BOS to 128, i.e. keeps 127 text tokens.
     refs = [_decode(tok, tok(r["gt"], add_special_tokens=parity)["input_ids"][:n_tokens]) for r in rows]
-    gens = _generate(model, tok, prompts, n_tokens, batch_size)
+    gens = _generate(model, tok, prompts, n_tokens, batch_size, progress=progress)
     cost.add_tokens(sum(map(len, prompts)) + n_tokens * len(rows))
     scores = metrics.verbmem_score(gens, refs)
     return [{"task": "verbmem_f", "index": r["_index"], "_order": (0, r["_index"]),
@@ -116,11 +118,12 @@ def _verbmem_records(model, tok, rows, n_tokens: int, batch_size: int, parity: b
             for r, g, ref, s in zip(rows, gens, refs, scores)]
 
 
-def _knowmem_records(model, tok, task: str, rows, icl, n_tokens: int, batch_size: int, cost) -> list[dict]:
+def _knowmem_records(model, tok, task: str, rows, icl, n_tokens: int, batch_size: int, cost,
+                     progress=None) -> list[dict]:
     pairs = [(q["question"], q["answer"]) for q in icl]
     prompts = [tok(metrics.knowmem_prompt(pairs, r["question"]), add_special_tokens=True)["input_ids"]
                for r in rows]
-    raw = _generate(model, tok, prompts, n_tokens, batch_size, stops=metrics.STOP_STRINGS)
+    raw = _generate(model, tok, prompts, n_tokens, batch_size, stops=metrics.STOP_STRINGS, progress=progress)
     cost.add_tokens(sum(map(len, prompts)))
     answers = [metrics.cut_answer(g) for g in raw]
     scores = metrics.knowmem_score(answers, [r["answer"] for r in rows])
@@ -186,15 +189,20 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
     records: list[dict] = []
     with CostTracker() as cost:
         mine = lambda rs: rs[rank::world]  # noqa: E731  every rank a disjoint share
-        records += _verbmem_records(model, tokenizer, mine(rows("verbmem", "forget")), verbmem_tokens,
-                                    batch_size, parity, cost)
-        for task, name in (("knowmem_f", "forget"), ("knowmem_r", "retain")):
-            icl = rows("knowmem", f"{name}_qa_icl", cut=False)
-            records += _knowmem_records(model, tokenizer, task, mine(rows("knowmem", f"{name}_qa")),
-                                        icl, knowmem_tokens, batch_size, cost)
-        for split in ("forget", "holdout", "retain"):
-            records += _mia_records(model, tokenizer, f"privleak_{split}", mine(rows("privleak", split)),
-                                    batch_size, mia_max_tokens, cost)
+        verb = mine(rows("verbmem", "forget"))
+        know = {task: (rows("knowmem", f"{name}_qa_icl", cut=False), mine(rows("knowmem", f"{name}_qa")))
+                for task, name in (("knowmem_f", "forget"), ("knowmem_r", "retain"))}
+        priv = {split: mine(rows("privleak", split)) for split in ("forget", "holdout", "retain")}
+        total = len(verb) + sum(len(q) for _, q in know.values()) + sum(map(len, priv.values()))
+        with Progress(benchmark, total) as progress:
+            records += _verbmem_records(model, tokenizer, verb, verbmem_tokens, batch_size, parity, cost,
+                                        progress.update)
+            for task, (icl, qa) in know.items():
+                records += _knowmem_records(model, tokenizer, task, qa, icl, knowmem_tokens, batch_size, cost,
+                                            progress.update)
+            for split, share in priv.items():
+                records += _mia_records(model, tokenizer, f"privleak_{split}", share, batch_size, mia_max_tokens, cost)
+                progress.update(len(share))
     model.train(was_training)
     records = gather_records(records)
     records.sort(key=lambda r: r["_order"])

@@ -14,6 +14,7 @@ import numpy as np
 from unlearnbench.benchmarks.base import rank_world as _rank_world
 from unlearnbench.data.collate import Encoder
 from unlearnbench.eval.generate import generate_greedy
+from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_items
 from unlearnbench.metrics import mia, tofu
 from unlearnbench.metrics.cost import CostTracker
@@ -32,13 +33,14 @@ def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int) -> list[f
 
 
 def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: int,
-                  max_new_tokens: int, cost: CostTracker, gradnorm: bool = False) -> list[dict]:
+                  max_new_tokens: int, cost: CostTracker, gradnorm: bool = False, progress=None) -> list[dict]:
     """Score and generate one task's rows; one record per row."""
     paraphrased = task in ("forget", "retain")
     items = [(r["question"], [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else [])
               + list(r["perturbed_answer"])) for r in rows]
     scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"))
-    generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens)
+    generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens,
+                                  progress=progress)
     rouge = tofu.rouge_l_recall(generations, [r["answer"] for r in rows])
     cost.add_tokens(sum(len(s.labels) for item in scored for s in item))
     records = []
@@ -159,16 +161,21 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
     with CostTracker() as cost:
         configs = dict(bench.eval_configs(split))
         configs["holdout"] = bench.holdout_config(split)
+        shares = {}
         for task, config in configs.items():
             rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
-            mine = rows[rank::world]  # every rank scores a disjoint share
-            if not mine:
-                continue
-            if task == "holdout":
-                records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm)
-            else:
-                records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost, gradnorm)
+            shares[task] = rows[rank::world]  # every rank scores a disjoint share
+        with Progress(f"{bench.name} {split}", sum(map(len, shares.values()))) as progress:
+            for task, mine in shares.items():
+                if not mine:
+                    continue
+                if task == "holdout":
+                    records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm)
+                    progress.update(len(mine))
+                else:
+                    records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost, gradnorm,
+                                             progress.update)
     model.train(was_training)
     records = gather_records(records)
     records.sort(key=lambda r: r["_order"])
