@@ -289,6 +289,12 @@ def cmd_run(args) -> int:
     reason = not_applicable(cell)
     if reason is not None:
         raise GridError(f"{reason}; choose a method that trains on {bench.shape!r} data")
+    from unlearnbench.runner.periodic_eval import check
+
+    try:  # --set eval_every=... / keep=... (evaluation during unlearning)
+        check(cell["params"], type(bench))
+    except ValueError as exc:
+        raise GridError(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "cell.json", cell)
     rc = execute(out / "cell.json")

@@ -135,6 +135,9 @@ class Benchmark:
     target_is_base: bool = False  # the model before unlearning is the pre-trained model itself
     eval_options: dict[str, Any] = {}  # evaluation options and their defaults
     data_options: dict[str, Any] = {}  # options of the training data (method params may set them)
+    # ``evaluate(..., part="validation")`` scores the validation items alone (evaluation during
+    # unlearning, ``eval_every``, needs it: the test items are never looked at while training).
+    evaluates_parts: bool = False
 
     def __init__(self, path: str | None = None):
         self.path = str(path) if path else self.default_path()

@@ -48,6 +48,7 @@ class TofuBenchmark(Benchmark):
     eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None, "gradnorm": False}
     data_options = {"k_random": 5, "template": "refusal"}
     published = {}
+    evaluates_parts = True
 
     def __init__(self, path: str | None = None):
         super().__init__(path)

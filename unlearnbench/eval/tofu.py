@@ -145,11 +145,13 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
 def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ratios=None,
                   retain_mia_auc: float | None = None, retain_losses: dict | None = None,
                   batch_size: int = 32, max_new_tokens: int = 200, max_items: int | None = None,
-                  gradnorm: bool = False) -> tuple[dict, list[dict]]:
+                  gradnorm: bool = False, part: str | None = None) -> tuple[dict, list[dict]]:
     """Run the whole suite of ``bench`` (a TOFU benchmark) for a forget ``split``; returns
     (summary, per-item records in dataset order).
 
     ``max_items=300`` reproduces the 2024 TOFU code's cut of each split to its first rows.
+    ``part`` ("validation" or "test") scores only that part of the items (``bench.in_part``),
+    e.g. the validation items an evaluation during unlearning looks at.
     """
     rank, world = _rank_world()
     was_training = model.training
@@ -161,6 +163,7 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
         for task, config in configs.items():
             rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
+            rows = [r for r in rows if bench.in_part({"index": r["_index"]}, part)]
             mine = rows[rank::world]  # every rank scores a disjoint share
             if not mine:
                 continue

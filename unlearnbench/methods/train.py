@@ -39,7 +39,7 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
             strategy: str = "single", devices: int = 1, num_nodes: int = 1,
             data_dir: str | None = None, precision: str | None = None,
             max_steps: int | None = None, start: str | None = None, logger: dict | None = None,
-            log_dir: str | Path | None = None) -> dict:
+            log_dir: str | Path | None = None, callbacks: list | None = None) -> dict:
     """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info.
 
     ``start`` is the model to unlearn from instead of the target (a sequential chain's
@@ -52,6 +52,9 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     accumulates ``batch_size / (world * micro_batch_size)`` of them per step, so the
     effective batch is the same on 1, 2 or 8 devices. ``max_steps`` (also accepted as
     ``params["max_steps"]``) stops training early, for smoke runs.
+
+    ``callbacks`` are Lightning callbacks (e.g. the runner's evaluation during unlearning);
+    the time they report as ``wall_time_s`` is taken out of the training wall time.
     """
     import os
 
@@ -87,11 +90,13 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
                         max_steps=int(min(budget)) if budget else -1, logger=loggers, log_every_n_steps=1,
                         enable_checkpointing=False, deterministic=True, enable_model_summary=False,
                         precision=precision, use_distributed_sampler=True,
-                        accumulate_grad_batches=batching["accumulation"], **kw)
+                        accumulate_grad_batches=batching["accumulation"], callbacks=list(callbacks or []), **kw)
     with CostTracker() as cost:
         trainer.fit(method, datamodule=dm)
         cost.steps = trainer.global_step
         cost.tokens = method.tokens_seen
+    # Time spent in callbacks (evaluating during training) is reported apart, not as training.
+    cost.wall_time_s -= sum(getattr(cb, "wall_time_s", 0.0) for cb in callbacks or [])
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
     history = mean_by_step(method.history)  # one row per optimiser step, accumulated or not

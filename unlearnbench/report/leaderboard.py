@@ -153,24 +153,33 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
         block = table[(table[BLOCK[0]] == keys[0]) & (table[BLOCK[1]] == keys[1]) & (table[BLOCK[2]] == keys[2])]
         anchor = anchor_rows(block, rule["anchor"], table)
         ref = float(anchor[vu].iloc[0]) if len(anchor) and vu in anchor else math.nan
-        utility = group[vu].astype(float)
-        if math.isnan(ref) or rule["min_ratio"] <= 0:
-            eligible = group
-        elif utility_dir == "min":
-            eligible = group[utility <= ref / rule["min_ratio"]]
-        else:
-            eligible = group[utility >= ref * rule["min_ratio"]]
-        if len(eligible):
-            score = _score(eligible[vf].astype(float), forget_dir if forget_dir != "none" else "max")
-        else:  # nobody keeps utility: the setting that keeps most of it
-            eligible, score = group, _score(group[vu].astype(float), utility_dir if utility_dir != "none" else "max")
-        chosen = score.fillna(-math.inf).idxmax()
+        chosen = preferred(group[vf], group[vu], ref, rule["min_ratio"], forget_dir, utility_dir)
         for idx, row in group.iterrows():
             sweep_rows.append({**{c: row[c] for c in (*BLOCK, "entry", "method_label", "n_seeds")},
                                vf: row[vf], vu: row[vu], "chosen": idx == chosen})
             if idx != chosen:
                 drop.append(idx)
     return table.drop(index=drop), pd.DataFrame(sweep_rows)
+
+
+def preferred(forget: pd.Series, utility: pd.Series, ref: float, min_ratio: float, forget_dir: str,
+              utility_dir: str):
+    """Index of the candidate a ranking rule prefers: the best ``forget`` among those whose
+    ``utility`` passes ``min_ratio`` × the anchor's ``ref`` (all of them when ``ref`` is NaN);
+    when none passes, the one that keeps most utility. Ties go to the first. A sweep's settings
+    (``select_sweeps``) and a cell's checkpoints (``runner.periodic_eval``) are chosen by it."""
+    utility = utility.astype(float)
+    if math.isnan(ref) or min_ratio <= 0:
+        eligible = utility.index
+    elif utility_dir == "min":
+        eligible = utility.index[utility <= ref / min_ratio]
+    else:
+        eligible = utility.index[utility >= ref * min_ratio]
+    if len(eligible):
+        score = _score(forget.loc[eligible].astype(float), forget_dir if forget_dir != "none" else "max")
+    else:  # nobody keeps utility: the candidate that keeps most of it
+        score = _score(utility, utility_dir if utility_dir != "none" else "max")
+    return score.fillna(-math.inf).idxmax()
 
 
 def _sorted_block(block: pd.DataFrame, meta: dict | None) -> pd.DataFrame:

@@ -100,20 +100,30 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     from unlearnbench.eval.references import evaluate_checkpoint
     from unlearnbench.methods.train import unlearn
 
+    from unlearnbench.runner import periodic_eval
+
     bench, spec, compare = _context(cell)
     work = cell_dir / "work"
-    params, placement = place(cell, cell_dir, bench, spec)
+    method_params, _ = periodic_eval.split_params(cell["params"])  # eval_every, keep: not the method's
+    params, placement = place({**cell, "params": method_params}, cell_dir, bench, spec)
+    periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(cell, cell_dir))
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=params,
                    strategy=(placement or {}).get("strategy", cell["strategy"]), devices=cell["devices"],
                    num_nodes=cell["num_nodes"],
                    data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
-                   logger=cell.get("logger"), log_dir=cell_dir / "logs")
+                   logger=cell.get("logger"), log_dir=cell_dir / "logs", callbacks=[periodic] if periodic else None)
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
+    if periodic is not None:
+        periodic_eval.adopt_best(periodic, work)  # keep: best -> the test items see the kept checkpoint
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
                                            reference=compare, options=cell["eval"])
     cost = dict(info["cost"])
     cost["eval_wall_time_s"] = summary.get("cost", {}).get("wall_time_s")
+    during = periodic.summary() if periodic is not None else {}
+    if periodic is not None:
+        cost["periodic_eval_wall_time_s"] = during.pop("periodic_eval_wall_time_s")
+        cost["keep_save_wall_time_s"] = periodic.save_wall_time_s
     if _is_rank_zero():
         _write_items(cell_dir, records)
         if (work / "history.csv").exists():
@@ -122,7 +132,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
             "batching": info["batching"], "placement": placement, "eval_split": bench.eval_split(cell["split"]),
-            **_described(bench, summary, cell, records, compare)}
+            **during, **_described(bench, summary, cell, records, compare)}
 
 
 def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:

@@ -23,7 +23,8 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
              "devices", "num_nodes", "defaults", "tiny_defaults", "real_defaults", "methods", "eval",
-             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger", "select"}
+             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger", "select",
+             "eval_every", "keep"}
 METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
 
 
@@ -194,6 +195,19 @@ def _per_benchmark(options: dict, names: list[str], name: str) -> dict:
     return dict(options)
 
 
+def _check_periodic(where: str, params: dict, bench_cls, select) -> None:
+    """``eval_every`` / ``keep`` of a cell (runner.periodic_eval), checked at grid-read time."""
+    from unlearnbench.runner.periodic_eval import check
+
+    try:
+        _, keep = check(params, bench_cls)
+    except ValueError as exc:
+        raise GridError(f"{where}: {exc}") from exc
+    if keep["keep"] == "best" and not select:
+        raise GridError(f"{where}: keep: best chooses a checkpoint on validation items; add `select: validation` "
+                        "so the leaderboard reports the test items only")
+
+
 def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     """The forget splits of a grid, or of its ``chain:`` (name, Chain)."""
     if raw.get("chain") is not None:
@@ -292,7 +306,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             raise GridError(f"{where}: benchmark {bench!r} cannot select a sweep's setting on validation "
                             "items (it needs a ranking rule and summaries of a part of its items); drop `select`")
         strategy, devices, num_nodes = real_placement if kind == "real" else placement
-        defaults = {**defaults_all, **kind_defaults[kind]}
+        # eval_every / keep: the grid's, unless defaults or a method's params say otherwise.
+        defaults = {**{k: raw[k] for k in ("eval_every", "keep") if k in raw}, **defaults_all, **kind_defaults[kind]}
         for entry in method_entries:
             if isinstance(entry, str):
                 entry = {"name": entry}
@@ -307,6 +322,7 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             # on real models, a scaled one on the tiny model).
             own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
             for label, params, swept in _sweep(entry, where):
+                _check_periodic(f"{where}: method {label!r}", {**defaults, **params, **own, **swept}, bench_cls, select)
                 for seed in seeds:
                     prev = None
                     for step, split in enumerate(splits, 1):
