@@ -22,7 +22,8 @@ from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, nume
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
 VALIDATION_SHARE_TEXT = "quarter of the"  # benchmarks.base.is_validation, in words
 BLOCK = ["benchmark", "split", "model"]
-COST_SHOWN = ["wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib"]
+COST_SHOWN = ["wall_time_s", "periodic_eval_wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib",
+              "kept_step"]  # the last two only where cells evaluated during unlearning
 _ARROW_MD = {"max": " ↑", "min": " ↓", "zero": " →0", "half": " →0.5"}
 _ARROW_TEX = {"max": r" $\uparrow$", "min": r" $\downarrow$", "zero": r" $\to 0$", "half": r" $\to 0.5$"}
 
@@ -37,7 +38,7 @@ def directions(metas: dict[str, dict], columns=()) -> dict[str, str]:
             out[col] = "min"
         elif "@" in col and col.split("@")[0] in out:
             out[col] = out[col.split("@")[0]]
-    return {**out, **{c: "min" for c in COST_FIELDS}}
+    return {**out, **{c: "min" for c in [*COST_FIELDS, "periodic_eval_wall_time_s"]}}
 
 
 def _score(values: pd.Series, direction: str) -> pd.Series:
@@ -484,7 +485,10 @@ def write_leaderboard(grid_dir: str | os.PathLike, out_dir: str | os.PathLike | 
         "tradeoff": out / "tradeoff.png",
         "training_curves": out / "training_curves.png",
     }
-    atomic_write_text(paths["markdown"], render_markdown(table, frame[frame["status"] != "ok"], published))
+    from .curves import kept_markdown
+
+    atomic_write_text(paths["markdown"], render_markdown(table, frame[frame["status"] != "ok"], published)
+                      + kept_markdown(results))
     atomic_save(paths["csv"], lambda tmp: table.to_csv(tmp, index=False))
     atomic_write_text(paths["latex"], render_latex(table))
     plot_tradeoff(table, paths["tradeoff"])

@@ -225,14 +225,20 @@ def plot_training_curves(grid_dir: str | os.PathLike, results: list[dict[str, An
                 terms += [c for c in hist.select_dtypes("number").columns if c != "step" and c not in terms]
     colours = {t: f"C{i % 10}" for i, t in enumerate(terms)}
 
-    n = max(len(panels), 1)
+    from .curves import curve_panels
+
+    evals = curve_panels(results)  # cells evaluated during unlearning: metric against step
+    n = max(len(panels) + len(evals), 1)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
     fig = _figure((4.8 * ncols, 3.4 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) + len(evals):]:
         ax.set_axis_off()
-    if not panels:
+    for ax, (title, draw) in zip(axes[len(panels):], evals):
+        draw(ax)
+        ax.set_title(title, fontsize=9)
+    if not panels and not evals:
         axes[0].text(0.5, 0.5, "no training histories", ha="center", transform=axes[0].transAxes)
     for ax, (title, runs) in zip(axes, panels.items()):
         for i, (seed, hist) in enumerate(runs):

@@ -114,6 +114,14 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
                    data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
                    logger=cell.get("logger"), log_dir=cell_dir / "logs", callbacks=[periodic] if periodic else None)
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
+    last = None
+    if periodic is not None and periodic.best is not None and periodic.kept_step() != info["steps"]:
+        # The last model on the test items too, for the leaderboard's best-against-last table.
+        summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
+                                               reference=compare, options=cell["eval"])
+        last = {"step": info["steps"], "eval_wall_time_s": summary.get("cost", {}).get("wall_time_s"),
+                **_described(bench, summary, cell, records, compare)}
+        last.pop("benchmark_meta"), last.pop("data_key"), last.pop("parts", None)
     if periodic is not None:
         periodic_eval.adopt_best(periodic, work)  # keep: best -> the test items see the kept checkpoint
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
@@ -124,6 +132,8 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     if periodic is not None:
         cost["periodic_eval_wall_time_s"] = during.pop("periodic_eval_wall_time_s")
         cost["keep_save_wall_time_s"] = periodic.save_wall_time_s
+        if periodic.best is not None:  # the kept step's test numbers are the cell's; the last step's apart
+            during["last"] = last or {"step": info["steps"], "same_as_kept": True}
     if _is_rank_zero():
         _write_items(cell_dir, records)
         if (work / "history.csv").exists():

@@ -310,6 +310,9 @@ class PeriodicEval(L.Callback):
             shutil.rmtree(old, ignore_errors=True)
         _barrier()
 
+    def kept_step(self) -> int | None:
+        return None if self.best is None else self.curve[self.best]["step"]
+
     def summary(self) -> dict:
         """What the cell's result records: the curve, the kept step, the evaluation cost."""
         curve = [{k: v for k, v in e.items() if k != "key"} for e in self.curve]
