@@ -116,9 +116,10 @@ def kept_markdown(results: list[dict[str, Any]]) -> str:
                 return text + (f" ± {s.std():.2g}" if s.count() > 1 else "")
 
             last = [(r.get("last") or {}) for r in group]
-            last_metrics = [r["metrics"] if l.get("same_as_kept") else (l.get("metrics") or {}) for r, l in zip(group, last)]
+            last_metrics = [r["metrics"] if end.get("same_as_kept") else (end.get("metrics") or {})
+                            for r, end in zip(group, last)]
             row = [label, str(group[0]["kept"].get("rule")), stat([r["kept"].get("step") for r in group]),
-                   stat([l.get("step") for l in last])]
+                   stat([end.get("step") for end in last])]
             for c in cols:
                 row += [stat([r["metrics"].get(c) for r in group]), stat([m.get(c) for m in last_metrics])]
             out.append("| " + " | ".join(row) + " |")

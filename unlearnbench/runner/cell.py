@@ -120,8 +120,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
                                                reference=compare, options=cell["eval"])
         last = {"step": info["steps"], "eval_wall_time_s": summary.get("cost", {}).get("wall_time_s"),
-                **_described(bench, summary, cell, records, compare)}
-        last.pop("benchmark_meta"), last.pop("data_key"), last.pop("parts", None)
+                "metrics": _described(bench, summary, cell, records, compare)["metrics"]}
     if periodic is not None:
         periodic_eval.adopt_best(periodic, work)  # keep: best -> the test items see the kept checkpoint
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],

@@ -238,6 +238,17 @@ class PeriodicEval(L.Callback):
         self._last = -1
 
     # Lightning hooks ------------------------------------------------------------------
+    def on_train_start(self, trainer, pl_module):
+        import torch
+
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            # Every rank skips the same evaluations (each is a collective): rank 0's record wins,
+            # also when the ranks do not share a disk.
+            box = [self.recorded]
+            dist.broadcast_object_list(box, src=0)
+            self.recorded = box[0]
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         n = self.every.get("steps")
         step = trainer.global_step
