@@ -41,6 +41,8 @@ def _grid(**extra) -> dict:
     ({"benchmark": "harmful-synth", "eval_every": {"epochs": 1}}, "no validation items"),
     ({"eval_every": {"steps": 0}}, "positive integer"),
     ({"eval_every": {"minutes": 5}}, "{steps: N} or {epochs: K}"),
+    ({"eval_every": {"epochs": 1, "steps": 5}}, "{steps: N} or {epochs: K}"),
+    ({"eval_every": {"epochs": 1, "eval": {"max_new_tokenz": 8}}}, "unknown eval option"),
     ({"eval_every": {"epochs": 1}, "keep": "bestest", "select": "validation"}, "unknown rule"),
     ({"eval_every": {"epochs": 1}, "keep": {"best": "not_a_column"}, "select": "validation"}, "unknown rule"),
     ({"keep": "best", "select": "validation"}, "add eval_every"),

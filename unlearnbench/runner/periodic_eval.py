@@ -47,15 +47,26 @@ UNITS = ("steps", "epochs")
 
 
 # ----------------------------------------------------------------------------- validation
-def parse_eval_every(value) -> dict | None:
-    """``{steps: N}`` / ``{epochs: K}`` (N, K positive integers), or None."""
+def parse_eval_every(value, bench_cls=None) -> dict | None:
+    """``{steps: N}`` / ``{epochs: K}`` (N, K positive integers), or None; an optional ``eval``
+    mapping overrides evaluation options for these evaluations only (e.g. a shorter
+    ``max_new_tokens``, see docs/running.md), checked against the benchmark's options."""
     if value is None:
         return None
-    if isinstance(value, dict) and len(value) == 1:
-        (unit, n), = value.items()
-        if unit in UNITS and isinstance(n, int) and not isinstance(n, bool) and n >= 1:
-            return {unit: n}
-    raise ValueError(f"eval_every must be {{steps: N}} or {{epochs: K}} with a positive integer, got {value!r}")
+    if isinstance(value, dict):
+        units = [k for k in value if k in UNITS]
+        n = value.get(units[0]) if len(units) == 1 else None
+        extra = set(value) - set(UNITS) - {"eval"}
+        if not extra and isinstance(n, int) and not isinstance(n, bool) and n >= 1 \
+                and isinstance(value.get("eval", {}), dict):
+            out = {units[0]: n}
+            if value.get("eval"):
+                if bench_cls is not None:
+                    bench_cls.check_eval_options(dict(value["eval"]))  # an unknown option names the known
+                out["eval"] = dict(value["eval"])
+            return out
+    raise ValueError(f"eval_every must be {{steps: N}} or {{epochs: K}} with a positive integer (and optionally "
+                     f"eval: {{option: value}}), got {value!r}")
 
 
 def parse_keep(value, bench_cls) -> dict:
@@ -88,11 +99,11 @@ def has_validation_items(bench_cls) -> bool:
 
 def check(params: dict, bench_cls) -> tuple[dict | None, dict]:
     """(eval_every, keep) of a cell's parameters, validated against its benchmark."""
-    every = parse_eval_every(params.get("eval_every"))
-    keep = parse_keep(params.get("keep"), bench_cls)
-    if every is not None and not has_validation_items(bench_cls):
+    if params.get("eval_every") is not None and not has_validation_items(bench_cls):
         raise ValueError(f"eval_every: benchmark {bench_cls.name!r} has no validation items to evaluate on "
                          "during unlearning; drop eval_every for it")
+    every = parse_eval_every(params.get("eval_every"), bench_cls)
+    keep = parse_keep(params.get("keep"), bench_cls)
     if keep["keep"] == "best" and every is None:
         raise ValueError("keep: best chooses among periodic evaluations; add eval_every: {epochs: 1} "
                          "(or {steps: N}) or drop keep")
@@ -225,8 +236,8 @@ class PeriodicEval(L.Callback):
                  meta: dict, anchor: dict | None, log_path: Path, key: str, best_dir: Path):
         self.bench, self.encoder, self.split, self.compare = bench, encoder, split, compare
         # GradNorm needs backward passes through the training model (see the module docstring).
-        self.options = {**bench.check_eval_options(dict(options)), **({"gradnorm": False}
-                                                                      if "gradnorm" in bench.eval_options else {})}
+        self.options = {**bench.check_eval_options({**options, **every.get("eval", {})}),
+                        **({"gradnorm": False} if "gradnorm" in bench.eval_options else {})}
         self.every, self.keep, self.meta, self.anchor = every, keep, meta, anchor
         self.log_path, self.key, self.best_dir = Path(log_path), key, Path(best_dir)
         self.recorded = read_log(self.log_path, key)
