@@ -244,3 +244,14 @@ def test_leaderboard_shows_kept_step_eval_cost_and_kept_against_last(tmp_path):
     assert [title for title, _ in curve_panels([json.loads(p.read_text()) for p in g.rglob("result.json")])] == [
         "forget_quality (validation) during unlearning", "model_utility (validation) during unlearning"]
     assert paths["training_curves"].stat().st_size > 0
+
+
+def test_periodic_options_override_the_grids_eval_and_leave_out_gradnorm(tmp_path):
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.runner.periodic_eval import PeriodicEval
+
+    cb = PeriodicEval(bench=get_benchmark("tofu-synth"), encoder=None, split=SPLIT, compare=None,
+                      options={"batch_size": 8, "max_new_tokens": 200},
+                      every={"epochs": 1, "eval": {"max_new_tokens": 64}}, keep={"keep": "last"}, meta={},
+                      anchor=None, log_path=tmp_path / "evals.jsonl", key="k", best_dir=tmp_path / "best")
+    assert cb.options == {"batch_size": 8, "max_new_tokens": 64, "max_items": None, "gradnorm": False}
