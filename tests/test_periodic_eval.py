@@ -1,7 +1,7 @@
 """Evaluation during unlearning (``eval_every``), keeping the best checkpoint (``keep``), resume.
 
 The distributed runs: ``grad_diff`` on tiny-test ``forget10``, global batch 40 (2 optimiser
-steps per epoch, 2 epochs), evaluated every step on the validation items of the first 8 rows
+steps, one epoch), evaluated every step on the validation items of the first 8 rows
 of each TOFU task. The claim tested is that an evaluation during training on 2 gloo processes
 (DDP: each rank holds the model; FSDP2: the model sharded, all-gathered for the evaluation)
 equals a 1-process evaluation of the same weights within 1e-6. The same weights: the model
@@ -27,7 +27,7 @@ from unlearnbench.runner.grid import GridError, parse_grid
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = "forget10"
-PARAMS = {"epochs": 2, "batch_size": 40, "lr": 5e-4, "lambda_retain": 1.0, "eval_every": {"steps": 1}}
+PARAMS = {"epochs": 1, "batch_size": 40, "lr": 5e-4, "lambda_retain": 1.0, "eval_every": {"steps": 1}}
 EVAL = {"max_items": 8, "max_new_tokens": 8}
 TIMEOUT_S = 480
 
@@ -169,7 +169,7 @@ def _assert_close(a: dict, b: dict, tol: float = 1e-6) -> None:
 def test_periodic_eval_equals_one_process_eval_of_the_same_weights(runs, tiny_family, name):
     result = _result(runs, name)
     curve = result["curve"]
-    assert [e["step"] for e in curve] == [1, 2, 3, 4]  # every step, the last one included
+    assert [e["step"] for e in curve] == [1, 2]  # every step, the last one included
     kept = result["kept"]
     step = kept["step"] if kept["keep"] == "best" else curve[-1]["step"]
     entry = next(e for e in curve if e["step"] == step)
@@ -183,7 +183,7 @@ def test_curve_moves_and_test_metrics_exclude_validation_items(runs):
     rouge = [e["metrics"]["forget_rougeL"] for e in result["curve"]]
     probs = [e["metrics"]["forget_probability"] for e in result["curve"]]
     assert len(set(probs)) > 1 or len(set(rouge)) > 1  # the evaluated model is the one training
-    assert result["kept"]["rule"] == "ranking" and result["kept"]["step"] in (1, 2, 3, 4)
+    assert result["kept"]["rule"] == "ranking" and result["kept"]["step"] in (1, 2)
     assert result["parts"]["test"]["forget"]["n_items"] + result["parts"]["validation"]["forget"]["n_items"] \
         == EVAL["max_items"]
     # keep: best leaves one checkpoint: the kept one became the cell's model.
@@ -197,7 +197,7 @@ def test_resume_reuses_recorded_evaluations(runs, tiny_family):
     (root / "single" / "result.json").unlink()
     _launch(json.loads((root / "single" / "cell.json").read_text()), root / "single")
     again = _result(runs, "single")
-    assert again["reused_evaluations"] == len(first["curve"]) == 4
+    assert again["reused_evaluations"] == len(first["curve"]) == 2
     assert again["curve"] == first["curve"] and again["kept"] == first["kept"]
     _assert_close(again["metrics"], first["metrics"], 0.0)  # the kept checkpoint written again, identical
 
