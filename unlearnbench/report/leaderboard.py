@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_save, atomic_write_text
-from .plots import plot_chains, plot_robustness, plot_tradeoff, plot_training_curves
+from .plots import geometric_spread, plot_chains, plot_robustness, plot_tradeoff, plot_training_curves, spread_key
 from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, numeric_columns, results_frame
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
@@ -88,12 +88,17 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     skipped) followed by ``<col>_std`` (sample std, ddof=1; NaN for a single seed). Within
     each benchmark/split/model block the references come first (in the benchmark's order),
     then the methods by the benchmark's ranking rule (``rank``; the methods below its
-    utility bar follow, by their forget metric).
+    utility bar follow, by their forget metric). ``attrs["log_spread"]`` holds, per row
+    (``plots.spread_key``), each log-scale (``sci``) column's geometric mean and ×/÷ factor
+    over seeds, which the trade-off plot draws on its log axis.
     """
     numeric = numeric_columns(frame)
     metas = frame.attrs.get("metas", {})
     ok = frame[frame["status"] == "ok"]
-    rows = []
+    # Columns shown on a log axis (p-values): their spread over seeds is kept as geometric
+    # mean and ×/÷ factor, for plots only (the table keeps the arithmetic mean ± std).
+    logged = [c["name"] for meta in metas.values() for c in meta["columns"] if c.get("sci") and c["name"] in numeric]
+    rows, spreads = [], {}
     for keys, group in ok.groupby(KEYS, dropna=False, sort=False):
         row: dict[str, Any] = dict(zip(KEYS, keys))
         for col in ("method", "chain", "step", "ref_order", "entry", "eval_split"):
@@ -102,6 +107,7 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
         for col in numeric:
             row[col] = float(group[col].mean())
             row[f"{col}_std"] = float(group[col].std()) if len(group) > 1 else math.nan
+        spreads[spread_key(row)] = {col: geometric_spread(group[col]) for col in logged}
         rows.append(row)
     columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "entry", "eval_split",
                "n_seeds", "rank"]
@@ -121,6 +127,7 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].astype(object).where(out[col].notna(), np.nan)
     out.attrs["metas"] = metas
     out.attrs["sweep"] = sweep
+    out.attrs["log_spread"] = spreads
     return out
 
 
