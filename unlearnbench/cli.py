@@ -1,4 +1,4 @@
-"""``unlearnbench`` command line: ls, data, train, finetune, eval, run, grid, leaderboard, compare."""
+"""``unlearnbench`` command line: ls, data, train, finetune, eval, run, grid, leaderboard, site, compare."""
 
 from __future__ import annotations
 
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
     p.add_argument("dir")
+
+    p = sub.add_parser("site", help="write a static HTML site of every grid under a results dir")
+    p.add_argument("dir", help="a results dir (e.g. results/) or one grid's results")
+    p.add_argument("--out", default="site", help="where to write the site (default site/; open its index.html)")
 
     p = sub.add_parser("compare", help="do two results dirs agree within their stated spread over seeds?")
     p.add_argument("a")
@@ -313,6 +317,16 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    from unlearnbench.report.site import build_site, find_grids
+
+    if not find_grids(args.dir):
+        raise GridError(f"{args.dir} holds no grid results (no refs/ or cells/ directory in it or below it); "
+                        "run `unlearnbench grid` first")
+    print(build_site(args.dir, args.out))
+    return 0
+
+
 def cmd_compare(args) -> int:
     from unlearnbench.report.atomic import atomic_write_text
     from unlearnbench.report.compare import compare, render
@@ -329,7 +343,7 @@ def cmd_compare(args) -> int:
 
 
 COMMANDS = {"compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
-            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard}
+            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard, "site": cmd_site}
 
 
 def _user_errors() -> tuple[type, ...]:
