@@ -243,9 +243,12 @@ class Benchmark:
         validation = is_validation(record.get("index", 0))
         return validation if part == "validation" else not validation
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         """The summary of the items of ``part`` only (a reference scored on the same part), for
-        selecting a sweep's setting on validation items and reporting it on the others."""
+        selecting a sweep's setting on validation items and reporting it on the others.
+        ``options`` are the evaluation options the records were made with (e.g. a parity
+        mode that fixes a constant the summary uses)."""
         raise BenchmarkError(f"benchmark {self.name!r} cannot summarise a part of its items, which a "
                              "grid's `select: validation` needs; drop `select` for this benchmark")
 

@@ -100,13 +100,20 @@ class MuseBenchmark(Benchmark):
                              benchmark=self.corpus, **options)
 
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
+        """``part``'s summary; PrivLeak against the retrain AUC the whole evaluation used: under
+        parity muse_bench's constant (the reference is then ignored, as in ``evaluate``),
+        otherwise the reference's own AUC on the same part."""
         from unlearnbench.eval.muse import summarise
         from unlearnbench.metrics import mia
+        from unlearnbench.metrics.muse import parity_retrain_auc
 
         mine = [r for r in records if self.in_part(r, part)]
         auc = None
-        if reference is not None:
+        if self.check_eval_options(dict(options or {}))["parity"]:
+            auc = parity_retrain_auc(self.corpus)
+        elif reference is not None:
             ref = [r for r in reference[1] if self.in_part(r, part)]
             forget = [r["mia_min_k"] for r in ref if r["task"] == "privleak_forget"]
             holdout = [r["mia_min_k"] for r in ref if r["task"] == "privleak_holdout"]

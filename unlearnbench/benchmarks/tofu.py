@@ -101,7 +101,8 @@ class TofuBenchmark(Benchmark):
                              retain_mia_auc=auc, retain_losses=losses, **options)
 
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         from unlearnbench.eval.tofu import summarise
         from unlearnbench.metrics import mia
 
