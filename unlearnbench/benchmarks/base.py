@@ -134,6 +134,9 @@ class Benchmark:
     tiny_template: str | None = None  # its variant for the harness's tiny models (default: template)
     target_is_base: bool = False  # the model before unlearning is the pre-trained model itself
     eval_options: dict[str, Any] = {}  # evaluation options and their defaults
+    # Values of the ``parity`` eval option besides false: whose evaluation code the numbers
+    # reproduce where its conventions differ from this harness's (docs/metrics.md).
+    parity_modes: tuple[str, ...] = ()
     data_options: dict[str, Any] = {}  # options of the training data (method params may set them)
 
     def __init__(self, path: str | None = None):
@@ -221,7 +224,20 @@ class Benchmark:
         if unknown:
             raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option(s) {unknown}; "
                                  f"known: {sorted(cls.eval_options)}")
-        return {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
+        out = {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
+        if "parity" in cls.eval_options:
+            out["parity"] = cls.check_parity(out["parity"])
+        return out
+
+    @classmethod
+    def check_parity(cls, value):
+        """``False`` or one of ``parity_modes``; ``true`` names a benchmark's only mode."""
+        if value is True and len(cls.parity_modes) == 1:
+            return cls.parity_modes[0]
+        if value is False or value in cls.parity_modes:
+            return value
+        raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option parity={value!r}; "
+                             f"use false or one of: {', '.join(cls.parity_modes)}")
 
     def data_key(self) -> str | None:
         """What identifies the data read, the same on every machine: a stand-in's generator

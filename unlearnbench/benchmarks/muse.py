@@ -53,6 +53,7 @@ class MuseBenchmark(Benchmark):
                             description="disjoint forget sets, each unlearnt from the previous result")}
     eval_options = {"batch_size": 16, "parity": False, "max_items": None, "verbmem_tokens": 128,
                     "knowmem_tokens": 32, "mia_max_tokens": 2048}
+    parity_modes = ("muse_bench",)  # `parity: true` names it
     data_options = {"chunk_len": 2048}  # Llama-2's context, as MUSE trains
     published = PUBLISHED["muse-news"]
     corpus = "muse-news"  # muse_bench's name for parity constants
@@ -96,7 +97,7 @@ class MuseBenchmark(Benchmark):
         retrain_auc = None
         if reference is not None and not parity:
             retrain_auc = (reference[0].get("mia") or {}).get("min_k")
-        return evaluate_muse(model, encoder.tokenizer, self.path, retrain_auc=retrain_auc, parity=parity,
+        return evaluate_muse(model, encoder.tokenizer, self.path, retrain_auc=retrain_auc, parity=bool(parity),
                              benchmark=self.corpus, **options)
 
 
