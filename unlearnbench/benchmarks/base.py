@@ -128,7 +128,9 @@ class Benchmark:
     headline_forget: str | None = None  # higher = more remembered; robustness recovery uses it
     ranking: Ranking | None = None
     chains: dict[str, Chain] = {}
-    published: dict[str, dict[str, float]] = {}
+    # Published numbers beside its leaderboards: groups keyed by (benchmark, split, model,
+    # source), shown only in their own block (report.published).
+    published: tuple[dict, ...] = ()
     stand_in_for: str | None = None  # a stand-in names the real benchmark it stands for
     template: str | None = None  # a prompt template of the benchmark's own (None: the model's)
     tiny_template: str | None = None  # its variant for the harness's tiny models (default: template)

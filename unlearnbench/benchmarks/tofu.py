@@ -51,7 +51,7 @@ class TofuBenchmark(Benchmark):
     # of the decoded label): numbers to read against its published logs (docs/metrics.md §2).
     parity_modes = ("open-unlearning",)
     data_options = {"k_random": 5, "template": "refusal"}
-    published = {}
+    published = ()  # in benchmarks/tofu.yaml, per split and model
 
     def __init__(self, path: str | None = None):
         super().__init__(path)
