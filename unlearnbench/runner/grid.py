@@ -17,6 +17,7 @@ import yaml
 
 from unlearnbench.benchmarks.base import Benchmark
 from unlearnbench.registry import benchmarks, methods, models
+from unlearnbench.report import published as published_rows
 from unlearnbench.runner.strategies import STRATEGIES
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -66,7 +67,7 @@ class Grid:
     raw: dict
     cells: list[Cell]
     references: dict
-    published: dict
+    published: list  # groups keyed by (benchmark, split, model, source): report.published
     path: Path | None = None
     attacks: dict = field(default_factory=dict)  # attack name -> its parameters
 
@@ -330,5 +331,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         raise GridError(f"{where}: duplicate cell ids {dupes}; give the method entries distinct labels "
                         "(e.g. `label: wagle[npo]`)")
     name = str(raw["name"]) if not model else f"{raw['name']}-{_slug(Path(model).name)}"
-    return Grid(name, raw, cells, refs, _mapping(where, raw.get("published"), "published"), path,
-                attack_specs)
+    try:
+        published_rows.parse(raw.get("published"), f"{where}: published")
+    except published_rows.PublishedError as exc:
+        raise GridError(str(exc)) from exc
+    return Grid(name, raw, cells, refs, raw.get("published") or [], path, attack_specs)
