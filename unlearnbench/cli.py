@@ -336,8 +336,9 @@ def _user_errors() -> tuple[type, ...]:
     """Errors printed as one line with exit status 2 (bad names, grids, data, options)."""
     from unlearnbench.benchmarks.base import BenchmarkError
     from unlearnbench.data.schema import SchemaError
+    from unlearnbench.methods.base import ParityError
 
-    return (RegistryError, GridError, SchemaError, BenchmarkError)
+    return (RegistryError, GridError, SchemaError, BenchmarkError, ParityError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -306,6 +306,12 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             # A method's recipe may differ by model kind (LLMU: the paper's 1000-step budget
             # on real models, a scaled one on the tiny model).
             own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
+            try:  # a parity the method does not offer fails here, not after the targets are built
+                from unlearnbench.methods.base import check_parity
+
+                check_parity(methods.get(entry["name"]), {**defaults, **_mapping(where, entry.get("params"), "params"), **own})
+            except ValueError as exc:
+                raise GridError(f"{where}: {exc}") from exc
             for label, params, swept in _sweep(entry, where):
                 for seed in seeds:
                     prev = None
