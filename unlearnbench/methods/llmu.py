@@ -15,8 +15,8 @@ threshold; this compares the ascended loss as the paper describes.
 (kevinyaobytedance/llm_unlearn @647f309, ``losses.llmu_reference_loss``) and turns gradient
 clipping off unless ``grad_clip`` is given, as that code never clips.
 
-Paper settings (``PAPER_DEFAULTS``): lr 2e-6, batch 2, no warm-up, linear decay over a
-fixed budget of 1000 steps (the shared loop's ``steps`` option: the forget data cycles until
+Paper settings (``PAPER_DEFAULTS``): lr 2e-6, batch 2, no warm-up, no gradient clipping,
+linear decay over a fixed budget of 1000 steps (the shared loop's ``steps`` option: the forget data cycles until
 the budget is spent). The shipped grids give real models exactly these (``real_params``)
 and the tiny model a scaled budget (``tiny_params``, documented in the grid).
 """
@@ -28,7 +28,7 @@ import torch
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
 
-PAPER_DEFAULTS = {"lr": 2e-6, "batch_size": 2, "warmup_epochs": 0.0, "steps": 1000}
+PAPER_DEFAULTS = {"lr": 2e-6, "batch_size": 2, "warmup_epochs": 0.0, "steps": 1000, "grad_clip": 0.0}
 
 
 class LLMU(UnlearningMethod):
