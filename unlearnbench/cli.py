@@ -350,9 +350,10 @@ def _user_errors() -> tuple[type, ...]:
     """Errors printed as one line with exit status 2 (bad names, grids, data, options)."""
     from unlearnbench.benchmarks.base import BenchmarkError
     from unlearnbench.data.schema import SchemaError
+    from unlearnbench.methods.base import ParityError
     from unlearnbench.report.published import PublishedError
 
-    return (RegistryError, GridError, SchemaError, BenchmarkError, PublishedError)
+    return (RegistryError, GridError, SchemaError, BenchmarkError, PublishedError, ParityError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -187,9 +187,13 @@ def _number_or_yaml(v: str):
 
 
 def unlearn_cli(args, spec) -> int:
+    from unlearnbench.methods.base import check_parity
+
     out = Path(args.out or Path("results") / "unlearned" / f"{args.method}-{spec.name}-{args.split}-s{args.seed}")
+    params = parse_sets(args.set)
+    check_parity(methods.get(args.method), params)  # before the target is built (minutes)
     info = unlearn(args.method, spec, benchmark=args.benchmark, split=args.split, out_dir=out,
-                   seed=args.seed, params=parse_sets(args.set), data_dir=args.data_dir)
+                   seed=args.seed, params=params, data_dir=args.data_dir)
     print(json.dumps(info, indent=2))
     print(f"saved unlearned model to {out / 'model'}")
     return 0
