@@ -167,11 +167,14 @@ def test_shipped_grids_validate(path):
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_cli_dry_run_lists_cell_ids(path, capsys):
-    assert cli.main(["grid", str(path), "--dry-run"]) == 0
-    assert capsys.readouterr().out.split() == [c.cell_id for c in load_grid(path).cells]
-    assert cli.main(["grid", str(path), "--dry-run", "--model", "phi-1.5"]) == 0
-    listed = capsys.readouterr().out.split()
+def test_cli_dry_run_lists_cell_ids(path, capsys, tmp_path):
+    def cells(out: str) -> list[str]:  # "<state> <kind> <id>" lines after the summary line
+        return [line.split()[2] for line in out.splitlines()[1:] if line.split()[1] == "cell"]
+
+    assert cli.main(["grid", str(path), "--dry-run", "--out", str(tmp_path)]) == 0
+    assert cells(capsys.readouterr().out) == [c.cell_id for c in load_grid(path).cells]
+    assert cli.main(["grid", str(path), "--dry-run", "--model", "phi-1.5", "--out", str(tmp_path)]) == 0
+    listed = cells(capsys.readouterr().out)
     real = load_grid(path, model="phi-1.5").cells
     assert listed == [c.cell_id for c in real]
     assert all(f"__{c.benchmark}-{c.split}__phi-1.5__" in i for c, i in zip(real, listed))

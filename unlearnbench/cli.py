@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(make bench ATTACKS=...); replaces the grid's own `attacks`")
     p.add_argument("--out", default=None, help="results dir (default results/<grid name>)")
     p.add_argument("--only", default=None, help="run only cells whose id contains this text")
+    p.add_argument("--seeds", default=None, help="replace the grid's seeds, comma-separated, e.g. 42,43")
     p.add_argument("--no-retry-failed", action="store_true", help="keep failed cells as they are")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every job (references, cells, attacks) as done, to-run or stale, and exit")
 
     p = sub.add_parser("run", help="run one cell (unlearn + evaluate) and write its result.json")
     p.add_argument("--method", required=True)
@@ -249,19 +251,21 @@ def _eval_with_harness(args, bench, spec, split: str, is_dir: bool) -> int:
 
 
 def cmd_grid(args) -> int:
-    from unlearnbench.runner.grid import load_grid
-    from unlearnbench.runner.run import run_grid
+    from unlearnbench.runner.grid import load_grid, parse_seeds
+    from unlearnbench.runner.run import dry_run, run_grid
 
     grid = load_grid(args.grid, model=args.model,
-                     attacks=[a for a in args.attacks.split(",") if a] if args.attacks is not None else None)
-    if args.dry_run:
-        for c in grid.cells:
-            print(c.cell_id)
-        return 0
+                     attacks=[a for a in args.attacks.split(",") if a] if args.attacks is not None else None,
+                     seeds=parse_seeds(args.seeds) if args.seeds is not None else None)
     out = Path(args.out or Path("results") / grid.name)
+    plugins = list(args.plugin) + [p for p in grid.plugins if p not in args.plugin]
+    if args.dry_run:
+        print("\n".join(dry_run(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
+                                plugins=plugins)))
+        return 0
     try:
         res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
-                       plugins=args.plugin)
+                       plugins=plugins)
     except KeyboardInterrupt:
         # Finished cells are on disk (atomic result.json); the interrupted one is not.
         print(f"\nunlearnbench: interrupted; finished cells are kept in {out}. "

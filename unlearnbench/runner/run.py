@@ -116,7 +116,7 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
     ``retry_failed`` is false. ``only`` keeps the cells whose id contains it (and their
     references)."""
     out_dir = Path(out_dir)
-    cells = [c for c in grid.cells if not only or only in c.cell_id]
+    cells = select_cells(grid, only)
     parents = [("refs", {**r, "plugins": plugins or []}) for r in reference_cells(grid, cells)]
     parents += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
                 for c in cells]
@@ -125,10 +125,12 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
         jobs.append((sub, cell, out_dir / sub / cell["cell_id"]))
         jobs += [("attacks", attack_job(cell, name, params), out_dir / sub / cell["cell_id"] / "attacks" / name)
                  for name, params in grid.attacks.items()]
-    keys = _data_keys([cell for _, cell, _ in jobs], plugins)
+    # Data keys only matter for jobs with a result: a plan of a new directory (a dry run)
+    # generates no stand-in data.
+    keys = _data_keys([cell for _, cell, d in jobs if (d / "result.json").exists()], plugins)
     out = []
     for sub, cell, cell_dir in jobs:
-        state = cell_state(cell, cell_dir, keys[(cell["benchmark"], cell.get("data_dir"))])
+        state = cell_state(cell, cell_dir, keys.get((cell["benchmark"], cell.get("data_dir"))))
         if state == "failed" and not retry_failed:
             state = "kept"
         out.append((sub, cell, cell_dir, state))
@@ -147,6 +149,38 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
 
 
 NOT_APPLICABLE = "not_applicable"
+
+
+def select_cells(grid: Grid, only: str | None) -> list[Cell]:
+    """The cells whose id contains ``only`` (all without it); none is a user error."""
+    from unlearnbench.runner.grid import GridError
+
+    cells = [c for c in grid.cells if not only or only in c.cell_id]
+    if not cells:
+        raise GridError(f"--only {only!r} matches none of the {len(grid.cells)} cells of grid {grid.name!r}; "
+                        f"it keeps the cells whose id contains it, e.g. --only {grid.cells[0].cell_id}"
+                        " (`--dry-run` lists them)")
+    return cells
+
+
+# How a dry run names each state of ``plan``.
+_DRY = {"done": "done", "todo": "to-run", "failed": "to-run", "stale": "stale", "kept": "kept"}
+
+
+def dry_run(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | None = None,
+            plugins: list[str] | None = None) -> list[str]:
+    """One line per job of ``plan`` (state, kind, id), after a summary line; nothing runs."""
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
+    counts: dict[str, int] = {}
+    lines = []
+    for sub, cell, _, state in jobs:
+        mark = _DRY[state]
+        counts[mark] = counts.get(mark, 0) + 1
+        note = {"failed": "  (failed before)", "stale": "  (configuration or data changed)",
+                "kept": "  (failed before, kept: --no-retry-failed)"}.get(state, "")
+        lines.append(f"{mark:<7} {cell.get('kind', sub):<6} {cell['cell_id']}{note}")
+    summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "to-run", "stale", "kept") if counts.get(k))
+    return [f"[grid {grid.name}] {len(jobs)} jobs -> {out_dir}: {summary}"] + lines
 
 
 def attack_job(parent: dict, name: str, params: dict) -> dict:
@@ -259,9 +293,9 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     from unlearnbench.report.leaderboard import write_leaderboard
 
     out_dir = Path(out_dir)
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)  # may refuse `only`
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "grid.json", grid.raw)
-    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
     todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(sub == "cells" for sub, *_ in jobs)
