@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retry-failed", action="store_true", help="keep failed cells as they are")
     p.add_argument("--dry-run", action="store_true",
                    help="list every job (references, cells, attacks) as done, to-run or stale, and exit")
+    p.add_argument("--wait", action="store_true",
+                   help="another grid holds the results dir: wait for it instead of refusing")
 
     p = sub.add_parser("run", help="run one cell (unlearn + evaluate) and write its result.json")
     p.add_argument("--method", required=True)
@@ -265,7 +267,7 @@ def cmd_grid(args) -> int:
         return 0
     try:
         res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
-                       plugins=plugins)
+                       plugins=plugins, wait=args.wait)
     except KeyboardInterrupt:
         # Finished cells are on disk (atomic result.json); the interrupted one is not.
         print(f"\nunlearnbench: interrupted; finished cells are kept in {out}. "

@@ -212,7 +212,16 @@ def _failed_result(cell: dict, error: str, traceback: str = "") -> dict:
             "error": error, "traceback": traceback}
 
 
-def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
+def spawn(argv: list[str], out, keep_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A job's child process: it gets SIGTERM if the grid dies, and inherits ``keep_fds``
+    (the results lock, so that the directory stays locked while the child lives)."""
+    from unlearnbench.runner.lock import die_with_parent
+
+    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                            preexec_fn=die_with_parent(), pass_fds=keep_fds)
+
+
+def _launch(cell: dict, cell_dir: Path, log=_print, keep_fds: tuple[int, ...] = ()) -> int:
     """Run one cell in a child process; record a failure if the child dies without one.
 
     On KeyboardInterrupt the child is stopped and whatever it wrote that is not ``ok`` is
@@ -224,8 +233,7 @@ def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
     atomic_write_json(cell_dir / "cell.json", cell)
     with open(cell_dir / "log.txt", "w") as out:
         module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
-        proc = subprocess.Popen([sys.executable, "-m", module, str(cell_dir / "cell.json")],
-                                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], out, keep_fds)
         try:
             rc = proc.wait()
         except KeyboardInterrupt:
@@ -283,18 +291,28 @@ _SKIP_NOTE = {"done": "already done", "kept": "failed earlier, kept (--no-retry-
 
 
 def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | None = None,
-             plugins: list[str] | None = None, log=_print) -> dict:
-    """Run every job not yet done, then rebuild the leaderboard.
+             plugins: list[str] | None = None, log=_print, wait: bool = False) -> dict:
+    """Run every job not yet done, then rebuild the leaderboard, holding the results
+    directory's lock (another grid there: refuse, or ``wait`` for it).
 
     Returns ``{"ok": n, "failed": [(cell_id, error), ...], "skipped": n, "ran": n, "paths"}``:
     ``failed`` lists every job of the grid that is not ok at the end (run now and failed, or
     an earlier failure kept by ``retry_failed=False``); ``skipped`` counts the jobs not run.
     """
-    from unlearnbench.report.leaderboard import write_leaderboard
+    from unlearnbench.runner.lock import ResultsLock
 
     out_dir = Path(out_dir)
-    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)  # may refuse `only`
-    out_dir.mkdir(parents=True, exist_ok=True)
+    select_cells(grid, only)  # refuse an `only` that matches nothing before touching anything
+    with ResultsLock(out_dir, wait=wait, log=log) as lock:
+        return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,))
+
+
+def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
+                plugins: list[str] | None, log, keep_fds: tuple[int, ...]) -> dict:
+    from unlearnbench.report.leaderboard import write_leaderboard
+
+    # Planned under the lock: a second grid that waited sees the first one's results.
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
     atomic_write_json(out_dir / "grid.json", grid.raw)
     todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
     total, skipped = len(jobs), len(jobs) - len(todo)
@@ -323,7 +341,7 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
             if status != NOT_APPLICABLE:
                 failed[cell["cell_id"]] = reason
             continue
-        rc = _launch(cell, cell_dir, log)
+        rc = _launch(cell, cell_dir, log, keep_fds)
         if not grid.raw.get("keep_models"):
             _prune_models(jobs, pending)
         status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
