@@ -18,7 +18,7 @@ ATTACKS ?=
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test bench smoke clean
+.PHONY: install test bench smoke clean readme
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -33,6 +33,10 @@ test: install
 
 bench: install
 	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS)) $(if $(OUT),--out $(OUT))
+
+# The README's result tables, copied from the committed leaderboards (tests/test_readme.py checks them).
+readme: install
+	$(UB) readme-tables README.md
 
 smoke: install
 	$(UB) ls methods

@@ -100,3 +100,17 @@ def test_grid_name_cannot_leave_the_results_root(tmp_path, capsys):
     for name in ("../../etc", "/abs", ".hidden", "a/b"):
         assert cli.main(["grid", str(_write(tmp_path, {**GRID, "name": name})), "--dry-run"]) == 2
         assert "must be a plain directory name" in capsys.readouterr().err
+
+
+def test_grid_json_keeps_earlier_attacks_and_is_not_rewritten_when_unchanged(tmp_path):
+    """`make bench` without ATTACKS on a directory whose grid.json records attacks (the
+    committed results) must leave the file as it is: a fresh clone stays clean."""
+    from unlearnbench.runner.run import _record_grid
+
+    path = tmp_path / "grid.json"
+    _record_grid(path, {**GRID, "attacks": ["relearn"]})
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    _record_grid(path, dict(GRID))  # this run names no attacks
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    _record_grid(path, {**GRID, "seeds": [1]})  # a real change is recorded, attacks kept
+    assert json.loads(path.read_text()) == {**GRID, "seeds": [1], "attacks": ["relearn"]}

@@ -340,6 +340,10 @@ def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
     from unlearnbench.registry import benchmarks
 
     cls = benchmarks.get(name)
+    if path is not None:  # a local copy: a missing file or a bad row is named before it is read
+        from unlearnbench.data.local_check import check_data_path
+
+        check_data_path(path)
     return cls(path=path)
 
 

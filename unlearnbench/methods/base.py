@@ -39,6 +39,11 @@ class UnlearningMethod(L.LightningModule):
     # and/or "text" (raw text chunks, every token scored). A grid cell whose benchmark
     # has another shape is reported "not applicable".
     shapes: tuple[str, ...] = ("qa",)
+    # What a grid checks when it is read (methods.params); subclasses add their own.
+    param_ranges = {"lr": "> 0", "epochs": ">= 1", "batch_size": ">= 1", "weight_decay": ">= 0",
+                    "warmup_epochs": ">= 0", "grad_clip": ">= 0", "gamma_forget": ">= 0",
+                    "lambda_retain": ">= 0", "steps": ">= 1"}
+    param_choices = {"reference": ("cached", "resident")}
 
     @classmethod
     def trainable_share(cls, shape: dict, params: dict) -> float:

@@ -16,6 +16,8 @@ from pathlib import Path
 import yaml
 
 from unlearnbench.benchmarks.base import Benchmark
+from unlearnbench.errors import UserError
+from unlearnbench.methods.params import check_params
 from unlearnbench.registry import benchmarks, methods, models
 from unlearnbench.runner.strategies import STRATEGIES
 
@@ -28,8 +30,8 @@ GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "s
 METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
 
 
-class GridError(ValueError):
-    pass
+class GridError(UserError):
+    """A grid (or a grid option) is wrong; printed as one line, exit status 2."""
 
 
 @dataclass
@@ -309,6 +311,10 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     for m in model_names:
         if m not in models and not Path(m).is_dir():
             raise GridError(f"{where}: {models.unknown_message(m)}")
+        if m not in models:
+            from unlearnbench.models.local import check_model_dir
+
+            check_model_dir(m)
     placement = _placement(where, raw)
     # Real models (`make bench MODEL=llama2-7b`) may need another placement than the
     # CPU stand-in grid, e.g. FSDP over every visible GPU.
@@ -349,6 +355,10 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         bench_eval = _per_benchmark(eval_kw, bench_names, bench_name)
         data_dir = raw.get("data_dir")
         data_dir = data_dir.get(bench_name) if isinstance(data_dir, dict) else data_dir
+        if data_dir is not None:
+            from unlearnbench.data.local_check import check_data_path
+
+            check_data_path(data_dir)
         try:
             bench_cls.check_eval_options(bench_eval)
         except ValueError as exc:
@@ -372,6 +382,9 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             # on real models, a scaled one on the tiny model).
             own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
             for label, params, swept in _sweep(entry, where):
+                # Names, types and ranges now: a typo must not wait for the references.
+                check_params(entry["name"], {**defaults, **params, **own, **swept}, bench_cls.data_options,
+                             where=f"{where}: method {label!r}")
                 for seed in seeds:
                     prev = None
                     for step, split in enumerate(splits, 1):

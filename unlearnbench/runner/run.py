@@ -282,6 +282,22 @@ def _parent_not_ok(attack_dir: Path) -> str | None:
     return f"its cell {attack_dir.parents[1].name} did not succeed ({parent.get('error')})"
 
 
+def _record_grid(path: Path, raw: dict) -> None:
+    """Write ``grid.json`` (the grid as run), keeping an earlier run's ``attacks`` when this
+    run names none (their results stay in the directory and in its tables), and leaving the
+    file untouched when nothing changed: a committed results directory stays clean."""
+    raw = json.loads(json.dumps(_jsonable(raw), default=str))
+    old = None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    if isinstance(old, dict) and "attacks" not in raw and old.get("attacks"):
+        raw["attacks"] = old["attacks"]
+    if raw != old:
+        atomic_write_json(path, raw)
+
+
 def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s"
@@ -313,7 +329,7 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
 
     # Planned under the lock: a second grid that waited sees the first one's results.
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
-    atomic_write_json(out_dir / "grid.json", grid.raw)
+    _record_grid(out_dir / "grid.json", grid.raw)
     todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(sub == "cells" for sub, *_ in jobs)
