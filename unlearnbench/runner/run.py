@@ -22,6 +22,8 @@ from unlearnbench.runner.grid import Cell, Grid
 # Cell keys that do not change a cell's numbers: a result computed under other values of
 # these is still valid.
 _NOT_CONFIG = ("plugins", "keep_model", "logger")
+# A child's output line that the grid also prints (models.progress writes them).
+PROGRESS_PREFIX = b"[family]"
 
 
 def _print(msg: str) -> None:
@@ -221,6 +223,18 @@ def spawn(argv: list[str], out, keep_fds: tuple[int, ...] = ()) -> subprocess.Po
                             preexec_fn=die_with_parent(), pass_fds=keep_fds)
 
 
+def pump(proc: subprocess.Popen, out, log=_print) -> int:
+    """Copy a child's output to ``out`` (its log.txt) until it exits; progress lines (the tiny
+    family's build, which the first reference triggers and which takes minutes) also go to
+    the grid's own output. Returns the exit status."""
+    for line in iter(proc.stdout.readline, b""):
+        out.write(line)
+        out.flush()
+        if line.startswith(PROGRESS_PREFIX):
+            log(line.decode("utf-8", errors="replace").rstrip())
+    return proc.wait()
+
+
 def _launch(cell: dict, cell_dir: Path, log=_print, keep_fds: tuple[int, ...] = ()) -> int:
     """Run one cell in a child process; record a failure if the child dies without one.
 
@@ -231,11 +245,11 @@ def _launch(cell: dict, cell_dir: Path, log=_print, keep_fds: tuple[int, ...] = 
     (cell_dir / "result.json").unlink(missing_ok=True)
     shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
     atomic_write_json(cell_dir / "cell.json", cell)
-    with open(cell_dir / "log.txt", "w") as out:
+    with open(cell_dir / "log.txt", "wb") as out:
         module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
-        proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], out, keep_fds)
+        proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
         try:
-            rc = proc.wait()
+            rc = pump(proc, out, log)
         except KeyboardInterrupt:
             proc.terminate()
             try:
@@ -298,6 +312,20 @@ def _record_grid(path: Path, raw: dict) -> None:
         atomic_write_json(path, raw)
 
 
+def eta_seconds(times: dict[str, list[float]], remaining: dict[str, int]) -> float | None:
+    """Time still needed: the mean time of each job kind (``cells``, ``attacks``) so far times
+    the jobs of that kind still to run. References are left out: the first one builds the
+    one-off tiny family, which would make every later cell look minutes long. ``None`` until
+    a job of each kind still to run has finished."""
+    total = 0.0
+    for kind in ("cells", "attacks"):
+        if remaining.get(kind):
+            if not times.get(kind):
+                return None
+            total += sum(times[kind]) / len(times[kind]) * remaining[kind]
+    return total
+
+
 def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s"
@@ -344,9 +372,14 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
             log(f"[stale] {cell['cell_id']}: configuration changed since its result; re-running")
     start, failed = time.time(), {}
     pending = {cell["cell_id"] for _, cell, _, _ in todo}
+    times: dict[str, list[float]] = {}
+    remaining: dict[str, int] = {}
+    for sub, *_ in todo:
+        remaining[sub] = remaining.get(sub, 0) + 1
     for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
         t0 = time.time()
         pending.discard(cell["cell_id"])
+        remaining[sub] -= 1
         reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
         if reason is not None:
             cell_dir.mkdir(parents=True, exist_ok=True)
@@ -364,9 +397,10 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
         if status.get("status") != "ok":
             failed[cell["cell_id"]] = status.get("error")
         elapsed = time.time() - start
-        eta = elapsed / n * (len(todo) - n)
+        times.setdefault(sub, []).append(time.time() - t0)
+        eta = eta_seconds(times, remaining)
         log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.get('status')} ({time.time() - t0:.1f}s, rc={rc})"
-            f" | elapsed {_fmt(elapsed)}, ETA {_fmt(eta)}"
+            f" | elapsed {_fmt(elapsed)}, ETA {_fmt(eta) if eta is not None else 'after the first cell'}"
             + (f"\n    error: {status.get('error')}" if status.get("status") != "ok" else ""))
     for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
         if state == "kept":
