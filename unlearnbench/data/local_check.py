@@ -70,12 +70,12 @@ def _check_text(f: Path) -> None:
             try:
                 json.loads(first)  # JSON lines in a .json file (the hub's layout allows both)
             except ValueError:
-                raise UserError(f"{f} row {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                raise UserError(f"{f} row {exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}); "
                                 "the file is truncated or damaged: fix it or copy it again") from None
     for row, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 json.loads(line)
             except ValueError as exc:
-                raise UserError(f"{f} row {row}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                raise UserError(f"{f} row {row}: not valid JSON ({exc.msg}, column {exc.colno}); "
                                 "the file is truncated or damaged: fix that row or copy the file again") from None
