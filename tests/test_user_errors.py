@@ -115,6 +115,8 @@ def test_set_problems_relatives(tmp_path, capsys):
         ("bad yaml", train + ["lora={r: 8"], "is neither a number nor valid YAML", None),
         ("run lr=abc", ["run", "--method", "ga", "--model", "tiny-test", "--split", "forget01",
                         "--out", str(tmp_path / "run"), "--set", "lr=abc"], "must be a number", None),
+        ("eval --set batch_size=abc", ["eval", "--model", "tiny-test", "--split", "forget01", "--set", "batch_size=abc"],
+         "eval option 'batch_size' must be an integer >= 1 (default 32), got 'abc'", None),
         ("finetune lr=abc", ["finetune", "--model", "tiny-test", "--out", str(tmp_path / "ft"), "--set", "lr=abc"],
          "--set lr='abc' must be a positive number", None),
     ], capsys)

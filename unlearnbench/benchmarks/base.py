@@ -221,6 +221,16 @@ class Benchmark:
         if unknown:
             raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option(s) {unknown}; "
                                  f"known: {sorted(cls.eval_options)}")
+        for key, value in options.items():  # typed like its default: a typo fails before any evaluation
+            default = cls.eval_options[key]
+            if value is None or default is None:
+                continue
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise BenchmarkError(f"benchmark {cls.name!r}: eval option {key!r} is true or false, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool) and \
+                    (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BenchmarkError(f"benchmark {cls.name!r}: eval option {key!r} must be an integer >= 1 "
+                                     f"(default {default}), got {value!r}")
         return {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
 
     def data_key(self) -> str | None:
