@@ -18,7 +18,7 @@ ATTACKS ?=
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test bench site smoke clean
+.PHONY: install test bench site smoke clean readme
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -37,6 +37,9 @@ bench: install
 # A static HTML site of every committed grid (open site/index.html); CI publishes it.
 site: install
 	$(UB) site results --out site
+# The README's result tables, copied from the committed leaderboards (tests/test_readme.py checks them).
+readme: install
+	$(UB) readme-tables README.md
 
 smoke: install
 	$(UB) ls methods

@@ -139,7 +139,7 @@ def test_bad_hyper_parameters_name_method_and_parameter(name, kw, param):
 
 
 def test_unknown_hyper_parameter_is_a_value_error():
-    with pytest.raises(ValueError, match=r"'npo': bad hyper-parameter.*betta"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'betta' for method 'npo' \(did you mean 'beta'\?\)"):
         build_method("npo", "/nonexistent", 42, {"betta": 0.2})
 
 

@@ -226,6 +226,16 @@ class Benchmark:
         if unknown:
             raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option(s) {unknown}; "
                                  f"known: {sorted(cls.eval_options)}")
+        for key, value in options.items():  # typed like its default: a typo fails before any evaluation
+            default = cls.eval_options[key]
+            if value is None or default is None or key == "parity":  # parity: checked by check_parity
+                continue
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise BenchmarkError(f"benchmark {cls.name!r}: eval option {key!r} is true or false, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool) and \
+                    (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BenchmarkError(f"benchmark {cls.name!r}: eval option {key!r} must be an integer >= 1 "
+                                     f"(default {default}), got {value!r}")
         out = {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
         if "parity" in cls.eval_options:
             out["parity"] = cls.check_parity(out["parity"])
@@ -361,6 +371,10 @@ def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
     from unlearnbench.registry import benchmarks
 
     cls = benchmarks.get(name)
+    if path is not None:  # a local copy: a missing file or a bad row is named before it is read
+        from unlearnbench.data.local_check import check_data_path
+
+        check_data_path(path)
     return cls(path=path)
 
 

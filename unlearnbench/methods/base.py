@@ -9,6 +9,8 @@ with ``save_pretrained``. A method overrides ``loss`` (and WAGLE the gradient-ma
 
 from __future__ import annotations
 
+from unlearnbench.errors import UserError
+
 import math
 
 import lightning as L
@@ -21,7 +23,7 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
-class ParityError(ValueError):
+class ParityError(UserError):
     """A ``parity`` value the method does not offer (the CLI prints it as one line, exit 2)."""
 
 
@@ -47,6 +49,11 @@ class UnlearningMethod(L.LightningModule):
     # whose public code computes another loss or gradient on the same batch also offers
     # "reference" (that code, quirks included; docs/methods.md says which quirks).
     parities: tuple[str, ...] = ("paper",)
+    # What a grid checks when it is read (methods.params); subclasses add their own.
+    param_ranges = {"lr": "> 0", "epochs": ">= 1", "batch_size": ">= 1", "weight_decay": ">= 0",
+                    "warmup_epochs": ">= 0", "grad_clip": ">= 0", "gamma_forget": ">= 0",
+                    "lambda_retain": ">= 0", "steps": ">= 1"}
+    param_choices = {"reference": ("cached", "resident")}
 
     @classmethod
     def trainable_share(cls, shape: dict, params: dict) -> float:

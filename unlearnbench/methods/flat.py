@@ -28,6 +28,7 @@ class FLAT(UnlearningMethod):
     """FLAT: −g*(P_e) + f*(g*(P_f)) with mean token probabilities, forget data only (Wang et al.)."""
 
     name = "flat"
+    param_choices = {"divergence": losses.FLAT_DIVERGENCES}  # checked when a grid is read
     needs = ("template",)
     needs_reference = False
     parities = ("paper", "reference")

@@ -35,6 +35,7 @@ class LLMU(UnlearningMethod):
     """LLMU: −ε1·ℓ(y_f|x_f) + ε2·mean_k ℓ(y_rand,k|x_f) + ε3·KL(π_ref‖π_θ) on normal data (Yao, Xu, Liu)."""
 
     name = "llmu"
+    param_ranges = {"stop_threshold": "> 0"}  # checked when a grid is read (methods.params)
     needs = ("random_normal", "retain")
     needs_reference = True
     parities = ("paper", "reference")

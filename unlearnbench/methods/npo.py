@@ -14,6 +14,7 @@ class NPO(UnlearningMethod):
     """
 
     name = "npo"
+    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     shapes = ("qa", "text")
     needs = ()
     needs_reference = True

@@ -14,6 +14,7 @@ class NPORT(UnlearningMethod):
     """
 
     name = "npo_rt"
+    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True

@@ -172,6 +172,9 @@ class WAGLE(UnlearningMethod):
     """
 
     name = "wagle"
+    param_ranges = {"ratio": "(0, 1]", "gamma": "> 0"}  # checked when a grid is read
+    param_choices = {"mask": MASKS}
+    delegates_to = "inner"  # keywords WAGLE does not take go to its inner method
     supports_lora = False
     # "reference": as OPTML-Group/WAGLE @31275e8 runs it. Its BaseTrainer zeroes masked-out
     # gradients and then takes a plain AdamW step, so weight decay also shrinks the masked-out

@@ -18,6 +18,8 @@ shown.
 
 from __future__ import annotations
 
+from unlearnbench.errors import UserError
+
 from numbers import Real
 
 KEYS = ("benchmark", "split", "model", "source", "first_hand", "rows")
@@ -25,7 +27,7 @@ FORMAT = ("a list of groups, each with benchmark, split, model, source, first_ha
           "in the source itself) and rows ({label: {column: value}})")
 
 
-class PublishedError(ValueError):
+class PublishedError(UserError):
     """A published row that cannot be shown as given (no source, no key, not numbers)."""
 
 
