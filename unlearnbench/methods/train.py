@@ -21,6 +21,9 @@ def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
 
 
 def build_method(name: str, model_path: str, seed: int, params: dict):
+    from unlearnbench.methods.params import check_params
+
+    check_params(name, params)
     cls = methods.get(name)
     try:
         return cls(model_path=model_path, seed=seed, **params)
@@ -170,10 +173,12 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 def parse_sets(pairs: list[str]) -> dict:
     """``["lr=1e-5", "inner=npo"]`` -> {"lr": 1e-5, "inner": "npo"} (values parsed as YAML)."""
+    from unlearnbench.errors import UserError
+
     out = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        if "=" not in pair or not pair.split("=", 1)[0].strip():
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set lr=1e-5")
         k, v = pair.split("=", 1)
         out[k.strip()] = _number_or_yaml(v)
     return out
@@ -188,13 +193,23 @@ def _number_or_yaml(v: str):
             pass
     import yaml
 
-    return yaml.safe_load(v)
+    from unlearnbench.errors import UserError
+
+    try:
+        return yaml.safe_load(v)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set value {v!r} is neither a number nor valid YAML ({exc.problem}); "
+                        "quote mappings, e.g. --set lora=\"{r: 8}\"") from exc
 
 
 def unlearn_cli(args, spec) -> int:
+    from unlearnbench.methods.base import check_parity
+
     out = Path(args.out or Path("results") / "unlearned" / f"{args.method}-{spec.name}-{args.split}-s{args.seed}")
+    params = parse_sets(args.set)
+    check_parity(methods.get(args.method), params)  # before the target is built (minutes)
     info = unlearn(args.method, spec, benchmark=args.benchmark, split=args.split, out_dir=out,
-                   seed=args.seed, params=parse_sets(args.set), data_dir=args.data_dir)
+                   seed=args.seed, params=params, data_dir=args.data_dir)
     print(json.dumps(info, indent=2))
     print(f"saved unlearned model to {out / 'model'}")
     return 0

@@ -48,8 +48,9 @@ def _described(bench, summary: dict, cell: dict | None = None, records=None, com
     ``metrics`` then come from them, ``validation_metrics`` from the validation items."""
     shared = {"benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
     if cell is not None and cell.get("select"):
-        test = bench.summarise_records(records, compare, "test")
-        validation = bench.summarise_records(records, compare, "validation")
+        options = cell.get("eval")
+        test = bench.summarise_records(records, compare, "test", options)
+        validation = bench.summarise_records(records, compare, "validation", options)
         return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),
                 "parts": {"test": test, "validation": validation}, **shared}
     return {"metrics": bench.metrics(summary), **shared}
