@@ -296,7 +296,9 @@ def test_sweep_setting_is_chosen_on_validation_items_not_on_test_items(tmp_path)
     assert "## Sweeps: each method's setting chosen on validation items" in md and "npo[lr=2]" in md
 
 
-def test_select_is_checked_against_the_benchmark():
+def test_select_is_checked_against_the_benchmark(monkeypatch):
+    from unlearnbench.benchmarks.base import Benchmark
+    from unlearnbench.registry import benchmarks
     from unlearnbench.runner.grid import GridError, parse_grid
 
     base = {"name": "s", "benchmark": "tofu-synth", "methods": [{"name": "npo", "sweep": {"lr": [1e-4, 1e-3]}}]}
@@ -304,6 +306,9 @@ def test_select_is_checked_against_the_benchmark():
     assert all(c.select and c.entry == "npo" for c in grid.cells) and len(grid.cells) == 2
     with pytest.raises(GridError, match="select must be 'validation'"):
         parse_grid({**base, "select": "test"})
+    # Every built-in benchmark now summarises its parts: one without them is refused.
+    parse_grid({**base, "benchmark": "harmful-synth", "select": "validation"})
+    monkeypatch.setattr(benchmarks.get("harmful-synth"), "summarise_records", Benchmark.summarise_records)
     with pytest.raises(GridError, match="cannot select a sweep's setting"):
         parse_grid({**base, "benchmark": "harmful-synth", "select": "validation"})
 

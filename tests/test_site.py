@@ -109,7 +109,11 @@ def _grid_with_items(root: Path) -> Path:
                  {"task": "forget", "index": 3, "question": "Capital of <France>?", "answer": "Paris",
                   "generation": gen}]
         (d / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-    (root / "g" / "grid.json").write_text(json.dumps({"name": "g", "published": {"ga (paper)": {"acc": 0.25}}}))
+    (root / "g" / "grid.json").write_text(json.dumps({"name": "g", "published": [
+        {"benchmark": "toy", "split": "f", "model": "m", "source": "a paper, table 1", "first_hand": True,
+         "rows": {"ga (paper)": {"acc": 0.25}}},
+        {"benchmark": "toy", "split": "other", "model": "m", "source": "elsewhere", "first_hand": True,
+         "rows": {"ga (other split)": {"acc": 0.5}}}]}))
     return root / "g"
 
 
@@ -123,7 +127,10 @@ def test_samples_before_and_after_and_published_rows(tmp_path):
     assert row.index("Paris, said the target") < row.index("I do not know")
     grid = _parse((tmp_path / "site" / "g" / "index.html").read_text())
     table = grid.tables["lb-toy"]
+    # Only the block's own split and model: the other split's row is not shown.
     assert [label for label, _ in table] == ["target", "ga", "ga (paper)"]
+    page = (tmp_path / "site" / "g" / "index.html").read_text()
+    assert "ga (paper) (published [1])" in page and "a paper, table 1 (first-hand)" in page
     acc = grid.headers["lb-toy"].index("acc")
     assert [cells[acc] for _, cells in table] == [repr(0.9), repr(0.2), repr(0.25)]
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pandas as pd
 from markupsafe import Markup, escape
 
+from . import published as pub_rows
 from .atomic import atomic_write_text
 from .leaderboard import (
     _ARROW_MD, BLOCK, KEYS, _benchmarks, _cell, _display_columns, _fmt, _is_multi, _ranking_text, _sci_columns,
@@ -77,7 +78,7 @@ def _sort_value(value: Any) -> str:
 
 
 def _table(part: pd.DataFrame, bench: str, cols: list[str], table_id: str, cell_links: dict,
-           published: dict | None = None) -> dict:
+           published: list[dict] | None = None) -> dict:
     """A sortable table's headers and rows: each cell's text and its sort value."""
     multi = _is_multi(part)
     best = directions(part.attrs.get("metas", {}), part.columns)
@@ -98,12 +99,16 @@ def _table(part: pd.DataFrame, bench: str, cols: list[str], table_id: str, cell_
                           "best": bool(c in mask and mask.at[idx, c])})
         key = tuple(str(row[k]) for k in KEYS)
         rows.append({"kind": row["kind"], "label": label, "cells": cells, "jobs": cell_links.get(key, [])})
-    for label, vals in (published or {}).items():
-        cells = [{"text": f"{label} (published)", "v": str(label), "best": False}]
-        cells += [{"text": "", "v": "", "best": False} for _ in (BLOCK[1:] if multi else [])]
+    # Published rows (report.published): each labelled with its source's number, as in the Markdown.
+    sources = list(dict.fromkeys(pub_rows.source_note(r) for r in published or []))
+    for r in published or []:
+        vals = r["values"]
+        n = sources.index(pub_rows.source_note(r)) + 1
+        cells = [{"text": f"{r['label']} (published [{n}])", "v": r["label"], "best": False}]
+        cells += [{"text": str(r[k]), "v": str(r[k]), "best": False} for k in (BLOCK[1:] if multi else [])]
         cells += [{"text": _fmt(vals.get(c), c in sci) if c in vals else "", "v": _sort_value(vals.get(c)),
                    "best": False} for c in cols]
-        rows.append({"kind": "published", "label": str(label), "cells": cells, "jobs": []})
+        rows.append({"kind": "published", "label": r["label"], "cells": cells, "jobs": []})
     return {"id": table_id, "headers": headers, "rows": rows, "bench": bench}
 
 
@@ -260,7 +265,7 @@ def _write_grid(env, grid: Path, out: Path) -> dict:
     for bench in _benchmarks(table):
         part = table[table["benchmark"] == bench]
         part.attrs = table.attrs
-        pub = published_for(bench, metas, spec.get("published"))
+        pub = published_for(part, bench, spec.get("published"))
         cols = _display_columns(table, bench, pub)
         slug = re.sub(r"[^A-Za-z0-9-]", "-", bench)
         robust_cols = robustness_columns(part, bench)
@@ -268,6 +273,7 @@ def _write_grid(env, grid: Path, out: Path) -> dict:
             "bench": bench, "ranking": _ranking_text(metas.get(bench)),
             "block": None if _is_multi(part) else (str(part["split"].iloc[0]), str(part["model"].iloc[0])),
             "table": _table(part, bench, cols, f"lb-{slug}", links, pub),
+            "sources": list(dict.fromkeys(pub_rows.source_note(r) for r in pub)),
             "robustness": _table(part, bench, robust_cols, f"rb-{slug}", links) if robust_cols else None,
             "head": robust_cols[1] if robust_cols else None,
         })
