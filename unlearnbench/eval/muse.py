@@ -6,10 +6,22 @@ and every aggregate is computed from the full list, so 2 processes give the numb
 
 ``parity=True`` reproduces muse_bench's own choices where they differ from the defaults
 (docs/research-muse.md lists them): a constant retrain AUC, one example at a time, fp32,
-and a VerbMem ground truth cut to 128 tokens *counting BOS* (muse_bench tokenises it with
-special tokens before cutting). MIA texts are capped at 2048 tokens in both modes: muse_bench
-does not truncate, but its corpora's texts fit Llama-2's 4096-token context, so the cap
-only protects models with a shorter one.
+a VerbMem ground truth cut to 128 tokens *counting BOS* (muse_bench tokenises it with
+special tokens before cutting), and MIA texts scored whole: muse_bench calls
+``tokenizer.encode(text)`` with no truncation, so parity scores BOS + every token up to
+the model's context (``max_position_embeddings``). Not reproduced: a text longer than the
+context, which muse_bench would still feed whole (Llama's rotary positions run past it);
+parity cuts it to the context and counts it in ``summary["mia_truncated"]``.
+
+The default caps MIA texts at BOS + ``mia_max_tokens`` = 2048 tokens, on purpose: it is
+open-unlearning's cap (``MUSE_MIA.yaml``, ``max_length: 2048``), whose open reproduction
+gives the published rows the leaderboard shows beside ours; methods unlearn 2048-token
+chunks (muse_bench's unlearning scripts set ``MAX_LEN=2048``, open-unlearning's MUSE data
+``max_length: 2048``, and so does this harness); and it bounds the memory of batched
+scoring. MUSE-News texts are near that length, so the cap can move PrivLeak there:
+``summary["mia_truncated"]`` counts the texts it cut. Also not reproduced in either mode:
+Min-K% keeps ``max(1, floor(0.4 n))`` tokens where muse_bench keeps ``int(0.4 n)`` (they
+differ only for texts under 3 tokens).
 """
 
 from __future__ import annotations
@@ -30,7 +42,6 @@ from unlearnbench.metrics.reduce import gather_records
 
 TASKS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_forget", "privleak_holdout",
          "privleak_retain")
-PARITY_MIA_MAX_TOKENS = 2048
 NO_RETRAIN_NOTE = ("PrivLeak not computed: it needs the retrain model's Min-K% AUC on privleak "
                    "forget vs holdout. Evaluate the retrain model and pass its summary['mia']"
                    "['min_k'] as retrain_auc, or use parity=True for muse_bench's constant.")
@@ -68,6 +79,13 @@ class _Pretokenized:
 
     def encode_many(self, pairs: list[tuple[int, None]]) -> list[tuple[list[int], list[int]]]:
         return [self.seqs[i] for i, _ in pairs]
+
+
+def context_tokens(model, lead: int = 1) -> int | None:
+    """How many text tokens after BOS fit the model's context (None: no limit recorded)."""
+    cfg = model.config
+    ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return ctx - lead if ctx else None
 
 
 def _text_ids(tok, text: str, max_tokens: int | None) -> tuple[list[int], list[int], bool]:
@@ -152,6 +170,8 @@ def summarise(records: list[dict], retrain_auc: float | None = None) -> dict:
         else:
             summary["privleak"] = mia.privleak(summary["mia"]["min_k"], retrain_auc)
         summary["retrain_auc"] = retrain_auc
+    summary["mia_truncated"] = sum(bool(r.get("truncated")) for t in TASKS if t.startswith("privleak")
+                                   for r in by[t])
     summary["n_items"] = {t: len(by[t]) for t in TASKS}
     return summary
 
@@ -174,7 +194,8 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
         if bad:
             raise ValueError(f"parity=True evaluates in fp32 like muse_bench, but the model has "
                              f"{bad} weights; load it with torch_dtype=torch.float32")
-        batch_size, mia_max_tokens = 1, PARITY_MIA_MAX_TOKENS
+        # muse_bench scores every text whole; the model's context is the only limit kept.
+        batch_size, mia_max_tokens = 1, context_tokens(model)
     if str(path) in HUB.values() and HUB.get(benchmark) != str(path):
         raise ValueError(f"benchmark={benchmark!r} does not match path {path}; "
                          f"pass benchmark='{[k for k, v in HUB.items() if v == str(path)][0]}'")
