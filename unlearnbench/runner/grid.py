@@ -213,6 +213,18 @@ def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     return splits, None
 
 
+def _local_data_dir(model: str, bench: str) -> str | None:
+    """The data directory a local model directory's unlearnbench.json names for ``bench``
+    (``{"data": {"tofu": DIR}}``, written by ``unlearnbench rehearse``), used when the grid names none."""
+    import json
+
+    meta = Path(model) / "unlearnbench.json"
+    if not meta.is_file():
+        return None
+    data = json.loads(meta.read_text()).get("data")
+    return data.get(bench) if isinstance(data, dict) else None
+
+
 def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | None = None) -> Grid:
     """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``) and
     ``attacks`` its robustness attacks (``ATTACKS=``)."""
@@ -284,6 +296,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         bench_eval = _per_benchmark(eval_kw, bench_names, bench_name)
         data_dir = raw.get("data_dir")
         data_dir = data_dir.get(bench_name) if isinstance(data_dir, dict) else data_dir
+        if data_dir is None and spec is None:
+            data_dir = _local_data_dir(m, bench)
         try:
             bench_cls.check_eval_options(bench_eval)
         except ValueError as exc:
