@@ -96,6 +96,9 @@ def shrunk(name: str, hidden: int = 64, layers: int = 2, heads: int = 4):
     tying, norm epsilon and the grouped-query ratio kept; depth, width and head count changed."""
     c = REAL_CONFIGS[name].config
     ratio = c["num_attention_heads"] // c.get("num_key_value_heads", c["num_attention_heads"])
+    heads = ratio * max(1, heads // ratio)  # a whole number of query heads per key/value head
+    if hidden % heads:
+        hidden = 16 * heads  # e.g. Qwen2.5's 6 query heads per key/value head
     small = {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
              "num_key_value_heads": max(1, heads // ratio)}
     if c["model_type"] == "opt":
