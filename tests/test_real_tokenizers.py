@@ -227,3 +227,31 @@ def test_decoded_answer_has_no_special_tokens(tokenizers, family):
     text = tok.decode(ids, skip_special_tokens=True)
     for special in tok.all_special_tokens:
         assert special not in text
+
+
+REAL_ARCH = {"llama2-chat": "llama2-7b", "mistral-instruct": "zephyr-7b", "llama3.1-instruct": "llama3.1-8b",
+             "qwen2.5-instruct": "qwen2.5-1.5b", "qwen3": "qwen3-1.7b", "gemma3-it": "gemma3-1b",
+             "phi-1.5": "phi-1.5"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_real_architecture_scores_the_real_tokens(tokenizers, family):
+    """The family's real architecture class (shrunk, random) takes the real tokenizer's batch:
+    every id is inside its vocabulary, and the answer-only loss starts at ln(vocab)."""
+    import math
+
+    from transformers import AutoModelForCausalLM
+
+    from unlearnbench.models.real_configs import shrunk
+
+    enc = _encoder(tokenizers, family)
+    cfg = shrunk(REAL_ARCH[family])
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg)
+    seqs = enc.encode_many([(Q, A), ("Where?", "In Edinburgh, mostly in cafes.")])
+    batch = pad_right(seqs, enc.pad_id)
+    assert int(batch["input_ids"].max()) < cfg.vocab_size
+    loss = model(**batch).loss
+    assert abs(loss.item() - math.log(cfg.vocab_size)) < 0.5
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
