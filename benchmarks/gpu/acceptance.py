@@ -153,6 +153,7 @@ def mfu(model_path: Path) -> dict:
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).cuda()
     model.gradient_checkpointing_enable()
+    model.train()  # from_pretrained returns eval mode, where checkpointing is off
     n = sum(p.numel() for p in model.parameters())
     x = torch.randint(0, 32000, (4, 512), device="cuda")
     for _ in range(2):  # warm-up
