@@ -184,7 +184,7 @@ class _AlwaysEmits(torch.nn.Module):
 def test_generation_left_pads_and_stops_at_real_end(tokenizers, family):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from unlearnbench.eval.scoring import generate_greedy
+    from unlearnbench.eval.generate import generate_greedy
 
     enc, end = _encoder(tokenizers, family), FAMILIES[family][3]
     tok = enc.tokenizer

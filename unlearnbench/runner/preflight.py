@@ -77,53 +77,15 @@ def check_hub(repo: str, repo_type: str, used_by: str) -> None:
                              "or give a local directory")
 
 
-def _safetensors_ok(path: Path) -> bool:
-    """The file starts with a safetensors header: an 8-byte length and that much JSON."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) != 8:
-                return False
-            (n,) = struct.unpack("<Q", head)
-            if n > path.stat().st_size - 8:
-                return False
-            json.loads(f.read(n))
-        return True
-    except (OSError, ValueError):
-        return False
-
-
 def check_model_dir(path: Path, used_by: str) -> None:
-    what = f"{used_by}: model directory {path}"
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        raise PreflightError(f"{what} has no config.json (save the model with save_pretrained)")
+    """A local model directory, whole (``models.local.check_model_dir``), named with its job."""
+    from unlearnbench.errors import UserError
+    from unlearnbench.models.local import check_model_dir as check_local
+
     try:
-        if "model_type" not in json.loads(cfg.read_text()):
-            raise ValueError
-    except ValueError:
-        raise PreflightError(f"{what} has a corrupt config.json (not JSON with a model_type)") from None
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError):
-            raise PreflightError(f"{what} has a corrupt model.safetensors.index.json") from None
-        missing = [s for s in shards if not (path / s).is_file()]
-        if missing:
-            raise PreflightError(f"{what} lacks weight shard(s) {', '.join(missing)} named by its index")
-        files = [path / s for s in shards]
-    else:
-        files = sorted(path.glob("*.safetensors"))
-        if not files:
-            raise PreflightError(f"{what} has no *.safetensors weights (unlearnbench loads safetensors only)")
-    bad = [f.name for f in files if not _safetensors_ok(f)]
-    if bad:
-        raise PreflightError(f"{what} has corrupt weights: {', '.join(bad)} is not a readable safetensors file")
-    if not ((path / "tokenizer.json").is_file() or (path / "tokenizer.model").is_file()
-            or ((path / "vocab.json").is_file() and (path / "merges.txt").is_file())):
-        raise PreflightError(f"{what} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json + "
-                             "merges.txt; save the tokenizer with save_pretrained)")
+        check_local(path)
+    except UserError as exc:
+        raise PreflightError(f"{used_by}: {exc}") from None
 
 
 def check_model(ref: str, used_by: str) -> None:
