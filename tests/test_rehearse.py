@@ -55,11 +55,20 @@ def test_unknown_and_untokenisable_models_are_refused_in_one_line():
 def test_a_local_model_names_its_data_dir(tmp_path):
     from unlearnbench.runner.grid import parse_grid
 
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     model = tmp_path / "target"
-    model.mkdir()
-    (model / "unlearnbench.json").write_text(json.dumps({"template": "llama2-chat", "data": {"tofu": "/data/tofu"}}))
+    # A whole saved model (local directories are checked before use) and data directories that exist.
+    LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(model)
+    (model / "tokenizer.json").write_text("{}")
+    data, elsewhere = tmp_path / "data" / "tofu", tmp_path / "elsewhere"
+    for d in (data, elsewhere):
+        d.mkdir(parents=True)
+        (d / "forget10.json").write_text("{}")
+    (model / "unlearnbench.json").write_text(json.dumps({"template": "llama2-chat", "data": {"tofu": str(data)}}))
     raw = {"name": "g", "benchmark": "tofu-synth", "splits": ["forget10"], "methods": ["ga"]}
     grid = parse_grid(raw, model=str(model))
-    assert {c.benchmark for c in grid.cells} == {"tofu"} and {c.data_dir for c in grid.cells} == {"/data/tofu"}
-    grid = parse_grid({**raw, "data_dir": "/elsewhere"}, model=str(model))  # the grid's own wins
-    assert {c.data_dir for c in grid.cells} == {"/elsewhere"}
+    assert {c.benchmark for c in grid.cells} == {"tofu"} and {c.data_dir for c in grid.cells} == {str(data)}
+    grid = parse_grid({**raw, "data_dir": str(elsewhere)}, model=str(model))  # the grid's own wins
+    assert {c.data_dir for c in grid.cells} == {str(elsewhere)}
