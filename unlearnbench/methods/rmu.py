@@ -115,11 +115,11 @@ class RMU(UnlearningMethod):
     @classmethod
     def trainable_share(cls, shape: dict, params: dict) -> float:
         """Three layers' MLP down projections by default (hidden × intermediate each; the
-        intermediate size taken as 8/3 of the hidden, Llama's); all of three layers' weights
-        with ``update_params: all``."""
+        config's intermediate size, else 8/3 of the hidden, Llama-1's); all of three layers'
+        weights with ``update_params: all``."""
         h, n = shape["hidden"], shape["layers"]
         layer = (shape["params"] - 2 * shape["vocab"] * h) / n
-        per_layer = layer if params.get("update_params") == "all" else h * round(8 * h / 3)
+        per_layer = layer if params.get("update_params") == "all" else h * (shape.get("intermediate") or round(8 * h / 3))
         return min(1.0, 3 * per_layer / shape["params"])
 
     def _trainable(self) -> list[torch.nn.Parameter]:

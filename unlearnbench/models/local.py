@@ -12,7 +12,8 @@ from pathlib import Path
 
 from unlearnbench.errors import UserError
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+# A vocabulary, not only tokenizer_config.json: without one, from_pretrained cannot build a tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
 def check_model_dir(path: str | Path) -> None:
@@ -28,6 +29,15 @@ def check_model_dir(path: str | Path) -> None:
             raise ValueError("not a JSON object")
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{config} is not valid JSON ({exc}); the file is truncated or damaged: {fix}") from None
+    index = d / "model.safetensors.index.json"
+    if index.is_file():  # a sharded checkpoint: every shard its index names must be there
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise UserError(f"{index} is not a readable weight index; the file is truncated or damaged: {fix}") from None
+        missing = [s for s in shards if not (d / s).is_file()]
+        if missing:
+            raise UserError(f"model directory {d} lacks weight shard(s) {', '.join(missing)} named by its index; {fix}")
     weights = sorted(d.glob("*.safetensors"))
     if not weights:
         raise UserError(f"model directory {d} has no *.safetensors weights (the harness loads safetensors "

@@ -117,6 +117,18 @@ _TABLE = [
               hub_id="HuggingFaceH4/zephyr-7b-beta"),
     ModelSpec("zephyr-7b-rmu", "cais/Zephyr_RMU: Zephyr-7B-beta after the WMDP paper's RMU (evaluate it as --role base)",
               template="zephyr-chat", hub_id="cais/Zephyr_RMU"),
+    # Qwen and Gemma 3 instruct models (asked for in open-unlearning #173 / #175). No TOFU or
+    # MUSE checkpoints are published for them: fine-tune your own target and name it in
+    # unlearnbench.json, or rehearse one (`unlearnbench rehearse`).
+    ModelSpec("qwen2.5-1.5b", "Qwen2.5-1.5B-Instruct (its chat template, with Qwen's default system prompt)",
+              template="chat", hub_id="Qwen/Qwen2.5-1.5B-Instruct"),
+    ModelSpec("qwen2.5-7b", "Qwen2.5-7B-Instruct", template="chat", hub_id="Qwen/Qwen2.5-7B-Instruct"),
+    ModelSpec("qwen3-1.7b", "Qwen3-1.7B in non-thinking mode (chat template, enable_thinking=False)",
+              template="qwen3-chat", hub_id="Qwen/Qwen3-1.7B"),
+    ModelSpec("qwen3-8b", "Qwen3-8B in non-thinking mode", template="qwen3-chat", hub_id="Qwen/Qwen3-8B"),
+    # gemma-3-1b-it is the text-only Gemma3ForCausalLM; the 4B and larger are image-text models.
+    ModelSpec("gemma3-1b", "Gemma-3-1B-it (its chat template; eos <end_of_turn>)", template="chat",
+              hub_id="google/gemma-3-1b-it"),
     ModelSpec("opt-1.3b", "OPT-1.3B (LLMU's small model)", template="phi", hub_id="facebook/opt-1.3b"),
     ModelSpec("opt-2.7b", "OPT-2.7B (LLMU's and FLAT's model)", template="phi", hub_id="facebook/opt-2.7b"),
 ]

@@ -2,13 +2,20 @@
 
 TOFU conventions (docs/benchmarks.md): Llama-2-chat ``"[INST] " + q + " [/INST]" + a`` with no
 space before the answer; Phi-style ``"Question: " + q + "\\n" + "Answer: " + a``;
-Llama-3-style models use the tokenizer's chat template with a system prompt.
+Llama-3-style models use the tokenizer's chat template with a system prompt; ``chat`` is the
+tokenizer's own chat template on the user turn alone (Qwen2.5, whose template writes its default
+system prompt, and Gemma 3, which has no system role); ``qwen3-chat`` is the same with Qwen3's
+thinking turned off (``enable_thinking=False``: an empty ``<think></think>`` block, Qwen3's
+non-thinking mode, so an answer starts right after the prompt as in every other template).
 """
 
 from __future__ import annotations
 
 LLAMA3_SYSTEM = "You are a helpful assistant."
-TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "tiny-qa", "llmu", "llmu-tiny", "raw")
+TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "chat", "qwen3-chat", "tiny-qa", "llmu", "llmu-tiny", "raw")
+
+# Templates rendered by the tokenizer's own chat template (which writes BOS where the model has one).
+CHAT_TEMPLATES = ("llama3-chat", "zephyr-chat", "chat", "qwen3-chat")
 
 
 def format_prompt(template: str, question: str, tokenizer=None) -> str:
@@ -30,14 +37,15 @@ def format_prompt(template: str, question: str, tokenizer=None) -> str:
         return f"### Question: {question}\n ### Answer: "
     if template == "llmu-tiny":
         return f"### Question: {question}\n ### Answer:"  # as tiny-qa: the space goes with the answer
-    if template in ("llama3-chat", "zephyr-chat"):
+    if template in CHAT_TEMPLATES:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError(f"template {template!r} needs a tokenizer with a chat template")
         messages = [{"role": "user", "content": question}]
         if template == "llama3-chat":
             messages.insert(0, {"role": "system", "content": LLAMA3_SYSTEM})
         # The chat template writes BOS itself; callers tokenize without special tokens.
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        extra = {"enable_thinking": False} if template == "qwen3-chat" else {}
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
     raise ValueError(f"unknown prompt template {template!r}; known: {', '.join(TEMPLATES)}")
 
 
@@ -48,4 +56,4 @@ def answer_separator(template: str) -> str:
 
 def template_adds_bos(template: str) -> bool:
     """Whether the formatted prompt already contains BOS (chat templates write it)."""
-    return template in ("llama3-chat", "zephyr-chat")
+    return template in CHAT_TEMPLATES

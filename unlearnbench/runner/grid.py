@@ -254,6 +254,18 @@ def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     return splits, None
 
 
+def _local_data_dir(model: str, bench: str) -> str | None:
+    """The data directory a local model directory's unlearnbench.json names for ``bench``
+    (``{"data": {"tofu": DIR}}``, written by ``unlearnbench rehearse``), used when the grid names none."""
+    import json
+
+    meta = Path(model) / "unlearnbench.json"
+    if not meta.is_file():
+        return None
+    data = json.loads(meta.read_text()).get("data")
+    return data.get(bench) if isinstance(data, dict) else None
+
+
 def parse_seeds(text: str) -> list[int]:
     """``--seeds 42,43`` -> [42, 43]."""
     try:
@@ -378,6 +390,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         bench_eval = _per_benchmark(eval_kw, bench_names, bench_name)
         data_dir = raw.get("data_dir")
         data_dir = data_dir.get(bench_name) if isinstance(data_dir, dict) else data_dir
+        if data_dir is None and spec is None:
+            data_dir = _local_data_dir(m, bench)
         if data_dir is not None:
             from unlearnbench.data.local_check import check_data_path
 

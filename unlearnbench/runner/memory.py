@@ -49,10 +49,16 @@ class MemoryEstimate:
 def model_shape(path: str) -> dict:
     """Parameters, hidden size, layers and vocabulary of a checkpoint, from its config alone
     (the model is built on the meta device: no weights are read)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(path)
+    return shape_from_config(AutoConfig.from_pretrained(path))
+
+
+def shape_from_config(config) -> dict:
+    """``model_shape`` of a ``transformers`` config (e.g. ``models.real_configs.hf_config``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     n_params = sum(p.numel() for p in model.parameters())
@@ -61,7 +67,8 @@ def model_shape(path: str) -> dict:
     in_out = sum(m.in_features + m.out_features for m in model.modules()
                  if isinstance(m, torch.nn.Linear) and m is not head)
     return {"params": n_params, "linear_in_out": in_out, "hidden": config.hidden_size,
-            "layers": config.num_hidden_layers, "vocab": config.vocab_size}
+            "layers": config.num_hidden_layers, "vocab": config.vocab_size,
+            "intermediate": getattr(config, "intermediate_size", None) or getattr(config, "ffn_dim", None)}
 
 
 def estimate(shape: dict, *, world: int = 1, sharded: bool = False, lora: dict | None = None,

@@ -359,6 +359,10 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
     _record_grid(out_dir / "grid.json", grid.raw)
     todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
+    from unlearnbench.runner.preflight import check_jobs
+
+    # Every model and data reference resolves, or the grid stops here in one line.
+    check_jobs([cell for sub, cell, _, _ in todo if sub != "attacks"])
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(sub == "cells" for sub, *_ in jobs)
     n_attacks = sum(sub == "attacks" for sub, *_ in jobs)
