@@ -195,6 +195,7 @@ methods = Registry("methods", {
     "llmu": "unlearnbench.methods.llmu:LLMU",
     "flat": "unlearnbench.methods.flat:FLAT",
     "wagle": "unlearnbench.methods.wagle:WAGLE",
+    "undial": "unlearnbench.methods.undial:UNDIAL",
 })
 benchmarks = Registry(
     "benchmarks",
