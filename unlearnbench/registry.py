@@ -196,6 +196,7 @@ methods = Registry("methods", {
     "flat": "unlearnbench.methods.flat:FLAT",
     "wagle": "unlearnbench.methods.wagle:WAGLE",
     "undial": "unlearnbench.methods.undial:UNDIAL",
+    "satimp": "unlearnbench.methods.satimp:SatImp",
 })
 benchmarks = Registry(
     "benchmarks",
