@@ -197,6 +197,7 @@ methods = Registry("methods", {
     "wagle": "unlearnbench.methods.wagle:WAGLE",
     "undial": "unlearnbench.methods.undial:UNDIAL",
     "satimp": "unlearnbench.methods.satimp:SatImp",
+    "wga": "unlearnbench.methods.wga:WGA",
 })
 benchmarks = Registry(
     "benchmarks",
