@@ -198,6 +198,7 @@ methods = Registry("methods", {
     "undial": "unlearnbench.methods.undial:UNDIAL",
     "satimp": "unlearnbench.methods.satimp:SatImp",
     "wga": "unlearnbench.methods.wga:WGA",
+    "ceu": "unlearnbench.methods.ceu:CEU",
 })
 benchmarks = Registry(
     "benchmarks",
