@@ -199,6 +199,7 @@ methods = Registry("methods", {
     "satimp": "unlearnbench.methods.satimp:SatImp",
     "wga": "unlearnbench.methods.wga:WGA",
     "ceu": "unlearnbench.methods.ceu:CEU",
+    "pdu": "unlearnbench.methods.pdu:PDU",
 })
 benchmarks = Registry(
     "benchmarks",
