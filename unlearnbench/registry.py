@@ -200,6 +200,7 @@ methods = Registry("methods", {
     "wga": "unlearnbench.methods.wga:WGA",
     "ceu": "unlearnbench.methods.ceu:CEU",
     "pdu": "unlearnbench.methods.pdu:PDU",
+    "altpo": "unlearnbench.methods.altpo:AltPO",
 })
 benchmarks = Registry(
     "benchmarks",

@@ -8,6 +8,7 @@ retain model of another seed (the noise ceiling of forget quality).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe, stand_in_key
 from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config, synth_dir
@@ -46,7 +47,8 @@ class TofuBenchmark(Benchmark):
     # GradNorm needs one backward pass per forget and holdout text: on for the stand-in,
     # opt-in (eval: {gradnorm: true}) for 7B models.
     eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None, "gradnorm": False}
-    data_options = {"k_random": 5, "template": "refusal"}
+    # alternate_file: AltPO's alternate answers (open-unlearning's format); the stand-in has its own.
+    data_options = {"k_random": 5, "template": "refusal", "alternate_file": None}
     published = {}
 
     def __init__(self, path: str | None = None):
@@ -132,6 +134,26 @@ class TofuSynthBenchmark(TofuBenchmark):
 
     def default_path(self) -> str:
         return str(synth_dir(self.synth))
+
+    def alternate_answers(self, split: str, file: str | None = None) -> list[list[str]]:
+        """The stand-in's own alternates (``extras/<split>_alternate.json``) unless a file is given.
+        A directory generated before AltPO existed lacks the file: it is written there from
+        the generator (a separate random stream; no other file changes)."""
+        if file is None:
+            from unlearnbench.data import tofu_synth
+
+            name = tofu_synth.alternate_name(self.check_split(split))
+            file = Path(self.path) / "extras" / f"{name}.json"
+            if not file.exists() and self.path == self.default_path():
+                import os
+                import tempfile
+
+                rows = tofu_synth.generate(self.synth)[f"_{name}"]
+                fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{name}-")
+                with os.fdopen(fd, "w") as f:
+                    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+                os.replace(tmp, file)
+        return super().alternate_answers(split, str(file))
 
     def _tokenizer_texts(self) -> list[str]:
         from pathlib import Path
