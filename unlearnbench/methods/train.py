@@ -20,6 +20,42 @@ def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
     return {k: v for k, v in params.items() if k not in data}, data
 
 
+# Parameters the run itself takes (``unlearn`` pops them before building the method).
+RUN_KEYS = ("max_steps", "micro_batch_size")
+
+
+def accepted_params(cls, params: dict | None = None) -> set[str] | None:
+    """Every keyword a method's constructor accepts: its own and, through ``**kw`` passed up,
+    its bases' down to ``UnlearningMethod``; a wrapper (a constructor taking ``inner``, as WAGLE)
+    also passes its other keywords to the inner method, whose names count too. ``None`` when
+    a ``**kwargs`` leads nowhere known (a plugin's own convention)."""
+    import inspect
+
+    from unlearnbench.methods.base import UnlearningMethod
+
+    names: set[str] = set()
+    ends = False
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        sig = inspect.signature(klass.__init__).parameters
+        names |= {n for n, p in sig.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        if klass is UnlearningMethod or not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
+            ends = klass is UnlearningMethod or issubclass(klass, UnlearningMethod)
+            break
+    if not ends:
+        return None
+    names -= {"self", "model_path", "model"}
+    if "inner" in names:
+        default = inspect.signature(cls.__init__).parameters["inner"].default
+        inner = methods.get((params or {}).get("inner", default))
+        inner_names = accepted_params(inner, None) if isinstance(inner, type) and inner is not cls else set()
+        if inner_names is None:
+            return None
+        names |= inner_names
+    return names
+
+
 def build_method(name: str, model_path: str, seed: int, params: dict):
     cls = methods.get(name)
     try:

@@ -126,6 +126,23 @@ def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict, dict]
     return points
 
 
+def _check_method_params(where: str, name: str, params: dict, bench_cls) -> None:
+    """A parameter the method (or the benchmark's data) does not take fails at grid-read time,
+    in one line with the closest name, not hours later in its cell."""
+    from unlearnbench.methods.train import RUN_KEYS, accepted_params
+
+    accepted = accepted_params(methods.get(name), params)
+    if accepted is None:  # a plugin whose constructor takes **kwargs of its own: it checks them
+        return
+    allowed = accepted | set(bench_cls.data_options) | set(RUN_KEYS)
+    unknown = sorted(set(params) - allowed, key=str)
+    if unknown:
+        hints = [f"{k!r} -> {close[0]!r}" for k in unknown
+                 if (close := difflib.get_close_matches(str(k), sorted(allowed), n=1, cutoff=0.6))]
+        hint = f"; did you mean {', '.join(hints)}?" if hints else f"; it takes {sorted(accepted)}"
+        raise GridError(f"{where}: unknown parameter(s) {unknown}{hint}")
+
+
 def _placement(where: str, block: dict) -> tuple[str, int, int]:
     """(strategy, devices, num_nodes), validated; devices -1 means every visible GPU."""
     strategy = block.get("strategy", "single")
@@ -307,6 +324,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             # on real models, a scaled one on the tiny model).
             own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
             for label, params, swept in _sweep(entry, where):
+                _check_method_params(f"{where}: method {label!r}", entry["name"],
+                                     {**defaults, **params, **own, **swept}, bench_cls)
                 for seed in seeds:
                     prev = None
                     for step, split in enumerate(splits, 1):
