@@ -138,3 +138,31 @@ def test_undial_answer_positions_ignore_prompt_and_padding():
     assert undial_loss(changed, ref, b["labels"]) == pytest.approx(float(undial_loss(logits, ref, b["labels"])))
     assert float(undial_loss(changed, ref, b["labels"], positions="all")) != \
         pytest.approx(float(undial_loss(logits, ref, b["labels"], positions="all")))
+
+
+def test_hand_values_of_the_pure_losses():
+    """Reductions checked by hand on the 3-token vocabulary of test_losses' toy batch."""
+    import math
+
+    from unlearnbench.methods import losses, losses_ou
+
+    lg = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [9.0, 9.0, 9.0]]]))
+    labels = torch.tensor([[-100, 0, 1]])  # two scored tokens, each with p = 0.5
+    ga = losses.ga_loss(lg, labels)
+    # β = 0 weights are 1: plain gradient ascent; p = 0.5 gives the weight 0.5^β
+    assert float(losses_ou.wga_loss(lg, labels, beta=0.0)) == pytest.approx(float(ga))
+    assert float(losses_ou.wga_loss(lg, labels, beta=2.0)) == pytest.approx(-0.25 * math.log(2))
+    assert float(losses_ou.satimp_loss(lg, labels, 0.0, 0.0)) == pytest.approx(float(ga))
+    assert float(losses_ou.satimp_loss(lg, labels, 1.0, 1.0)) == pytest.approx(-0.25 * math.log(2))
+    # CE-U, first answer token skipped: position 1 only; target (0.25, 0, 0.25)/0.5 -> (0.5, 0, 0.5),
+    # CE = −(0.5 log 0.25 + 0.5 log 0.25) = log 4
+    assert float(losses_ou.ceu_loss(lg, labels)) == pytest.approx(math.log(4))
+    # PDU (open-unlearning positions: labels' own positions 1 and 2): margins 0 for the flat
+    # row 2; row 1: max log 0.5 − mean log(0.25, 0.5, 0.25)
+    m1 = math.log(0.5) - (2 * math.log(0.25) + math.log(0.5)) / 3
+    assert float(losses_ou.pdu_forget_loss(lg, labels)) == pytest.approx(m1 ** 2 / 2)
+    m0 = math.log(0.5) - (math.log(0.5) + 2 * math.log(0.25)) / 3
+    assert float(losses_ou.pdu_forget_loss(lg, labels, shifted=True)) == pytest.approx((m0 ** 2 + m1 ** 2) / 2)
+    # UNDIAL with β = 0 and ref = model: CE of a distribution with itself = its entropy
+    h = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
+    assert float(losses_ou.undial_loss(lg, lg, labels, beta=0.0)) == pytest.approx(h)
