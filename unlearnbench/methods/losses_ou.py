@@ -12,7 +12,6 @@ from the method's paper, an option gives the paper's version (docs/methods.md).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from unlearnbench.methods.losses import IGNORE_INDEX
