@@ -18,7 +18,7 @@ ATTACKS ?=
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test bench smoke clean
+.PHONY: install test bench site smoke clean readme
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -34,8 +34,15 @@ test: install
 bench: install
 	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS)) $(if $(OUT),--out $(OUT))
 
+# A static HTML site of every committed grid (open site/index.html); CI publishes it.
+site: install
+	$(UB) site results --out site
+# The README's result tables, copied from the committed leaderboards (tests/test_readme.py checks them).
+readme: install
+	$(UB) readme-tables README.md
+
 smoke: install
 	$(UB) ls methods
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info site

@@ -399,3 +399,39 @@ def test_validation_and_test_parts_partition_the_items(target_eval, target):
     assert whole["model_utility"] == pytest.approx(summary["model_utility"], abs=1e-12)
     forget_val = [r["rougeL_recall"] for r in records if r["task"] == "forget" and is_validation(r["index"])]
     assert val["forget"]["rougeL_recall"] == pytest.approx(sum(forget_val) / len(forget_val))
+
+
+def test_open_unlearning_parity_is_wired_from_the_option_to_every_token_metric(target):
+    """``eval: {parity: open-unlearning}`` reaches each record: Min-K, Min-K++, EM, ES and
+    GradNorm score the answer without its EOS, zlib the decoded labels; LOSS and probability
+    are unchanged (the conventions themselves are checked by hand in test_eval_conventions)."""
+    import zlib
+
+    from unlearnbench.data.collate import IGNORE, pad_right
+    from unlearnbench.eval.scoring import score_items
+    from unlearnbench.metrics import mia, tofu
+
+    model, enc, bench = target
+    opts = bench.check_eval_options({"parity": "open-unlearning", "max_items": 3, "max_new_tokens": 1})
+    theirs, recs = bench.evaluate(model, enc, "forget10", **opts)
+    ours, base = evaluate_tofu(model, enc, bench, "forget10", max_items=3, max_new_tokens=1, gradnorm=True)
+    assert theirs["parity"] == "open-unlearning" and ours["parity"] is False
+    r, b = recs[0], base[0]
+    assert r["task"] == b["task"] == "forget" and r["avg_nll"] == b["avg_nll"] and r["mia_loss"] == b["mia_loss"]
+    s = score_items(model, enc, [(r["question"], [r["answer"]])], with_stats=True)[0][0]
+    assert s.labels[-1] == enc.eos_id
+    assert r["mia_min_k"] == pytest.approx(mia.min_k_score(s.token_logprobs[:-1]), abs=1e-6)
+    assert b["mia_min_k"] == pytest.approx(mia.min_k_score(s.token_logprobs), abs=1e-6)
+    assert r["mia_min_k_plus_plus"] == pytest.approx(
+        mia.min_k_plus_plus_score(s.token_logprobs[:-1], s.mu[:-1], s.sigma[:-1]), rel=1e-4)
+    assert r["exact_memorisation"] == pytest.approx(tofu.exact_memorisation(s.preds[:-1], s.labels[:-1]))
+    assert r["extraction_strength"] == pytest.approx(
+        tofu.extraction_strength_open_unlearning(s.preds[:-1], s.labels[:-1]))
+    text = enc.tokenizer.decode(s.labels, skip_special_tokens=True)
+    assert r["mia_zlib"] == pytest.approx(b["mia_loss"] / len(zlib.compress(text.encode())), rel=1e-9)
+    # GradNorm (tofu-synth turns it on): the same loss without the EOS position.
+    ids, labels = enc.encode(r["question"], r["answer"])
+    last = max(i for i, t in enumerate(labels) if t != IGNORE)
+    batch = pad_right([(ids, labels[:last] + [IGNORE])], enc.pad_id)
+    assert r["mia_gradnorm"] == pytest.approx(mia.gradnorm_scores(model, [batch])[0], rel=1e-4)
+    assert r["mia_gradnorm"] != pytest.approx(b["mia_gradnorm"], rel=1e-4)

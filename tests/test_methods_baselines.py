@@ -139,7 +139,7 @@ def test_bad_hyper_parameters_name_method_and_parameter(name, kw, param):
 
 
 def test_unknown_hyper_parameter_is_a_value_error():
-    with pytest.raises(ValueError, match=r"'npo': bad hyper-parameter.*betta"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'betta' for method 'npo' \(did you mean 'beta'\?\)"):
         build_method("npo", "/nonexistent", 42, {"betta": 0.2})
 
 
@@ -157,9 +157,12 @@ def test_method_trains_end_to_end(name, run_method, family):
     assert set(history[0]) == {"step", "loss"} | terms
     for row in history:
         assert all(math.isfinite(v) for v in row.values()), row
-        # The total is γ·forget + λ·(the other term), λ = 1.
         other = sum(v for k, v in row.items() if k in terms - {"forget"})
-        assert row["loss"] == pytest.approx(gamma * row["forget"] + other, rel=1e-5, abs=1e-6)
+        if name == "idk":  # TOFU's one token mean over both batches: a weighted mean of the two means
+            lo, hi = sorted((row["forget"], row["retain"]))
+            assert lo - 1e-6 <= row["loss"] <= hi + 1e-6, row
+        else:  # the total is γ·forget + λ·(the other term), λ = 1
+            assert row["loss"] == pytest.approx(gamma * row["forget"] + other, rel=1e-5, abs=1e-6)
     model = _load(out / "model")
     from transformers import AutoTokenizer
 

@@ -169,28 +169,30 @@ def test_gradnorm_by_hand():
 
 
 def test_gradnorm_batched_equals_one_text_at_a_time_backward():
-    """On a tiny random Llama, padded batches give what open-unlearning's loop gives: one
-    unpadded text at a time, loss.backward(), mean over parameters of ‖grad‖₂."""
+    """On a tiny random Llama, right- and left-padded batches give what open-unlearning's loop
+    gives within 1e-5: one unpadded text at a time, loss.backward(), mean over parameters of
+    ‖grad‖₂ (five texts of different lengths, in batches of 2 and 3)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32,
                                          num_hidden_layers=2, num_attention_heads=2,
                                          num_key_value_heads=2)).eval()
-    texts = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 11, 12, 2]), ([1, 3, 4, 5, 6], [2])]
+    texts = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 11, 12, 2]), ([1, 3, 4, 5, 6], [2]),
+             ([1, 13, 14, 15, 16, 17, 18], [19, 20, 21, 22, 23, 2]), ([1, 24], [25, 2])]
 
-    def padded(rows):
+    def padded(rows, left=False):
         T = max(len(q) + len(a) for q, a in rows)
         ids = torch.zeros(len(rows), T, dtype=torch.long)
         am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
         for i, (q, a) in enumerate(rows):
             n = len(q) + len(a)
-            ids[i, :n] = torch.tensor(q + a)
-            am[i, :n] = 1
-            labels[i, len(q):n] = torch.tensor(a)
+            s = T - n if left else 0
+            ids[i, s:s + n] = torch.tensor(q + a)
+            am[i, s:s + n] = 1
+            labels[i, s + len(q):s + n] = torch.tensor(a)
         return {"input_ids": ids, "attention_mask": am, "labels": labels}
 
-    got = mia.gradnorm_scores(model, [padded(texts[:2]), padded(texts[2:])])
     want = []
     for row in texts:
         model.zero_grad()
@@ -198,5 +200,7 @@ def test_gradnorm_batched_equals_one_text_at_a_time_backward():
         model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss.backward()
         want.append(float(torch.stack([q.grad.norm() for q in model.parameters()]).mean()))
     model.zero_grad()
-    assert got == pytest.approx(want, rel=1e-4)
-    assert len(set(round(x, 6) for x in got)) == 3  # three different texts, three scores
+    for left in (False, True):
+        got = mia.gradnorm_scores(model, [padded(texts[:2], left), padded(texts[2:], left)])
+        assert got == pytest.approx(want, rel=1e-5, abs=0)
+    assert len(set(round(x, 6) for x in got)) == 5  # five different texts, five scores

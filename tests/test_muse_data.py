@@ -348,3 +348,95 @@ def test_tiny_recipe_is_a_tiny_config_whose_context_holds_every_document(tmp_pat
     prompts = [knowmem_prompt(icl, r["question"]) for r in data[("knowmem", "forget_qa")]]
     longest_prompt = max(len(tok(p)["input_ids"]) for p in prompts)
     assert longest <= tiny.max_len and longest_prompt + 32 <= tiny.max_len, (longest, longest_prompt)
+
+
+# --------------------------------------------------------------------------- parity gaps (issue 25)
+def test_parity_part_summaries_use_muse_benchs_constant_like_the_cell(tiny, synth, evaluated):
+    """A parity grid with ``select: validation`` takes its metrics from the part summaries:
+    they must use the constant retrain AUC the cell's own summary uses, never the measured one."""
+    from unlearnbench.benchmarks.muse import MuseBenchmark
+    from unlearnbench.eval.muse import evaluate_muse
+    from unlearnbench.metrics import mia
+    from unlearnbench.runner.cell import _described
+
+    model, tok, _ = tiny
+    summary, records = evaluate_muse(model, tok, synth, parity=True, **{**EVAL_KW, "benchmark": "muse-news"})
+    bench = MuseBenchmark(str(synth))  # muse-news's corpus (and constant) on the stand-in's files
+    compare = evaluated  # a reference with its own measured AUC, which parity must ignore
+    cell = {"select": "validation", "eval": {"parity": True}}
+    out = _described(bench, summary, cell, records, compare)
+    whole = bench.summarise_records(records, compare, None, cell["eval"])
+    assert whole["privleak"] == summary["privleak"] and whole["retrain_auc"] == summary["retrain_auc"] == 1 - 0.4772
+    for part in ("test", "validation"):
+        got = out["parts"][part]
+        assert got["retrain_auc"] == 1 - 0.4772
+        assert got["privleak"] == pytest.approx(((1 - got["mia"]["min_k"]) - 0.4772) / 0.4772 * 100, abs=1e-9)
+    assert out["metrics"]["privleak"] == out["parts"]["test"]["privleak"]
+    # Without parity the same parts are scored against the reference's measured AUC.
+    measured = bench.summarise_records(records, compare, "test", {})
+    ref = [r for r in compare[1] if bench.in_part(r, "test")]
+    auc = mia.mia_auc([r["mia_min_k"] for r in ref if r["task"] == "privleak_forget"],
+                      [r["mia_min_k"] for r in ref if r["task"] == "privleak_holdout"])
+    assert measured["retrain_auc"] == auc != 1 - 0.4772
+
+
+@pytest.fixture(scope="module")
+def long_text_muse(synth, tmp_path_factory):
+    """A MUSE layout written by hand whose one privleak forget text is over 2048 tokens, and
+    a tiny Llama whose context (4096) holds it."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("long")
+    tok = tiny_tokenizer(tiny_texts(synth, "tokenizer"), 300, root / "tok")
+    article = _texts(synth, "raw", "holdout")[0]
+    long_text = " ".join([article] * (1 + 2300 // len(tok(article)["input_ids"])))
+    qa = [{"question": "Who won?", "answer": "Ann"}, {"question": "Where?", "answer": "Paris"}]
+    d = _write_hub_dir(root / "d", {
+        ("verbmem", "forget"): [{"prompt": "The town", "gt": "was quiet."}],
+        ("knowmem", "forget_qa"): qa, ("knowmem", "forget_qa_icl"): qa,
+        ("knowmem", "retain_qa"): qa, ("knowmem", "retain_qa_icl"): qa,
+        ("privleak", "forget"): [{"text": long_text}, {"text": article}],
+        ("privleak", "holdout"): [{"text": _texts(synth, "raw", "holdout")[1]}, {"text": "A short note."}],
+        ("privleak", "retain"): [{"text": "Another short note."}],
+    })
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    return LlamaForCausalLM(cfg).eval(), tok, d, long_text
+
+
+def test_parity_scores_a_text_over_2048_tokens_whole_and_the_default_caps_it(long_text_muse):
+    import copy
+
+    import numpy as np
+
+    from unlearnbench.eval.muse import evaluate_muse
+
+    model, tok, d, long_text = long_text_muse
+    ids = tok(long_text, add_special_tokens=True)["input_ids"]
+    assert ids[0] == tok.bos_token_id and 2048 < len(ids) - 1 < 4095
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
+    lp = logp.gather(-1, torch.tensor(ids[1:])[:, None])[:, 0].numpy()
+    kw = dict(benchmark="muse-news", verbmem_tokens=4, knowmem_tokens=4)
+
+    summary, records = evaluate_muse(model, tok, d, parity=True, **kw)
+    rec = next(r for r in records if r["task"] == "privleak_forget" and r["index"] == 0)
+    assert rec["n_tokens"] == len(ids) - 1 and not rec["truncated"]  # the whole text, BOS unscored
+    k = max(1, int(0.4 * len(lp)))
+    assert rec["mia_min_k"] == pytest.approx(-np.mean(np.sort(lp)[:k]), abs=1e-5)
+    assert rec["mia_loss"] == pytest.approx(-lp.mean(), abs=1e-5)
+    assert summary["mia_truncated"] == 0 and summary["settings"]["mia_max_tokens"] == 4095
+
+    summary, records = evaluate_muse(model, tok, d, **kw)  # the default: BOS + 2048 tokens
+    rec = next(r for r in records if r["task"] == "privleak_forget" and r["index"] == 0)
+    assert rec["n_tokens"] == 2048 and rec["truncated"] and summary["mia_truncated"] == 1
+    assert rec["mia_loss"] == pytest.approx(-lp[:2048].mean(), abs=1e-5)
+
+    short = copy.deepcopy(model)  # a model whose recorded context is shorter than the text
+    short.config.max_position_embeddings = 1024
+    summary, records = evaluate_muse(short, tok, d, parity=True, **kw)
+    rec = next(r for r in records if r["task"] == "privleak_forget" and r["index"] == 0)
+    assert rec["n_tokens"] == 1023 and rec["truncated"] and summary["mia_truncated"] == 1

@@ -93,3 +93,36 @@ def test_leaderboard_notebook_runs(results_dir, tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("image/png" in o.get("data", {}) for o in code[-1].outputs)
     assert not list(results_dir.glob("*.png"))  # NOTEBOOK_OUT, not the results dir
+
+
+COMMITTED = sorted(p.name for p in (REPO / "results").iterdir() if (p / "grid.json").is_file())
+
+
+def test_every_committed_results_dir_is_found():
+    # Guards the parametrisation below: an empty list would make it pass vacuously.
+    assert len(COMMITTED) >= 6, COMMITTED
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_notebook_runs_on_each_committed_results_dir(name, tmp_path, monkeypatch):
+    """Every benchmark's results (not only TOFU's columns) go through the notebook: the table
+    names each method of the leaderboard, and nothing lands in the results directory."""
+    from unlearnbench.report.leaderboard import leaderboard_table
+    from unlearnbench.report.results import load_results, results_frame
+
+    results = REPO / "results" / name
+    before = sorted(p for p in results.rglob("*"))
+    monkeypatch.setenv("RESULTS_DIR", str(results))
+    monkeypatch.setenv("NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120,
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    table_out = "\n".join(_text(o) for o in next(c for c in code if "leaderboard_table" in c.source).outputs)
+    labels = leaderboard_table(results_frame(load_results(results)))["method_label"]
+    missing = [str(label) for label in labels if str(label) not in table_out]
+    assert not missing, f"{name}: {missing} missing from the notebook's table"
+    assert (tmp_path / "tradeoff_notebook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p for p in results.rglob("*")) == before

@@ -195,11 +195,10 @@ def test_a_typo_in_a_new_method_parameter_fails_at_grid_read_time():
 
     raw = {"name": "t", "benchmark": "tofu-synth", "models": ["tiny-test"],
            "methods": [{"name": "satimp", "params": {"beta_1": 4.0}}]}
-    with pytest.raises(GridError, match=r"method 'satimp': unknown parameter\(s\) \['beta_1'\]; did you mean "
-                                        r"'beta_1' -> 'beta1'\?"):
+    with pytest.raises(GridError, match=r"unknown parameter 'beta_1' for method 'satimp' \(did you mean 'beta1'\?\)"):
         parse_grid(raw)
     raw["methods"] = [{"name": "wagle", "label": "wagle[pdu]", "params": {"inner": "pdu", "retain_loss_ration": 2}}]
-    with pytest.raises(GridError, match="'retain_loss_ration' -> 'retain_loss_ratio'"):
+    with pytest.raises(GridError, match="'retain_loss_ration'.*did you mean 'retain_loss_ratio'"):
         parse_grid(raw)
     raw["methods"] = [{"name": "wagle", "label": "wagle[pdu]", "params": {"inner": "pdu", "retain_loss_ratio": 2}},
                       {"name": "altpo", "params": {"alternate_file": None, "max_steps": 2}}]

@@ -256,8 +256,13 @@ def test_a_local_model_directory_names_its_reference_checkpoints(tmp_path):
     from unlearnbench.benchmarks.tofu import TofuBenchmark
     from unlearnbench.models.specs import LOCAL_META, ModelSpec
 
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     model = tmp_path / "my-tofu-target"
-    model.mkdir()
+    # A whole saved model (the directory is checked before use); only its checkpoints matter here.
+    LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(model)
+    (model / "tokenizer_config.json").write_text("{}")
     bench = TofuBenchmark()
     spec = ModelSpec.from_name(str(model))
     assert bench.checkpoint(spec, "target", "forget10") == str(model)  # a directory is its own target

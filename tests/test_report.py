@@ -154,17 +154,19 @@ def test_best_mask_ignores_refs(grid):
 def test_render_markdown_bold_std_failures_published(grid):
     frame = results_frame(load_results(grid))
     table = leaderboard_table(frame)
-    published = {"ga": {"forget_quality": 0.0042, "model_utility": 0.39}}
+    published = [{"benchmark": BENCH, "split": SPLIT, "model": MODEL, "source": "a paper, Table 1",
+                  "first_hand": True, "rows": {"ga": {"forget_quality": 0.0042, "model_utility": 0.39}}}]
     md = render_markdown(table, frame[frame["status"] != "ok"], published=published)
     headers, rows = _md_table(md)
     fq, mu, fr = _col(headers, "forget_quality"), _col(headers, "model_utility"), _col(headers, "forget_rougeL")
-    assert list(rows) == ["target (ref)", "retain (ref)", "retain-seed2 (ref)", "npo", "ga", "ga (published)"]
+    assert list(rows) == ["target (ref)", "retain (ref)", "retain-seed2 (ref)", "npo", "ga", "ga (published [1])"]
     assert rows["ga"][fq] == "2.0e-05 ± 1.4e-05"
     assert rows["ga"][mu] == "**0.42 ± 0.0283**"
     assert rows["npo"][fq] == "**3.0e-02 ± 1.4e-02**"
     assert rows["ga"][fr] == "**0.15 ± 0.0707**" and "**" not in rows["npo"][fr]
     assert "**" not in rows["retain-seed2 (ref)"][fq] and rows["retain (ref)"][fq] == "n/a"
-    assert rows["ga (published)"][fq] == "4.2e-03" and rows["ga (published)"][mu] == "0.39"
+    assert rows["ga (published [1])"][fq] == "4.2e-03" and rows["ga (published [1])"][mu] == "0.39"
+    assert "[1] a paper, Table 1 (first-hand)" in md
     failed = md.split("## Failed cells")[1]
     assert "wagle__tofu-synth-forget10__tiny__s42" in failed and "ValueError: lr must be > 0 (method wagle)" in failed
     assert "broken__x__tiny__s42" in failed and "JSONDecodeError" in failed
@@ -185,11 +187,13 @@ def test_write_leaderboard_end_to_end(grid, tmp_path):
     import matplotlib.image
 
     out = tmp_path / "report"
-    paths = write_leaderboard(grid, out_dir=out, published={"npo": {"forget_quality": 0.1}})
+    paths = write_leaderboard(grid, out_dir=out, published=[
+        {"benchmark": BENCH, "split": SPLIT, "model": MODEL, "source": "s", "first_hand": False,
+         "rows": {"npo": {"forget_quality": 0.1}}}])
     assert set(paths) == {"markdown", "csv", "latex", "tradeoff", "training_curves"}
     assert all(p.parent == out and p.exists() for p in paths.values())
     md = paths["markdown"].read_text()
-    assert "npo (published)" in md and "lr must be > 0" in md
+    assert "npo (published [1])" in md and "[1] s (secondary)" in md and "lr must be > 0" in md
     table = leaderboard_table(results_frame(load_results(grid)))
     back = pd.read_csv(paths["csv"])
     assert list(back.columns) == list(table.columns)
@@ -292,7 +296,9 @@ def test_sweep_setting_is_chosen_on_validation_items_not_on_test_items(tmp_path)
     assert "## Sweeps: each method's setting chosen on validation items" in md and "npo[lr=2]" in md
 
 
-def test_select_is_checked_against_the_benchmark():
+def test_select_is_checked_against_the_benchmark(monkeypatch):
+    from unlearnbench.benchmarks.base import Benchmark
+    from unlearnbench.registry import benchmarks
     from unlearnbench.runner.grid import GridError, parse_grid
 
     base = {"name": "s", "benchmark": "tofu-synth", "methods": [{"name": "npo", "sweep": {"lr": [1e-4, 1e-3]}}]}
@@ -300,6 +306,9 @@ def test_select_is_checked_against_the_benchmark():
     assert all(c.select and c.entry == "npo" for c in grid.cells) and len(grid.cells) == 2
     with pytest.raises(GridError, match="select must be 'validation'"):
         parse_grid({**base, "select": "test"})
+    # Every built-in benchmark now summarises its parts: one without them is refused.
+    parse_grid({**base, "benchmark": "harmful-synth", "select": "validation"})
+    monkeypatch.setattr(benchmarks.get("harmful-synth"), "summarise_records", Benchmark.summarise_records)
     with pytest.raises(GridError, match="cannot select a sweep's setting"):
         parse_grid({**base, "benchmark": "harmful-synth", "select": "validation"})
 
@@ -340,3 +349,84 @@ def test_robustness_columns_show_each_attack_once_with_its_std_as_plus_minus():
                                            "ranking": {"utility": "model_utility"}}}
     assert robustness_columns(table, "tofu-synth") == ["n_seeds", "forget_rougeL", "forget_rougeL@relearn",
                                                         "recovery@relearn", "model_utility@relearn"]
+
+
+def _tofu_block(root: Path, split: str, model: str) -> Path:
+    """Results of one TOFU grid block (a target reference and a GA cell) for split and model."""
+    from unlearnbench.runner.cell import benchmark_meta
+    from unlearnbench.benchmarks.tofu import TofuBenchmark
+
+    meta = benchmark_meta(TofuBenchmark("unused"))
+    for kind, name in (("ref", "target"), ("cell", "ga")):
+        _write(root / f"{kind}s" / name, {
+            "cell_id": name, "kind": kind, "status": "ok", "error": None, "method": name,
+            "method_label": name, "benchmark": "tofu", "split": split, "model": model, "seed": 42,
+            "summary": _summary(1e-3, 0.5), "benchmark_meta": meta,
+            "cost": {"wall_time_s": 1.0, "tokens": 10, "steps": 0, "peak_host_mem_mib": 1.0,
+                     "peak_accel_mem_mib": None, "world_size": 1}})
+    return root
+
+
+def test_tofu_forget05_llama2_leaderboard_shows_only_its_own_published_rows(tmp_path):
+    """benchmarks/tofu.yaml carries open-unlearning's rows for forget01/05/10 and two models: a
+    forget05 / llama2-7b leaderboard shows those of forget05 and llama2-7b only, with their source."""
+    from unlearnbench.runner.grid import load_grid
+
+    grid = load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "tofu.yaml")
+    md = render_markdown(leaderboard_table(results_frame(load_results(
+        _tofu_block(tmp_path / "g", "forget05", "llama2-7b")))), published=grid.published)
+    headers, rows = _md_table(md)
+    published = [r for r in rows if "(published" in r]
+    assert published == [f"{label} (published [1])" for label in
+                         ("Finetuned", "Retain", "GradAscent", "GradDiff", "IdkDPO", "NPO", "SimNPO", "RMU")]
+    fq, mu, tr = (_col(headers, c) for c in ("forget_quality", "model_utility", "forget_truth_ratio"))
+    # forget05 on Llama-2-7b-chat (forget10's target would read 4.35e-25, forget01's 1.27e-03,
+    # Llama-3.2-1B's 1.33e-13).
+    assert rows["Finetuned (published [1])"][fq] == "5.9e-14" and rows["Finetuned (published [1])"][tr] == "0.51"
+    assert rows["GradAscent (published [1])"][fq] == "1.9e-119" and rows["GradAscent (published [1])"][mu] == "0"
+    assert rows["NPO (published [1])"][fq] == "9.0e-02" and rows["NPO (published [1])"][tr] == "0.71"
+    assert ("[1] locuslab/open-unlearning@d3d7cf9:docs/repro.md, TOFU on Llama-2-7b-chat; that harness's "
+            "runs (10 epochs, lr 1e-5, effective batch 32, 2x L40S) (first-hand)") in md
+    assert md.count("(published") == 8
+    # Another model's block of the same split shows its own rows, never these.
+    other = render_markdown(leaderboard_table(results_frame(load_results(
+        _tofu_block(tmp_path / "h", "forget05", "llama3.2-1b")))), published=grid.published)
+    _, rows = _md_table(other)
+    assert "Llama-3.2-1B-Instruct" in other and "Llama-2-7b-chat" not in other
+    assert rows["Finetuned (published [1])"][fq] == "1.3e-13"
+
+
+def test_a_published_row_without_a_source_is_refused_in_one_line(tmp_path):
+    from unlearnbench.report.published import PublishedError, parse
+    from unlearnbench.runner.grid import GridError, load_grid
+
+    row = {"benchmark": "tofu", "split": "forget05", "model": "llama2-7b", "first_hand": True,
+           "rows": {"GA": {"forget_quality": 0.1}}}
+    with pytest.raises(PublishedError) as err:
+        parse([row])
+    assert str(err.value).startswith("published[0] (tofu forget05 llama2-7b): no source;")
+    assert "\n" not in str(err.value)
+    with pytest.raises(PublishedError, match="keyed by label only"):
+        parse({"target": {"forget_quality": 0.1}})
+    with pytest.raises(PublishedError, match="first_hand must be true or false"):
+        parse([{**row, "source": "x", "first_hand": "yes"}])
+    g = tmp_path / "g.yaml"
+    g.write_text("name: g\nmodels: [tiny-test]\nbenchmark: tofu-synth\nsplits: [forget10]\nmethods: [ga]\n"
+                 "published:\n  - {benchmark: tofu, split: forget05, model: llama2-7b, first_hand: true,\n"
+                 "     rows: {GA: {forget_quality: 0.1}}}\n")
+    with pytest.raises(GridError, match=r"published\[0\] \(tofu forget05 llama2-7b\): no source"):
+        load_grid(g)
+
+
+def test_muse_published_rows_are_keyed_to_forget_and_llama2_with_their_source():
+    from unlearnbench.benchmarks.muse import MuseBenchmark, MuseBooksBenchmark
+    from unlearnbench.report.published import parse, rows_for
+
+    news = parse(MuseBenchmark.published)
+    assert [r["label"] for r in news] == ["Finetuned", "Retain", "GradAscent", "GradDiff", "NPO", "SimNPO", "RMU"]
+    assert news[0]["values"] == {"knowmem_f": 0.64, "verbmem_f": 0.58, "privleak": -99.81, "knowmem_r": 0.56}
+    assert all(r["first_hand"] and "open-unlearning@d3d7cf9:docs/repro.md, MUSE News" in r["source"] for r in news)
+    assert rows_for(news, "muse-news", [("forget", "llama2-7b")]) == news
+    assert rows_for(news, "muse-news", [("scal-1", "llama2-7b"), ("forget", "tiny")]) == []
+    books = parse(MuseBooksBenchmark.published)
+    assert books[0]["values"]["privleak"] == -57.26 and rows_for(books, "muse-news", [("forget", "llama2-7b")]) == []

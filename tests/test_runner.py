@@ -167,11 +167,14 @@ def test_shipped_grids_validate(path):
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
-def test_cli_dry_run_lists_cell_ids(path, capsys):
-    assert cli.main(["grid", str(path), "--dry-run"]) == 0
-    assert capsys.readouterr().out.split() == [c.cell_id for c in load_grid(path).cells]
-    assert cli.main(["grid", str(path), "--dry-run", "--model", "phi-1.5"]) == 0
-    listed = capsys.readouterr().out.split()
+def test_cli_dry_run_lists_cell_ids(path, capsys, tmp_path):
+    def cells(out: str) -> list[str]:  # "<state> <kind> <id>" lines after the summary line
+        return [line.split()[2] for line in out.splitlines()[1:] if line.split()[1] == "cell"]
+
+    assert cli.main(["grid", str(path), "--dry-run", "--out", str(tmp_path)]) == 0
+    assert cells(capsys.readouterr().out) == [c.cell_id for c in load_grid(path).cells]
+    assert cli.main(["grid", str(path), "--dry-run", "--model", "phi-1.5", "--out", str(tmp_path)]) == 0
+    listed = cells(capsys.readouterr().out)
     real = load_grid(path, model="phi-1.5").cells
     assert listed == [c.cell_id for c in real]
     assert all(f"__{c.benchmark}-{c.split}__phi-1.5__" in i for c, i in zip(real, listed))
@@ -338,7 +341,8 @@ def test_plan_reruns_results_recorded_on_other_data(small_run, tmp_path):
 def test_broken_cell_is_recorded_and_the_grid_goes_on(small_run, tmp_path):
     out = copy_results(small_run["out"], tmp_path / "results")
     shutil.rmtree(out / "cells" / cell_id("grad_diff"))  # must run after the broken one
-    entries = [{"name": "ga", "label": "ga-broken", "params": {**CHEAP, "lr": -1}}]
+    # A setting only the model can refute (it has 2 layers): the grid reads fine, the cell fails.
+    entries = [{"name": "rmu", "label": "ga-broken", "params": {**CHEAP, "layer": 99}}]
     entries += [{"name": m, "params": dict(CHEAP)} for m in METHODS]
     path = write_yaml(tmp_path / "broken.yaml", small_grid(entries=entries))
     lines: list[str] = []
@@ -346,16 +350,16 @@ def test_broken_cell_is_recorded_and_the_grid_goes_on(small_run, tmp_path):
     log = "\n".join(lines)
     broken = cell_id("ga-broken")
     assert [cid for cid, _ in res["failed"]] == [broken], log
-    assert "lr" in res["failed"][0][1] and "-1" in res["failed"][0][1]
+    assert "layer 99 out of range" in res["failed"][0][1]
     r = result(out, broken)
-    assert r["status"] == "failed" and "lr must be > 0" in r["error"] and "Traceback" in r["traceback"]
+    assert r["status"] == "failed" and "layer 99 out of range" in r["error"] and "Traceback" in r["traceback"]
     assert r["provenance"]["world_size"] == 1
     assert result(out, cell_id("grad_diff"))["status"] == "ok"
     assert res["ran"] == 2 and res["skipped"] == 4
     md = (out / "leaderboard.md").read_text()
     failed_section = md.split("## Failed cells", 1)[1]
     assert f"`{broken}`" in failed_section and "ga-broken" in failed_section
-    assert "lr must be > 0, got -1" in failed_section
+    assert "layer 99 out of range" in failed_section
     assert "| ga-broken |" not in md.split("## Failed cells")[0]  # not among the ranked rows
     # The CLI exits 1 while the grid holds a failed cell, even one kept from an earlier run.
     proc = run_cli("grid", str(path), "--out", str(out), "--no-retry-failed")

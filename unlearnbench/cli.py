@@ -1,4 +1,4 @@
-"""``unlearnbench`` command line: ls, data, train, finetune, eval, run, grid, leaderboard, compare."""
+"""``unlearnbench`` command line: ls, data, train, finetune, eval, run, grid, leaderboard, site, compare."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from unlearnbench.registry import REGISTRIES, RegistryError, load_plugin
+from unlearnbench.registry import REGISTRIES, load_plugin
 from unlearnbench.runner.grid import GridError
 
 
@@ -76,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(make bench ATTACKS=...); replaces the grid's own `attacks`")
     p.add_argument("--out", default=None, help="results dir (default results/<grid name>)")
     p.add_argument("--only", default=None, help="run only cells whose id contains this text")
+    p.add_argument("--seeds", default=None, help="replace the grid's seeds, comma-separated, e.g. 42,43")
     p.add_argument("--no-retry-failed", action="store_true", help="keep failed cells as they are")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every job (references, cells, attacks) as done, to-run or stale, and exit")
+    p.add_argument("--wait", action="store_true",
+                   help="another grid holds the results dir: wait for it instead of refusing")
 
     p = sub.add_parser("run", help="run one cell (unlearn + evaluate) and write its result.json")
     p.add_argument("--method", required=True)
@@ -94,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
     p.add_argument("dir")
+
+    p = sub.add_parser("site", help="write a static HTML site of every grid under a results dir")
+    p.add_argument("dir", help="a results dir (e.g. results/) or one grid's results")
+    p.add_argument("--out", default="site", help="where to write the site (default site/; open its index.html)")
+
+    p = sub.add_parser("readme-tables", help="copy the committed leaderboards' tables into the README")
+    p.add_argument("readme", nargs="?", default="README.md")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if a table is out of date")
 
     p = sub.add_parser("compare", help="do two results dirs agree within their stated spread over seeds?")
     p.add_argument("a")
@@ -129,10 +141,28 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _bench_class(args):
+    """The benchmark class and split of a command, checked without instantiating it (a
+    stand-in generates its data when instantiated): bad input fails before any work."""
+    from unlearnbench.registry import benchmarks
+
+    cls = benchmarks.get(args.benchmark)
+    return cls, cls.check_split(args.split or cls.default_split)
+
+
 def cmd_train(args) -> int:
+    from unlearnbench.errors import check_writable
+    from unlearnbench.methods.params import check_params
+    from unlearnbench.methods.train import parse_sets
     from unlearnbench.models.specs import ModelSpec
 
     spec = ModelSpec.from_name(args.model)
+    if args.method is not None:
+        # Fail fast: an unknown method, a bad parameter or an unwritable output is reported
+        # before the target is built (building the tiny family takes minutes).
+        check_params(args.method, parse_sets(args.set), _bench_class(args)[0].data_options, where="--set")
+        if args.out:
+            check_writable(args.out)
     bench, split = _bench(args)
     args.split = split
     if args.method is None:
@@ -142,11 +172,6 @@ def cmd_train(args) -> int:
             for seed in args.retain_seeds:
                 print(f"retain (seed {seed}): {bench.checkpoint(spec, 'retain', split, seed)}")
         return 0
-    from unlearnbench.registry import methods
-
-    # Fail fast: an unknown or broken method is reported before the target is built
-    # (building the tiny family takes minutes).
-    methods.get(args.method)
     from unlearnbench.methods.train import unlearn_cli
 
     return unlearn_cli(args, spec)
@@ -158,19 +183,27 @@ def cmd_eval(args) -> int:
     from unlearnbench.methods.train import parse_sets
     from unlearnbench.models.specs import ModelSpec
 
+    from unlearnbench.errors import check_writable
+    from unlearnbench.models.local import check_model_dir
+
     is_dir = Path(args.model).is_dir()
+    if is_dir:
+        check_model_dir(args.model)
     spec = ModelSpec.from_name(args.reference_model or ("tiny" if is_dir else args.model))
+    if not args.harness:
+        cls, split = _bench_class(args)
+        options = cls.check_eval_options(parse_sets(args.set))
+        out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{cls.name}-{split}")
+        check_writable(out)  # before the evaluation, whose result would have nowhere to go
     bench, split = _bench(args)
     if args.harness:
         return _eval_with_harness(args, bench, spec, split, is_dir)
-    options = bench.check_eval_options(parse_sets(args.set))
     compare = compare_reference(bench, spec, split, options)
     ckpt = args.model if is_dir else bench.checkpoint(spec, args.role, split, args.retain_seed)
     if compare is not None and not is_dir and args.role == "retain" and args.retain_seed == 0:
         summary, records = compare  # the reference itself: evaluated alone
     else:
         summary, records = cached_eval(ckpt, spec, bench, split, reference=compare, options=options)
-    out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{bench.name}-{split}")
     write_eval(out, summary, records, {"model": args.model, "checkpoint": ckpt, "role": args.role,
                                        "benchmark": bench.name, "split": split,
                                        "metrics": bench.metrics(summary)})
@@ -191,10 +224,18 @@ def cmd_finetune(args) -> int:
     from unlearnbench.models.loading import load_model, load_tokenizer
     from unlearnbench.models.specs import ModelSpec
 
+    from unlearnbench.errors import check_writable
+
     recipe = {**FINETUNE_DEFAULTS, **parse_sets(args.set)}
     unknown = sorted(set(recipe) - set(FINETUNE_DEFAULTS))
     if unknown:
         raise GridError(f"finetune: unknown setting(s) {unknown}; known: {sorted(FINETUNE_DEFAULTS)}")
+    for key, value in recipe.items():  # every recipe setting is a positive number
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                or (key != "weight_decay" and not value > 0):
+            raise GridError(f"finetune: --set {key}={value!r} must be a positive number "
+                            f"(default {FINETUNE_DEFAULTS[key]})")
+    check_writable(args.out)
     spec = ModelSpec.from_name(args.model)
     bench, split = _bench(args)
     qa, texts = bench.target_data(split)  # the data first: a missing book fails before loading a model
@@ -249,19 +290,21 @@ def _eval_with_harness(args, bench, spec, split: str, is_dir: bool) -> int:
 
 
 def cmd_grid(args) -> int:
-    from unlearnbench.runner.grid import load_grid
-    from unlearnbench.runner.run import run_grid
+    from unlearnbench.runner.grid import load_grid, parse_seeds
+    from unlearnbench.runner.run import dry_run, run_grid
 
     grid = load_grid(args.grid, model=args.model,
-                     attacks=[a for a in args.attacks.split(",") if a] if args.attacks is not None else None)
-    if args.dry_run:
-        for c in grid.cells:
-            print(c.cell_id)
-        return 0
+                     attacks=[a for a in args.attacks.split(",") if a] if args.attacks is not None else None,
+                     seeds=parse_seeds(args.seeds) if args.seeds is not None else None)
     out = Path(args.out or Path("results") / grid.name)
+    plugins = list(args.plugin) + [p for p in grid.plugins if p not in args.plugin]
+    if args.dry_run:
+        print("\n".join(dry_run(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
+                                plugins=plugins)))
+        return 0
     try:
         res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
-                       plugins=args.plugin)
+                       plugins=plugins, wait=args.wait)
     except KeyboardInterrupt:
         # Finished cells are on disk (atomic result.json); the interrupted one is not.
         print(f"\nunlearnbench: interrupted; finished cells are kept in {out}. "
@@ -278,7 +321,12 @@ def cmd_run(args) -> int:
 
     from unlearnbench.runner.run import not_applicable
 
+    from unlearnbench.methods.params import check_params
+    from unlearnbench.models.specs import ModelSpec
+
     out = Path(args.out)
+    ModelSpec.from_name(args.model)  # an unknown name or a broken model directory: now, not in the cell
+    check_params(args.method, parse_sets(args.set), _bench_class(args)[0].data_options, where="--set")
     bench, split = _bench(args)
     label = args.method + "".join(f"[{s}]" for s in args.set)
     cell = {"cell_id": out.name, "kind": "cell", "method": args.method, "label": label,
@@ -289,6 +337,12 @@ def cmd_run(args) -> int:
     reason = not_applicable(cell)
     if reason is not None:
         raise GridError(f"{reason}; choose a method that trains on {bench.shape!r} data")
+    from unlearnbench.runner.periodic_eval import check
+
+    try:  # --set eval_every=... / keep=... (evaluation during unlearning)
+        check(cell["params"], type(bench))
+    except ValueError as exc:
+        raise GridError(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "cell.json", cell)
     rc = execute(out / "cell.json")
@@ -313,6 +367,16 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    from unlearnbench.report.site import build_site, find_grids
+
+    if not find_grids(args.dir):
+        raise GridError(f"{args.dir} holds no grid results (no refs/ or cells/ directory in it or below it); "
+                        "run `unlearnbench grid` first")
+    print(build_site(args.dir, args.out))
+    return 0
+
+
 def cmd_compare(args) -> int:
     from unlearnbench.report.atomic import atomic_write_text
     from unlearnbench.report.compare import compare, render
@@ -328,28 +392,35 @@ def cmd_compare(args) -> int:
     return 0 if rows and all(r.agree for r in rows) and not problems else 1
 
 
-COMMANDS = {"compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
-            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard}
+def cmd_readme_tables(args) -> int:
+    from unlearnbench.report.readme import update
+
+    if not Path(args.readme).is_file():
+        raise GridError(f"{args.readme} does not exist; run from the repository root or name the README")
+    current = update(Path(args.readme), check=args.check)
+    print(f"{args.readme}: tables {'up to date' if current else ('out of date' if args.check else 'updated')}")
+    return 1 if args.check and not current else 0
 
 
-def _user_errors() -> tuple[type, ...]:
-    """Errors printed as one line with exit status 2 (bad names, grids, data, options)."""
-    from unlearnbench.benchmarks.base import BenchmarkError
-    from unlearnbench.data.schema import SchemaError
-
-    return (RegistryError, GridError, SchemaError, BenchmarkError)
+COMMANDS = {"readme-tables": cmd_readme_tables, "compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
+            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard, "site": cmd_site}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from unlearnbench.errors import user_message
+
     args = build_parser().parse_args(argv)
     try:
         for plugin in args.plugin:
             load_plugin(plugin)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `unlearnbench ... | head`: the reader is gone, nothing to report
+        return 0
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
-            raise
-        print(f"unlearnbench: error: {exc}", file=sys.stderr)
+        message = user_message(exc)
+        if message is None:
+            raise  # a bug: its traceback is what a report needs
+        print(f"unlearnbench: error: {message}", file=sys.stderr)
         return 2
 
 

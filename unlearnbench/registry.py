@@ -209,6 +209,8 @@ benchmarks = Registry(
         "tofu-synth": "unlearnbench.benchmarks.tofu:TofuSynthBenchmark",
         "harmful": "unlearnbench.benchmarks.harmful:HarmfulBenchmark",
         "harmful-synth": "unlearnbench.benchmarks.harmful:HarmfulSynthBenchmark",
+        "detox": "unlearnbench.benchmarks.detox:DetoxBenchmark",
+        "detox-synth": "unlearnbench.benchmarks.detox_synth:DetoxSynthBenchmark",
         "muse-news": "unlearnbench.benchmarks.muse:MuseBenchmark",
         "muse-books": "unlearnbench.benchmarks.muse:MuseBooksBenchmark",
         "muse-synth": "unlearnbench.benchmarks.muse:MuseSynthBenchmark",

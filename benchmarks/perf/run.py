@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/perf/run.py                 # CPU: the tiny model
     .venv/bin/python benchmarks/perf/run.py --model llama-1b  # GPU: a random 1B Llama from a config
+    .venv/bin/python benchmarks/perf/run.py --model llama-mid --sections eval   # evaluation only
 
 In one run, on the same model and data (the TOFU stand-in, forget10):
 
-* evaluation: the harness's evaluator against a per-metric evaluator (``per_metric.py``: one
-  pass per metric, as a per-metric framework does) — items/s and the ratio;
+* evaluation, per benchmark stand-in (TOFU with GradNorm and the retain reference, MUSE,
+  WMDP/MMLU): the harness's evaluator against a per-metric evaluator (``per_metric.py``,
+  ``per_metric_more.py``: one pass per metric, as a per-metric framework does) — items/s and
+  the ratio;
 * training: tokens/s per method (and, on GPU, model FLOPs utilisation ≈ 6·N·tokens / time /
   peak bf16 FLOP/s, an upper bound since reference-only forward passes count as training);
 * memory: the peak memory of NPO with the cached reference against a resident one (each in
@@ -44,22 +47,49 @@ def tiny_target() -> tuple[str, object]:
     return TofuSynthBenchmark().checkpoint(spec, "target", "forget10"), spec
 
 
-def random_llama(size: str, tokenizer_dir: str) -> str:
-    """A randomly initialised Llama of ``size`` saved with the tiny tokenizer (ids fit any vocab)."""
+def random_llama(size: str, tokenizer_dir: str, seed: int = 0) -> str:
+    """A randomly initialised Llama of ``size`` saved with a tiny model's tokenizer (its ids fit
+    any vocab) and that model's context length."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     out = Path(tempfile.mkdtemp(prefix=f"perf-{size}-"))
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    cfg = LlamaConfig(**SIZES[size], max_position_embeddings=512, bos_token_id=tok.bos_token_id,
+    positions = max(512, AutoConfig.from_pretrained(tokenizer_dir).max_position_embeddings)
+    cfg = LlamaConfig(**SIZES[size], max_position_embeddings=positions, bos_token_id=tok.bos_token_id,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
 
 
-def bench_eval(path: str, spec, device: str, batch_size: int, new_tokens: int) -> dict:
+def _models(bench, size: str, spec, roles=("target",)) -> tuple[list[str], object]:
+    """Model directories for ``roles`` on ``bench``'s default split: its tiny models, or random
+    Llamas of ``size`` (one seed per role) with the tiny model's tokenizer; and their spec."""
+    split = bench.default_split
+    if size == "tiny":
+        return [bench.checkpoint(spec, role, split) for role in roles], spec
+    target = bench.checkpoint(spec, "target", split)  # for its tokenizer and context length
+    paths = [random_llama(size, target, seed) for seed in range(len(roles))]
+    return paths, _spec_for(paths[0], spec)
+
+
+def _timed(fn):
+    """(result, wall seconds, CPU seconds of this process). With one torch thread the CPU time
+    is the work done, whatever else loads the machine; the wall time includes waiting."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _close(a, b, what, rel=1e-4):
+    assert (a is None and b is None) or abs(a - b) <= rel * max(1.0, abs(a)), (what, a, b)
+
+
+def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: int) -> dict:
+    """The TOFU stand-in (forget10) with its retain model as the reference: the harness's
+    evaluator (GradNorm on) against ``per_metric.evaluate_per_metric``."""
     from per_metric import evaluate_per_metric
 
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
@@ -67,28 +97,104 @@ def bench_eval(path: str, spec, device: str, batch_size: int, new_tokens: int) -
     from unlearnbench.eval.tofu import evaluate_tofu
     from unlearnbench.models.loading import load_model, load_tokenizer
 
-    bench = TofuSynthBenchmark()
-    model = load_model(path, spec, device=device)
+    bench, split = TofuSynthBenchmark(), "forget10"
+    (path, retain_path), spec = _models(bench, size, spec, ("target", "retain"))
+    model, retain = (load_model(p, spec, device=device) for p in (path, retain_path))
     enc = Encoder(load_tokenizer(path, spec), spec.template)
+    opts = dict(batch_size=batch_size, max_new_tokens=new_tokens, gradnorm=True)
+    # The retain model's evaluation, which the harness computes once per split and caches
+    # (eval.references): outside the timing, and given to both evaluators. Neither uses the
+    # retain model's GradNorm scores, so they are not computed here.
+    reference = evaluate_tofu(retain, enc, bench, split, **{**opts, "gradnorm": False})
+    ref_tr = [r["truth_ratio"] for r in reference[1] if r["task"] == "forget"]
+    ref_auc = reference[0]["mia"]["min_k"]
     # Warm-up (first-call allocations and kernel selection) so neither evaluator pays it.
-    evaluate_tofu(model, enc, bench, "forget10", batch_size=batch_size, max_new_tokens=new_tokens, max_items=batch_size)
-    t0 = time.perf_counter()
-    summary, records = evaluate_tofu(model, enc, bench, "forget10", batch_size=batch_size, max_new_tokens=new_tokens)
-    harness = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    base = evaluate_per_metric(model, enc, bench, "forget10", batch_size=batch_size, max_new_tokens=new_tokens)
-    baseline = time.perf_counter() - t0
+    evaluate_tofu(model, enc, bench, split, max_items=batch_size, **opts)
+    (summary, records), harness, harness_cpu = _timed(lambda: bench.evaluate(model, enc, split, reference=reference, **opts))
+    base, baseline, baseline_cpu = _timed(lambda: evaluate_per_metric(
+        model, enc, bench, split, batch_size=batch_size, max_new_tokens=new_tokens, retain_model=retain,
+        retain_truth_ratios=ref_tr, retain_mia_auc=ref_auc))
     # The same numbers, whichever evaluator computed them (generation is batched differently, so
     # ROUGE may differ on a near-tie; every teacher-forced value must agree).
     for task in ("forget", "retain", "real_authors", "world_facts"):
         for key in ("probability", "truth_ratio", "exact_memorisation", "extraction_strength"):
-            a, b = summary[task][key], base[task][key]
-            assert abs(a - b) <= 1e-4 * max(1.0, abs(a)), (task, key, a, b)
+            _close(summary[task][key], base[task][key], (task, key))
+    _close(summary["forget_quality"], base["forget_quality"], "forget_quality")
+    _close(summary["privleak"], base["privleak"], "privleak")
+    assert set(base["mia"]) == set(summary["mia"]), (sorted(base["mia"]), sorted(summary["mia"]))
     for attack, auc in base["mia"].items():
-        assert abs(summary["mia"][attack] - auc) <= 1e-6, (attack, summary["mia"][attack], auc)
+        _close(summary["mia"][attack], auc, attack, rel=1e-6)
     n = len(records)
-    return {"items": n, "harness_s": harness, "per_metric_s": baseline, "harness_items_per_s": n / harness,
-            "per_metric_items_per_s": base["n_items"] / baseline, "ratio": baseline / harness}
+    return {"benchmark": "tofu-synth forget10", "items": n, "harness_s": harness, "per_metric_s": baseline,
+            "harness_items_per_s": n / harness, "per_metric_items_per_s": base["n_items"] / baseline,
+            "ratio": baseline / harness,
+            "harness_cpu_s": harness_cpu, "per_metric_cpu_s": baseline_cpu, "cpu_ratio": baseline_cpu / harness_cpu}
+
+
+def bench_eval_muse(size: str, spec, device: str, batch_size: int) -> dict:
+    """The MUSE stand-in: the harness's evaluator against ``per_metric_more``'s MUSE baseline
+    (the retrain model's AUC given to both as 0.5: a cached figure either way)."""
+    from per_metric_more import evaluate_muse_per_metric
+
+    from unlearnbench.benchmarks.muse import MuseSynthBenchmark
+    from unlearnbench.data.collate import Encoder
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    bench = MuseSynthBenchmark()
+    (path,), spec = _models(bench, size, spec)
+    model = load_model(path, spec, device=device)
+    tok = load_tokenizer(path, spec)
+    opts = {k: v for k, v in bench.eval_options.items() if k not in ("parity",)}
+    opts["batch_size"] = batch_size
+    reference = ({"mia": {"min_k": 0.5}}, [])
+    bench.evaluate(model, Encoder(tok, spec.template), bench.default_split, reference=reference,
+                   **{**opts, "max_items": batch_size})  # warm-up
+    (summary, records), harness, harness_cpu = _timed(lambda: bench.evaluate(model, Encoder(tok, spec.template),
+                                                                 bench.default_split, reference=reference, **opts))
+    base, baseline, baseline_cpu = _timed(lambda: evaluate_muse_per_metric(
+        model, tok, bench.path, batch_size=batch_size, verbmem_tokens=opts["verbmem_tokens"],
+        knowmem_tokens=opts["knowmem_tokens"], mia_max_tokens=opts["mia_max_tokens"], retrain_auc=0.5))
+    for key in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak"):
+        _close(summary[key], base[key], key)
+    for attack, auc in base["mia"].items():
+        _close(summary["mia"][attack], auc, attack, rel=1e-6)
+    n = len(records)
+    return {"benchmark": "muse-synth", "items": n, "harness_s": harness, "per_metric_s": baseline,
+            "harness_items_per_s": n / harness, "per_metric_items_per_s": n / baseline, "ratio": baseline / harness,
+            "harness_cpu_s": harness_cpu, "per_metric_cpu_s": baseline_cpu, "cpu_ratio": baseline_cpu / harness_cpu}
+
+
+def bench_eval_wmdp(size: str, spec, device: str, batch_size: int) -> dict:
+    """The WMDP stand-in (WMDP-Bio and the MMLU subjects): the harness against one forward per request."""
+    from per_metric_more import evaluate_wmdp_per_metric
+
+    from unlearnbench.benchmarks.wmdp import WmdpSynthBenchmark
+    from unlearnbench.data.collate import Encoder
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    bench = WmdpSynthBenchmark()
+    (path,), spec = _models(bench, size, spec)
+    model = load_model(path, spec, device=device)
+    tok = load_tokenizer(path, spec)
+    enc = Encoder(tok, spec.template)
+    bench.evaluate(model, enc, bench.default_split, batch_size=batch_size, max_items=batch_size)  # warm-up
+    (summary, records), harness, harness_cpu = _timed(lambda: bench.evaluate(model, enc, bench.default_split,
+                                                                 batch_size=batch_size))
+    base, baseline, baseline_cpu = _timed(lambda: evaluate_wmdp_per_metric(model, tok, bench.sets(), batch_size=batch_size))
+    for name, v in base.items():
+        _close(summary[name]["accuracy"], v["accuracy"], name, rel=1e-9)
+    n = len(records)
+    return {"benchmark": "wmdp-synth", "items": n, "harness_s": harness, "per_metric_s": baseline,
+            "harness_items_per_s": n / harness, "per_metric_items_per_s": n / baseline, "ratio": baseline / harness,
+            "harness_cpu_s": harness_cpu, "per_metric_cpu_s": baseline_cpu, "cpu_ratio": baseline_cpu / harness_cpu}
+
+
+def _print_eval(ev: dict, detail: str) -> None:
+    print(f"\nevaluation: {ev['benchmark']} ({ev['items']} items{detail})\n"
+          f"| evaluator | seconds | CPU seconds | items/s |\n|:---|---:|---:|---:|\n"
+          f"| harness | {ev['harness_s']:.1f} | {ev['harness_cpu_s']:.1f} | {ev['harness_items_per_s']:.1f} |\n"
+          f"| per-metric | {ev['per_metric_s']:.1f} | {ev['per_metric_cpu_s']:.1f} | {ev['per_metric_items_per_s']:.1f} |\n"
+          f"ratio (per-metric / harness): {ev['ratio']:.2f}x wall time, {ev['cpu_ratio']:.2f}x CPU time", flush=True)
 
 
 def bench_train(path: str, spec, methods: list[str], steps: int, n_params: int, device_name: str) -> list[dict]:
@@ -161,6 +267,9 @@ def main(argv=None) -> int:
     p.add_argument("--memory-model", default=None, help="model for the memory section (default: llama-mid on "
                    "CPU, where the tiny model is too small to see its reference)")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
+    p.add_argument("--sections", default="eval,train,memory", help="which sections to run (comma-separated)")
+    p.add_argument("--benchmarks", default="tofu,muse,wmdp", help="evaluation benchmarks (comma-separated): "
+                   "tofu, muse, wmdp")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -170,38 +279,55 @@ def main(argv=None) -> int:
     if args.memory_child:
         memory_child(args.model_dir, args.memory_child, device)
         return 0
+    sections = set(args.sections.split(","))
+    unknown = sorted((sections - {"eval", "train", "memory"}) | (set(args.benchmarks.split(",")) - {"tofu", "muse", "wmdp"}))
+    if unknown:
+        print(f"run.py: unknown section or benchmark {', '.join(unknown)}; sections: eval, train, memory; "
+              "benchmarks: tofu, muse, wmdp", file=sys.stderr)
+        return 2
     target, spec = tiny_target()
-    path, n_params, train_spec = (target, None, spec) if args.model == "tiny" else (random_llama(args.model, target), None, None)
+    path = target if args.model == "tiny" else random_llama(args.model, target)
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with torch.device("meta"):
         n_params = sum(q.numel() for q in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).parameters())
     device_name = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"device: {device_name}; model: {args.model} ({n_params / 1e6:.1f}M parameters)", flush=True)
-    eval_spec = spec if args.model == "tiny" else _spec_for(path, spec)
-    ev = bench_eval(path, eval_spec, device, args.batch_size, args.new_tokens)
-    print(f"\nevaluation (TOFU stand-in forget10, {ev['items']} items incl. holdout, batch {args.batch_size}, "
-          f"{args.new_tokens} new tokens)\n| evaluator | seconds | items/s |\n|:---|---:|---:|\n"
-          f"| harness | {ev['harness_s']:.1f} | {ev['harness_items_per_s']:.1f} |\n"
-          f"| per-metric | {ev['per_metric_s']:.1f} | {ev['per_metric_items_per_s']:.1f} |\n"
-          f"ratio (per-metric time / harness time): {ev['ratio']:.2f}x", flush=True)
-    tr = bench_train(None if args.model == "tiny" else path, train_spec or spec, args.methods.split(","),
-                     args.steps, n_params, device_name)
-    print("\ntraining (" + f"{args.steps} steps, batch 16)\n| method | tokens | seconds | tokens/s |"
-          + (" MFU |" if "mfu" in tr[0] else "") + "\n|:---|---:|---:|---:|" + ("---:|" if "mfu" in tr[0] else ""))
-    for r in tr:
-        print(f"| {r['method']} | {r['tokens']} | {r['wall_s']:.2f} | {r['tokens_per_s']:.0f} |"
-              + (f" {100 * r['mfu']:.1f}% |" if "mfu" in r else ""))
-    mem_model = args.memory_model or ("llama-mid" if device == "cpu" else args.model)
-    mem_path = path if mem_model == args.model else (target if mem_model == "tiny" else random_llama(mem_model, target))
-    mem = bench_memory(mem_path, device)
-    print(f"\nmemory: NPO peak {'RSS above the process baseline' if device == 'cpu' else 'CUDA memory'} "
-          f"({mem_model})\n| reference | peak MiB |\n|:---|---:|\n| resident | {mem['resident']:.0f} |\n"
-          f"| cached | {mem['cached']:.0f} |\nratio cached / resident: {mem['ratio_cached_over_resident']:.2f}")
+    evals, tr, mem = [], None, None
+    if "eval" in sections:
+        for name in args.benchmarks.split(","):
+            if name == "tofu":
+                ev = bench_eval_tofu(args.model, spec, device, args.batch_size, args.new_tokens)
+                detail = (f" incl. holdout, batch {args.batch_size}, {args.new_tokens} new tokens, "
+                          "GradNorm and the retain reference")
+            elif name == "muse":
+                ev, detail = bench_eval_muse(args.model, spec, device, 16), ", batch 16"
+            else:
+                ev, detail = bench_eval_wmdp(args.model, spec, device, args.batch_size), f", batch {args.batch_size}"
+            _print_eval(ev, detail)
+            evals.append(ev)
+    if "train" not in sections:
+        tr = []
+    else:
+        tr = bench_train(None if args.model == "tiny" else path, spec, args.methods.split(","),
+                         args.steps, n_params, device_name)
+    if tr:
+        print("\ntraining (" + f"{args.steps} steps, batch 16)\n| method | tokens | seconds | tokens/s |"
+              + (" MFU |" if "mfu" in tr[0] else "") + "\n|:---|---:|---:|---:|" + ("---:|" if "mfu" in tr[0] else ""))
+        for r in tr:
+            print(f"| {r['method']} | {r['tokens']} | {r['wall_s']:.2f} | {r['tokens_per_s']:.0f} |"
+                  + (f" {100 * r['mfu']:.1f}% |" if "mfu" in r else ""))
+    if "memory" in sections:
+        mem_model = args.memory_model or ("llama-mid" if device == "cpu" else args.model)
+        mem_path = path if mem_model == args.model else (target if mem_model == "tiny" else random_llama(mem_model, target))
+        mem = bench_memory(mem_path, device)
+        print(f"\nmemory: NPO peak {'RSS above the process baseline' if device == 'cpu' else 'CUDA memory'} "
+              f"({mem_model})\n| reference | peak MiB |\n|:---|---:|\n| resident | {mem['resident']:.0f} |\n"
+              f"| cached | {mem['cached']:.0f} |\nratio cached / resident: {mem['ratio_cached_over_resident']:.2f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"device": device_name, "model": args.model, "n_params": n_params,
-                                              "evaluation": ev, "training": tr, "memory": mem}, indent=2))
+                                              "evaluation": evals, "training": tr, "memory": mem}, indent=2))
     return 0
 
 

@@ -128,13 +128,21 @@ class Benchmark:
     headline_forget: str | None = None  # higher = more remembered; robustness recovery uses it
     ranking: Ranking | None = None
     chains: dict[str, Chain] = {}
-    published: dict[str, dict[str, float]] = {}
+    # Published numbers beside its leaderboards: groups keyed by (benchmark, split, model,
+    # source), shown only in their own block (report.published).
+    published: tuple[dict, ...] = ()
     stand_in_for: str | None = None  # a stand-in names the real benchmark it stands for
     template: str | None = None  # a prompt template of the benchmark's own (None: the model's)
     tiny_template: str | None = None  # its variant for the harness's tiny models (default: template)
     target_is_base: bool = False  # the model before unlearning is the pre-trained model itself
     eval_options: dict[str, Any] = {}  # evaluation options and their defaults
+    # Values of the ``parity`` eval option besides false: whose evaluation code the numbers
+    # reproduce where its conventions differ from this harness's (docs/metrics.md).
+    parity_modes: tuple[str, ...] = ()
     data_options: dict[str, Any] = {}  # options of the training data (method params may set them)
+    # ``evaluate(..., part="validation")`` scores the validation items alone (evaluation during
+    # unlearning, ``eval_every``, needs it: the test items are never looked at while training).
+    evaluates_parts: bool = False
 
     def __init__(self, path: str | None = None):
         self.path = str(path) if path else self.default_path()
@@ -233,7 +241,30 @@ class Benchmark:
         if unknown:
             raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option(s) {unknown}; "
                                  f"known: {sorted(cls.eval_options)}")
-        return {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
+        for key, value in options.items():  # typed like its default: a typo fails before any evaluation
+            default = cls.eval_options[key]
+            if value is None or default is None or key == "parity":  # parity: checked by check_parity
+                continue
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise BenchmarkError(f"benchmark {cls.name!r}: eval option {key!r} is true or false, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool) and \
+                    (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise BenchmarkError(f"benchmark {cls.name!r}: eval option {key!r} must be an integer >= 1 "
+                                     f"(default {default}), got {value!r}")
+        out = {**cls.eval_options, **{k: v for k, v in options.items() if v is not None}}
+        if "parity" in cls.eval_options:
+            out["parity"] = cls.check_parity(out["parity"])
+        return out
+
+    @classmethod
+    def check_parity(cls, value):
+        """``False`` or one of ``parity_modes``; ``true`` names a benchmark's only mode."""
+        if value is True and len(cls.parity_modes) == 1:
+            return cls.parity_modes[0]
+        if value is False or value in cls.parity_modes:
+            return value
+        raise BenchmarkError(f"benchmark {cls.name!r}: unknown eval option parity={value!r}; "
+                             f"use false or one of: {', '.join(cls.parity_modes)}")
 
     def data_key(self) -> str | None:
         """What identifies the data read, the same on every machine: a stand-in's generator
@@ -255,9 +286,12 @@ class Benchmark:
         validation = is_validation(record.get("index", 0))
         return validation if part == "validation" else not validation
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         """The summary of the items of ``part`` only (a reference scored on the same part), for
-        selecting a sweep's setting on validation items and reporting it on the others."""
+        selecting a sweep's setting on validation items and reporting it on the others.
+        ``options`` are the evaluation options the records were made with (e.g. a parity
+        mode that fixes a constant the summary uses)."""
         raise BenchmarkError(f"benchmark {self.name!r} cannot summarise a part of its items, which a "
                              "grid's `select: validation` needs; drop `select` for this benchmark")
 
@@ -352,6 +386,10 @@ def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
     from unlearnbench.registry import benchmarks
 
     cls = benchmarks.get(name)
+    if path is not None:  # a local copy: a missing file or a bad row is named before it is read
+        from unlearnbench.data.local_check import check_data_path
+
+        check_data_path(path)
     return cls(path=path)
 
 

@@ -92,7 +92,8 @@ class CopyrightBenchmark(Benchmark):
         tasks = FLAT_ZERO_SHOT if tasks == "flat" else tuple(tasks)
         return zero_shot(model, tokenizer, tasks, batch_size=batch_size, limit=limit), []
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         """The summary of ``part``'s completion items and general texts, each kind split by its
         own index. Zero-shot numbers from lm-evaluation-harness have no per-item records here,
         so a part has none."""
@@ -167,11 +168,12 @@ class CopyrightSynthBenchmark(CopyrightBenchmark):
     def _zero_shot_summary(accuracy: float) -> dict:
         return {"zero_shot_accuracy": accuracy, "zero_shot": {"general_mc": accuracy}}
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         """As the real benchmark's, plus the general questions of ``part`` (split by their index)."""
         from unlearnbench.eval.multiple_choice import summarize
 
-        summary = super().summarise_records(records, reference, part)
+        summary = super().summarise_records(records, reference, part, options)
         mc = [r for r in records if r["task"] == "general_mc" and self.in_part(r, part)]
         if mc:
             summary.update(self._zero_shot_summary(summarize(mc)["accuracy"]))

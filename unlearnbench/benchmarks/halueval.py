@@ -45,6 +45,14 @@ class HaluEvalBenchmark(LLMUScenario):
         halu, tqa = (str(root / "halueval"), str(root / "truthfulqa")) if root else (HALUEVAL_HUB, TRUTHFULQA_HUB)
         return hallucination_data(halu, tqa, seed=SPLIT_SEED)
 
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
+        """The summary of ``part``'s items of every task (held-out, forgotten and normal
+        questions, each split by its own index), for choosing a sweep's setting on validation items."""
+        from unlearnbench.eval.scenarios import summarise_hallucination
+
+        return summarise_hallucination([r for r in records if self.in_part(r, part)])
+
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, **options):
         from unlearnbench.eval.scenarios import evaluate_hallucination
 

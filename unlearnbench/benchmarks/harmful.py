@@ -43,6 +43,14 @@ class HarmfulBenchmark(LLMUScenario):
         pku, tqa = (str(root / "pku"), str(root / "truthfulqa")) if root else (PKU_HUB, TRUTHFULQA_HUB)
         return harmful_data(pku, tqa, seed=SPLIT_SEED)
 
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
+        """The summary of ``part``'s items of every task (forgotten, unseen and normal prompts, each
+        split by its own index), for choosing a sweep's setting on validation items."""
+        from unlearnbench.eval.scenarios import summarise_harmful
+
+        return summarise_harmful([r for r in records if self.in_part(r, part)])
+
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None, judge=None, **options):
         from unlearnbench.eval.judges import get_judge
         from unlearnbench.eval.scenarios import evaluate_harmful

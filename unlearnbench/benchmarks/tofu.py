@@ -46,10 +46,15 @@ class TofuBenchmark(Benchmark):
     ranking = Ranking(forget="forget_quality", utility="model_utility", min_ratio=0.9)
     # GradNorm needs one backward pass per forget and holdout text: on for the stand-in,
     # opt-in (eval: {gradnorm: true}) for 7B models.
-    eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None, "gradnorm": False}
+    eval_options = {"batch_size": 32, "max_new_tokens": 200, "max_items": None, "gradnorm": False,
+                    "parity": False}
+    # open-unlearning's token conventions (no EOS in Min-K, Min-K++, GradNorm, EM, ES; zlib
+    # of the decoded label): numbers to read against its published logs (docs/metrics.md §2).
+    parity_modes = ("open-unlearning",)
     # alternate_file: AltPO's alternate answers (open-unlearning's format); the stand-in has its own.
     data_options = {"k_random": 5, "template": "refusal", "alternate_file": None}
-    published = {}
+    published = ()  # in benchmarks/tofu.yaml, per split and model
+    evaluates_parts = True
 
     def __init__(self, path: str | None = None):
         super().__init__(path)
@@ -103,7 +108,8 @@ class TofuBenchmark(Benchmark):
                              retain_mia_auc=auc, retain_losses=losses, **options)
 
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         from unlearnbench.eval.tofu import summarise
         from unlearnbench.metrics import mia
 

@@ -69,7 +69,8 @@ class WmdpBenchmark(Benchmark):
             self._sets = eval_sets(self._root(), self.wmdp_configs, self.mmlu_subjects)
         return self._sets
 
-    def summarise_records(self, records: list[dict], reference=None, part: str | None = None) -> dict:
+    def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
+                          options: dict | None = None) -> dict:
         from unlearnbench.eval.multiple_choice import summarize
 
         names = dict.fromkeys(r["set"] for r in records)

@@ -303,7 +303,12 @@ def write(cfg: CopyrightSynthConfig, directory: str | Path) -> Path:
                    f"Generator config: `{json.dumps(asdict(cfg), sort_keys=True)}`", ""]
         (tmp / "README.md").write_text("\n".join(header), encoding="utf-8")
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), sort_keys=True) + "\n")
-        os.replace(tmp, directory)
+        try:
+            os.replace(tmp, directory)
+        except OSError:
+            if not (directory / "README.md").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process generated it first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from unlearnbench.data.collate import pad_left
+from unlearnbench.eval.generate import generate_ids
+from unlearnbench.eval.progress import Progress
 from unlearnbench.metrics import copyright as cm
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records
@@ -39,29 +40,13 @@ def generate_raw(model, tokenizer, prompts: list[str], *, max_new_tokens: int,
     return _generate(model, tokenizer, prompts, max_new_tokens, batch_size)[0]
 
 
-@torch.no_grad()
-def _generate(model, tokenizer, prompts, max_new_tokens, batch_size) -> tuple[list[str], int]:
+def _generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress=None) -> tuple[list[str], int]:
     """(completions, tokens processed: prompt tokens + generated tokens up to EOS)."""
     encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    out: list[str | None] = [None] * len(encoded)
-    device, pad = _device(model), _pad_id(tokenizer)
-    n_tokens = sum(len(e) for e in encoded)
-    for start in range(0, len(order), batch_size):
-        idx = order[start: start + batch_size]
-        batch = pad_left([encoded[i] for i in idx], pad)
-        width = batch["input_ids"].shape[1]
-        gen = model.generate(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device),
-                             do_sample=False, max_new_tokens=max_new_tokens,
-                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-                             temperature=None, top_p=None, top_k=None)
-        for row, i in enumerate(idx):
-            new = gen[row, width:].tolist()
-            eos = tokenizer.eos_token_id
-            n_tokens += new.index(eos) + 1 if eos in new else len(new)
-            out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
-    return out, n_tokens
+    new = generate_ids(model, encoded, pad_id=_pad_id(tokenizer), eos_id=tokenizer.eos_token_id,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+    n_tokens = sum(len(e) for e in encoded) + sum(len(n) for n in new)  # each cut after its EOS
+    return [tokenizer.decode(n, skip_special_tokens=True).strip() for n in new], n_tokens
 
 
 def perplexity_windows(ids: list[int], context_len: int, prefix_id: int) -> list[tuple[list[int], list[int]]]:
@@ -156,10 +141,11 @@ def evaluate_copyright(model, tokenizer, items: list[dict], general_texts: list[
     records: list[dict] = []
     with CostTracker() as cost:
         mine = list(range(len(items)))[rank::world]
+        progress = Progress("copyright completions", len(mine))
         if mine:
             prompts = [items[i]["question"] for i in mine]
             refs = [items[i]["answer"] for i in mine]
-            gens, n_tok = _generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+            gens, n_tok = _generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress.update)
             cost.add_tokens(n_tok)
             rouge, bleu = cm.rouge_l_recall(gens, refs), cm.bleu(gens, refs)
             for i, gen, rl, bl in zip(mine, gens, rouge, bleu):
@@ -170,6 +156,7 @@ def evaluate_copyright(model, tokenizer, items: list[dict], general_texts: list[
                     "question": it["question"], "answer": it["answer"], "generation": gen,
                     "rougeL_recall": rl, "bleu": bl,
                 })
+        progress.close()
         texts_mine = list(range(len(general_texts)))[rank::world]
         if texts_mine:
             scored = text_nll(model, tokenizer, [general_texts[i] for i in texts_mine],

@@ -194,11 +194,15 @@ def evaluate_wmdp(model, tokenizer, sets: Mapping[str, Iterable[Mapping]], batch
     else from the rows' ``subject`` (MMLU), else from the name (a WMDP config). Records
     carry ``"set"``; keyword arguments go to ``evaluate_mc``.
     """
+    from unlearnbench.eval.progress import Progress
+
     summary, records = {}, []
-    for name, rows in sets.items():
-        rows = list(rows)
-        given = (topics or {}).get(name)
-        topic_of = (lambda _r, t=given: t) if isinstance(given, str) else given or _topic_for(name, rows)
-        summary[name], recs = evaluate_mc(model, tokenizer, rows, topic_of, batch_size, **kwargs)
-        records += [{"set": name, **r} for r in recs]
+    sets = {name: list(rows) for name, rows in sets.items()}
+    with Progress("multiple choice (" + ", ".join(sets) + ")", sum(map(len, sets.values()))) as progress:
+        for name, rows in sets.items():
+            given = (topics or {}).get(name)
+            topic_of = (lambda _r, t=given: t) if isinstance(given, str) else given or _topic_for(name, rows)
+            summary[name], recs = evaluate_mc(model, tokenizer, rows, topic_of, batch_size, **kwargs)
+            records += [{"set": name, **r} for r in recs]
+            progress.update(len(rows))
     return summary, records

@@ -6,10 +6,22 @@ and every aggregate is computed from the full list, so 2 processes give the numb
 
 ``parity=True`` reproduces muse_bench's own choices where they differ from the defaults
 (docs/research-muse.md lists them): a constant retrain AUC, one example at a time, fp32,
-and a VerbMem ground truth cut to 128 tokens *counting BOS* (muse_bench tokenises it with
-special tokens before cutting). MIA texts are capped at 2048 tokens in both modes: muse_bench
-does not truncate, but its corpora's texts fit Llama-2's 4096-token context, so the cap
-only protects models with a shorter one.
+a VerbMem ground truth cut to 128 tokens *counting BOS* (muse_bench tokenises it with
+special tokens before cutting), and MIA texts scored whole: muse_bench calls
+``tokenizer.encode(text)`` with no truncation, so parity scores BOS + every token up to
+the model's context (``max_position_embeddings``). Not reproduced: a text longer than the
+context, which muse_bench would still feed whole (Llama's rotary positions run past it);
+parity cuts it to the context and counts it in ``summary["mia_truncated"]``.
+
+The default caps MIA texts at BOS + ``mia_max_tokens`` = 2048 tokens, on purpose: it is
+open-unlearning's cap (``MUSE_MIA.yaml``, ``max_length: 2048``), whose open reproduction
+gives the published rows the leaderboard shows beside ours; methods unlearn 2048-token
+chunks (muse_bench's unlearning scripts set ``MAX_LEN=2048``, open-unlearning's MUSE data
+``max_length: 2048``, and so does this harness); and it bounds the memory of batched
+scoring. MUSE-News texts are near that length, so the cap can move PrivLeak there:
+``summary["mia_truncated"]`` counts the texts it cut. Also not reproduced in either mode:
+Min-K% keeps ``max(1, floor(0.4 n))`` tokens where muse_bench keeps ``int(0.4 n)`` (they
+differ only for texts under 3 tokens).
 """
 
 from __future__ import annotations
@@ -17,10 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 
-from unlearnbench.data.collate import IGNORE, pad_left
+from unlearnbench.data.collate import IGNORE
 from unlearnbench.data.muse import HUB, load_split
+from unlearnbench.eval.generate import generate_text
+from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import mia
 from unlearnbench.metrics import muse as metrics
@@ -29,7 +42,6 @@ from unlearnbench.metrics.reduce import gather_records
 
 TASKS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_forget", "privleak_holdout",
          "privleak_retain")
-PARITY_MIA_MAX_TOKENS = 2048
 NO_RETRAIN_NOTE = ("PrivLeak not computed: it needs the retrain model's Min-K% AUC on privleak "
                    "forget vs holdout. Evaluate the retrain model and pass its summary['mia']"
                    "['min_k'] as retrain_auc, or use parity=True for muse_bench's constant.")
@@ -52,42 +64,11 @@ def _decode(tok, ids) -> str:
     return tok.decode(ids, skip_special_tokens=True)
 
 
-class _StopOnStrings(StoppingCriteria):
-    """Per-row stop once the decoded continuation contains a stop string.
-
-    Only an early exit: the answer is cut at the first stop string afterwards, and greedy
-    tokens before it do not depend on what would have followed, so results are those of
-    generating all ``max_new_tokens``.
-    """
-
-    def __init__(self, tok, start: int, stops: tuple[str, ...]):
-        self.tok, self.start, self.stops = tok, start, stops
-
-    def __call__(self, input_ids, scores, **kwargs):
-        done = [any(s in _decode(self.tok, row[self.start:]) for s in self.stops) for row in input_ids]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-@torch.no_grad()
 def _generate(model, tok, prompts: list[list[int]], max_new_tokens: int, batch_size: int,
-              stops: tuple[str, ...] = ()) -> list[str]:
-    """Greedy continuations of token-id prompts (left-padded batches, stop at EOS)."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str | None] = [None] * len(prompts)
-    device = next(model.parameters()).device
-    for start in range(0, len(order), batch_size):
-        idx = order[start: start + batch_size]
-        batch = pad_left([prompts[i] for i in idx], _pad_id(tok))
-        width = batch["input_ids"].shape[1]
-        stopping = StoppingCriteriaList([_StopOnStrings(tok, width, stops)]) if stops else None
-        gen = model.generate(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device),
-                             do_sample=False, max_new_tokens=max_new_tokens,
-                             pad_token_id=_pad_id(tok), eos_token_id=tok.eos_token_id,
-                             stopping_criteria=stopping, temperature=None, top_p=None, top_k=None)
-        for row, i in enumerate(idx):
-            out[i] = _decode(tok, gen[row, width:])
-    return out
+              stops: tuple[str, ...] = (), progress=None) -> list[str]:
+    """Greedy continuations of token-id prompts (``eval.generate``; not stripped)."""
+    return generate_text(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         pad_id=_pad_id(tok), stops=stops, progress=progress)
 
 
 class _Pretokenized:
@@ -98,6 +79,13 @@ class _Pretokenized:
 
     def encode_many(self, pairs: list[tuple[int, None]]) -> list[tuple[list[int], list[int]]]:
         return [self.seqs[i] for i, _ in pairs]
+
+
+def context_tokens(model, lead: int = 1) -> int | None:
+    """How many text tokens after BOS fit the model's context (None: no limit recorded)."""
+    cfg = model.config
+    ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    return ctx - lead if ctx else None
 
 
 def _text_ids(tok, text: str, max_tokens: int | None) -> tuple[list[int], list[int], bool]:
@@ -135,11 +123,12 @@ def _mia_records(model, tok, task: str, rows: list[dict], batch_size: int, max_t
     return out
 
 
-def _verbmem_records(model, tok, rows, n_tokens: int, batch_size: int, parity: bool, cost) -> list[dict]:
+def _verbmem_records(model, tok, rows, n_tokens: int, batch_size: int, parity: bool, cost,
+                     progress=None) -> list[dict]:
     prompts = [tok(r["prompt"], add_special_tokens=True)["input_ids"] for r in rows]
     # muse_bench cuts the gt's ids *with* BOS to 128, i.e. keeps 127 text tokens.
     refs = [_decode(tok, tok(r["gt"], add_special_tokens=parity)["input_ids"][:n_tokens]) for r in rows]
-    gens = _generate(model, tok, prompts, n_tokens, batch_size)
+    gens = _generate(model, tok, prompts, n_tokens, batch_size, progress=progress)
     cost.add_tokens(sum(map(len, prompts)) + n_tokens * len(rows))
     scores = metrics.verbmem_score(gens, refs)
     return [{"task": "verbmem_f", "index": r["_index"], "_order": (0, r["_index"]),
@@ -147,11 +136,12 @@ def _verbmem_records(model, tok, rows, n_tokens: int, batch_size: int, parity: b
             for r, g, ref, s in zip(rows, gens, refs, scores)]
 
 
-def _knowmem_records(model, tok, task: str, rows, icl, n_tokens: int, batch_size: int, cost) -> list[dict]:
+def _knowmem_records(model, tok, task: str, rows, icl, n_tokens: int, batch_size: int, cost,
+                     progress=None) -> list[dict]:
     pairs = [(q["question"], q["answer"]) for q in icl]
     prompts = [tok(metrics.knowmem_prompt(pairs, r["question"]), add_special_tokens=True)["input_ids"]
                for r in rows]
-    raw = _generate(model, tok, prompts, n_tokens, batch_size, stops=metrics.STOP_STRINGS)
+    raw = _generate(model, tok, prompts, n_tokens, batch_size, stops=metrics.STOP_STRINGS, progress=progress)
     cost.add_tokens(sum(map(len, prompts)))
     answers = [metrics.cut_answer(g) for g in raw]
     scores = metrics.knowmem_score(answers, [r["answer"] for r in rows])
@@ -180,6 +170,8 @@ def summarise(records: list[dict], retrain_auc: float | None = None) -> dict:
         else:
             summary["privleak"] = mia.privleak(summary["mia"]["min_k"], retrain_auc)
         summary["retrain_auc"] = retrain_auc
+    summary["mia_truncated"] = sum(bool(r.get("truncated")) for t in TASKS if t.startswith("privleak")
+                                   for r in by[t])
     summary["n_items"] = {t: len(by[t]) for t in TASKS}
     return summary
 
@@ -202,7 +194,8 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
         if bad:
             raise ValueError(f"parity=True evaluates in fp32 like muse_bench, but the model has "
                              f"{bad} weights; load it with torch_dtype=torch.float32")
-        batch_size, mia_max_tokens = 1, PARITY_MIA_MAX_TOKENS
+        # muse_bench scores every text whole; the model's context is the only limit kept.
+        batch_size, mia_max_tokens = 1, context_tokens(model)
     if str(path) in HUB.values() and HUB.get(benchmark) != str(path):
         raise ValueError(f"benchmark={benchmark!r} does not match path {path}; "
                          f"pass benchmark='{[k for k, v in HUB.items() if v == str(path)][0]}'")
@@ -217,15 +210,20 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
     records: list[dict] = []
     with CostTracker() as cost:
         mine = lambda rs: rs[rank::world]  # noqa: E731  every rank a disjoint share
-        records += _verbmem_records(model, tokenizer, mine(rows("verbmem", "forget")), verbmem_tokens,
-                                    batch_size, parity, cost)
-        for task, name in (("knowmem_f", "forget"), ("knowmem_r", "retain")):
-            icl = rows("knowmem", f"{name}_qa_icl", cut=False)
-            records += _knowmem_records(model, tokenizer, task, mine(rows("knowmem", f"{name}_qa")),
-                                        icl, knowmem_tokens, batch_size, cost)
-        for split in ("forget", "holdout", "retain"):
-            records += _mia_records(model, tokenizer, f"privleak_{split}", mine(rows("privleak", split)),
-                                    batch_size, mia_max_tokens, cost)
+        verb = mine(rows("verbmem", "forget"))
+        know = {task: (rows("knowmem", f"{name}_qa_icl", cut=False), mine(rows("knowmem", f"{name}_qa")))
+                for task, name in (("knowmem_f", "forget"), ("knowmem_r", "retain"))}
+        priv = {split: mine(rows("privleak", split)) for split in ("forget", "holdout", "retain")}
+        total = len(verb) + sum(len(q) for _, q in know.values()) + sum(map(len, priv.values()))
+        with Progress(benchmark, total) as progress:
+            records += _verbmem_records(model, tokenizer, verb, verbmem_tokens, batch_size, parity, cost,
+                                        progress.update)
+            for task, (icl, qa) in know.items():
+                records += _knowmem_records(model, tokenizer, task, qa, icl, knowmem_tokens, batch_size, cost,
+                                            progress.update)
+            for split, share in priv.items():
+                records += _mia_records(model, tokenizer, f"privleak_{split}", share, batch_size, mia_max_tokens, cost)
+                progress.update(len(share))
     model.train(was_training)
     records = gather_records(records)
     records.sort(key=lambda r: r["_order"])

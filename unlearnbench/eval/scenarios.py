@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from unlearnbench.data.collate import Encoder
-from unlearnbench.eval.scoring import generate_greedy, score_pairs
+from unlearnbench.eval.generate import generate_greedy
+from unlearnbench.eval.progress import Progress
+from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import generation as gm
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records
@@ -46,7 +48,8 @@ def _generate(model, original, enc: Encoder, rows: list[dict], task: str, order:
     """One record per row: generation, diversity, and (with ``original``) fluency and
     the original model's own output (normal prompts)."""
     questions = [r["question"] for r in rows]
-    gens = generate_greedy(model, enc, questions, batch_size, max_new_tokens)
+    with Progress(f"{task} prompts", len(questions)) as progress:
+        gens = generate_greedy(model, enc, questions, batch_size, max_new_tokens, progress=progress.update)
     records = []
     for r, g in zip(rows, gens):
         ids = enc.tokenizer(g, add_special_tokens=False)["input_ids"]

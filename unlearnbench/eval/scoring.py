@@ -1,4 +1,4 @@
-"""Batched teacher-forced scoring and greedy generation.
+"""Batched teacher-forced scoring (greedy generation: ``eval.generate``).
 
 ``score_pairs`` scores (question, answer) pairs, sorted by length so batches carry little
 padding. ``score_items`` scores every answer of an item (answer, paraphrase, perturbed ones)
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearnbench.data.collate import IGNORE, Encoder, pad_left, pad_right
+from unlearnbench.data.collate import IGNORE, Encoder, pad_right
 
 
 @dataclass
@@ -190,27 +190,4 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
                               torch.tensor(targets, dtype=torch.long, device=device), lengths, with_stats))
         for i in idx:
             out[i] = [next(scored) for _ in range(spans[i][1])]
-    return out
-
-
-@torch.no_grad()
-def generate_greedy(model, encoder: Encoder, questions: list[str], batch_size: int = 32,
-                    max_new_tokens: int = 200) -> list[str]:
-    """Greedy completions of each question's prompt (left-padded, stop at EOS)."""
-    prompts = [encoder.prompt_ids(q) for q in questions]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str | None] = [None] * len(prompts)
-    device = _device(model)
-    tok = encoder.tokenizer
-    for start in range(0, len(order), batch_size):
-        idx = order[start: start + batch_size]
-        batch = pad_left([prompts[i] for i in idx], encoder.pad_id)
-        width = batch["input_ids"].shape[1]
-        gen = model.generate(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device),
-                             do_sample=False, max_new_tokens=max_new_tokens,
-                             pad_token_id=encoder.pad_id, eos_token_id=encoder.eos_id,
-                             temperature=None, top_p=None, top_k=None)
-        for row, i in enumerate(idx):
-            out[i] = tok.decode(gen[row, width:], skip_special_tokens=True).strip()
     return out

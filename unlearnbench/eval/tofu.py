@@ -13,7 +13,10 @@ import numpy as np
 
 from unlearnbench.benchmarks.base import rank_world as _rank_world
 from unlearnbench.data.collate import Encoder
-from unlearnbench.eval.scoring import generate_greedy, score_items
+from unlearnbench.eval import conventions
+from unlearnbench.eval.generate import generate_greedy
+from unlearnbench.eval.progress import Progress
+from unlearnbench.eval.scoring import score_items
 from unlearnbench.metrics import mia, tofu
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.metrics.reduce import gather_records
@@ -21,23 +24,26 @@ from unlearnbench.metrics.reduce import gather_records
 TASKS = ("forget", "retain", "real_authors", "world_facts")
 
 
-def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int) -> list[float]:
+def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int, parity=False) -> list[float]:
     """GradNorm MIA scores (metrics.mia.gradnorm_scores) of each row's answer."""
     from unlearnbench.data.collate import pad_right
 
-    encoded = enc.encode_many([(r["question"], r["answer"]) for r in rows])
+    encoded = [(ids, conventions.gradnorm_labels(labels, parity))
+               for ids, labels in enc.encode_many([(r["question"], r["answer"]) for r in rows])]
     batches = (pad_right(encoded[i: i + batch_size], enc.pad_id) for i in range(0, len(encoded), batch_size))
     return mia.gradnorm_scores(model, batches)
 
 
 def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: int,
-                  max_new_tokens: int, cost: CostTracker, gradnorm: bool = False) -> list[dict]:
+                  max_new_tokens: int, cost: CostTracker, gradnorm: bool = False, parity=False,
+                  progress=None) -> list[dict]:
     """Score and generate one task's rows; one record per row."""
     paraphrased = task in ("forget", "retain")
     items = [(r["question"], [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else [])
               + list(r["perturbed_answer"])) for r in rows]
     scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"))
-    generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens)
+    generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens,
+                                  progress=progress)
     rouge = tofu.rouge_l_recall(generations, [r["answer"] for r in rows])
     cost.add_tokens(sum(len(s.labels) for item in scored for s in item))
     records = []
@@ -53,38 +59,28 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: 
             "avg_nll_paraphrased": ref.avg_nll if paraphrased else None,
             "avg_nll_perturbed": [p.avg_nll for p in pert],
             "truth_ratio": float(tofu.truth_ratio([ref.avg_nll], [[p.avg_nll for p in pert]])[0]),
-            "exact_memorisation": tofu.exact_memorisation(ans.preds, ans.labels),
-            "extraction_strength": tofu.extraction_strength(ans.preds, ans.labels),
+            **conventions.token_metrics(ans, parity),
         }
         if task == "forget":
-            rec.update(_mia_scores(ans, r["answer"]))
+            rec.update(conventions.mia_scores(ans, r["answer"], enc.tokenizer, parity))
         records.append(rec)
     if gradnorm and task == "forget":
-        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size)):
+        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size, parity)):
             rec["mia_gradnorm"] = g
     return records
 
 
-def _mia_scores(s, text: str) -> dict:
-    return {
-        "mia_loss": mia.loss_score(s.token_logprobs),
-        "mia_zlib": mia.zlib_score(s.token_logprobs, text),
-        "mia_min_k": mia.min_k_score(s.token_logprobs),
-        "mia_min_k_plus_plus": mia.min_k_plus_plus_score(s.token_logprobs, s.mu, s.sigma),
-    }
-
-
 def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cost,
-                     gradnorm: bool = False) -> list[dict]:
+                     gradnorm: bool = False, parity=False) -> list[dict]:
     # The same scoring path as the forget answers they are compared with.
     scored = [item[0] for item in score_items(model, enc, [(r["question"], [r["answer"]]) for r in rows],
                                               batch_size, with_stats=True)]
     cost.add_tokens(sum(len(s.labels) for s in scored))
     records = [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
                 "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,
-                **_mia_scores(s, r["answer"])} for r, s in zip(rows, scored)]
+                **conventions.mia_scores(s, r["answer"], enc.tokenizer, parity)} for r, s in zip(rows, scored)]
     if gradnorm:
-        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size)):
+        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size, parity)):
             rec["mia_gradnorm"] = g
     return records
 
@@ -145,11 +141,15 @@ def summarise(records: list[dict], retain_truth_ratios=None, retain_mia_auc: flo
 def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ratios=None,
                   retain_mia_auc: float | None = None, retain_losses: dict | None = None,
                   batch_size: int = 32, max_new_tokens: int = 200, max_items: int | None = None,
-                  gradnorm: bool = False) -> tuple[dict, list[dict]]:
+                  gradnorm: bool = False, parity=False, part: str | None = None) -> tuple[dict, list[dict]]:
     """Run the whole suite of ``bench`` (a TOFU benchmark) for a forget ``split``; returns
     (summary, per-item records in dataset order).
 
     ``max_items=300`` reproduces the 2024 TOFU code's cut of each split to its first rows.
+    ``parity="open-unlearning"`` scores the token-level metrics by open-unlearning's
+    conventions (``eval.conventions``); the default is this harness's.
+    ``part`` ("validation" or "test") scores only that part of the items (``bench.in_part``),
+    e.g. the validation items an evaluation during unlearning looks at.
     """
     rank, world = _rank_world()
     was_training = model.training
@@ -158,16 +158,22 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
     with CostTracker() as cost:
         configs = dict(bench.eval_configs(split))
         configs["holdout"] = bench.holdout_config(split)
+        shares = {}
         for task, config in configs.items():
             rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
-            mine = rows[rank::world]  # every rank scores a disjoint share
-            if not mine:
-                continue
-            if task == "holdout":
-                records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm)
-            else:
-                records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost, gradnorm)
+            rows = [r for r in rows if bench.in_part({"index": r["_index"]}, part)]
+            shares[task] = rows[rank::world]  # every rank scores a disjoint share
+        with Progress(f"{bench.name} {split}", sum(map(len, shares.values()))) as progress:
+            for task, mine in shares.items():
+                if not mine:
+                    continue
+                if task == "holdout":
+                    records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm, parity)
+                    progress.update(len(mine))
+                else:
+                    records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost, gradnorm,
+                                             parity, progress.update)
     model.train(was_training)
     records = gather_records(records)
     records.sort(key=lambda r: r["_order"])
@@ -177,5 +183,6 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
     keys = {(r["task"], r["index"]) for r in records if r["task"] in ("forget", "holdout")}
     losses = retain_losses if retain_losses and keys <= set(retain_losses) else None
     summary = summarise(records, retain_truth_ratios, retain_mia_auc, losses)
+    summary["parity"] = parity
     summary["cost"] = cost.as_dict()
     return summary, records

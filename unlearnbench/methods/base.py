@@ -9,6 +9,8 @@ with ``save_pretrained``. A method overrides ``loss`` (and WAGLE the gradient-ma
 
 from __future__ import annotations
 
+from unlearnbench.errors import UserError
+
 import math
 
 import lightning as L
@@ -19,6 +21,10 @@ from unlearnbench.models.finetune import linear_warmup_decay
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+class ParityError(UserError):
+    """A ``parity`` value the method does not offer (the CLI prints it as one line, exit 2)."""
 
 
 class UnlearningMethod(L.LightningModule):
@@ -39,6 +45,15 @@ class UnlearningMethod(L.LightningModule):
     # and/or "text" (raw text chunks, every token scored). A grid cell whose benchmark
     # has another shape is reported "not applicable".
     shapes: tuple[str, ...] = ("qa",)
+    # Values of the ``parity`` option: "paper" (the published definition) always; a method
+    # whose public code computes another loss or gradient on the same batch also offers
+    # "reference" (that code, quirks included; docs/methods.md says which quirks).
+    parities: tuple[str, ...] = ("paper",)
+    # What a grid checks when it is read (methods.params); subclasses add their own.
+    param_ranges = {"lr": "> 0", "epochs": ">= 1", "batch_size": ">= 1", "weight_decay": ">= 0",
+                    "warmup_epochs": ">= 0", "grad_clip": ">= 0", "gamma_forget": ">= 0",
+                    "lambda_retain": ">= 0", "steps": ">= 1"}
+    param_choices = {"reference": ("cached", "resident")}
 
     @classmethod
     def trainable_share(cls, shape: dict, params: dict) -> float:
@@ -55,8 +70,11 @@ class UnlearningMethod(L.LightningModule):
                  batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
                  gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None,
                  steps: int | None = None, reference: str = "cached", lora: dict | None = None,
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, parity: str = "paper"):
         super().__init__()
+        if parity not in self.parities:
+            raise ParityError(parity_message(self.name, parity, self.parities))
+        self.parity = parity
         if lora is not None and not self.supports_lora:
             raise ValueError(f"method {self.name!r} does not train with LoRA: its update is defined on "
                              "chosen full weights; drop `lora` (or use another method)")
@@ -318,6 +336,20 @@ class UnlearningMethod(L.LightningModule):
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
+
+
+def check_parity(cls, params: dict) -> None:
+    """Refuse a ``parity`` value ``cls`` does not offer before any model is built."""
+    if "parity" in (params or {}) and params["parity"] not in cls.parities:
+        raise ParityError(parity_message(cls.name, params["parity"], cls.parities))
+
+
+def parity_message(name: str, parity, parities: tuple[str, ...]) -> str:
+    """One line for a ``parity`` value a method does not offer."""
+    if parities == ("paper",):
+        return (f"method {name!r} has no parity={parity!r}: its loss already equals its public code's on the "
+                f"same batch (docs/methods.md); drop `parity`")
+    return f"method {name!r}: unknown parity {parity!r}; choose one of {', '.join(parities)}"
 
 
 def reference_dtype() -> torch.dtype:

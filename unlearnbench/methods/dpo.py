@@ -15,6 +15,7 @@ class IdkDPO(UnlearningMethod):
     """
 
     name = "dpo"
+    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     needs = ("idk", "retain")
     needs_reference = True
     cacheable_reference = True

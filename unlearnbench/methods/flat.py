@@ -8,6 +8,10 @@ definition; the public code divides by the padded batch length). No retain data 
 reference model. Divergences: ``kl`` (default, loss ``−P_e + exp(P_f − 1)``), ``js``,
 ``pearson``, ``tv`` (see ``losses.flat_loss``).
 
+``parity="reference"`` computes ``P`` as the public code does (UCSC-REAL/FLAT @bf2ef07):
+one scalar per batch, the sum of the scored tokens' probabilities over ``B·(T − 1)`` with
+``T = reference_length`` (500, that code's padded length), then the same divergence.
+
 Paper settings (``PAPER_DEFAULTS``): lr 1e-5, 5 epochs, weight decay 0.01, one epoch of
 warm-up — the harness's shared defaults.
 """
@@ -24,20 +28,30 @@ class FLAT(UnlearningMethod):
     """FLAT: −g*(P_e) + f*(g*(P_f)) with mean token probabilities, forget data only (Wang et al.)."""
 
     name = "flat"
+    param_choices = {"divergence": losses.FLAT_DIVERGENCES}  # checked when a grid is read
     needs = ("template",)
     needs_reference = False
+    parities = ("paper", "reference")
 
-    def __init__(self, model_path: str | None = None, *, divergence: str = "kl", **kwargs):
+    def __init__(self, model_path: str | None = None, *, divergence: str = "kl", reference_length: int = 500,
+                 **kwargs):
+        if isinstance(reference_length, bool) or not isinstance(reference_length, int) or reference_length < 2:
+            raise ValueError(f"method 'flat': reference_length (the public code's padded length, 500) must be an "
+                             f"integer >= 2, got {reference_length!r}")
         if divergence not in losses.FLAT_DIVERGENCES:
             raise ValueError(f"method 'flat': unknown divergence {divergence!r}; choose one of "
                              f"{', '.join(losses.FLAT_DIVERGENCES)}")
         super().__init__(model_path, **kwargs)
-        self.divergence = divergence
+        self.divergence, self.reference_length = divergence, reference_length
 
     def loss(self, batch):
         f, e = self.sub(batch), self.sub(batch, "template")
-        p_forget = losses.mean_token_probability(self.forward_logits(self.model, f), f["labels"])
-        p_template = losses.mean_token_probability(self.forward_logits(self.model, e), e["labels"])
+        if self.parity == "reference":
+            p_forget, p_template = (losses.flat_reference_probability(self.forward_logits(self.model, s), s["labels"],
+                                                                      self.reference_length) for s in (f, e))
+        else:
+            p_forget = losses.mean_token_probability(self.forward_logits(self.model, f), f["labels"])
+            p_template = losses.mean_token_probability(self.forward_logits(self.model, e), e["labels"])
         forget = losses.flat_loss(p_template, p_forget, self.divergence)
         return {"loss": self.gamma_forget * forget, "forget": forget,
                 "p_template": p_template.mean(), "p_forget": p_forget.mean()}

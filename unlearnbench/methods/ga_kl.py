@@ -22,12 +22,14 @@ class GAKL(UnlearningMethod):
     KL at prompt positions grows too once θ moves), but with short answers and long padded
     prompts theirs is typically several times smaller, which changes what a given λ means.
     The forget term (``−ℓ``, token mean over answer tokens) is the same in all three.
+    ``parity="reference"`` uses TOFU's KL (``losses.kl_every_position``) on the batch as given.
     """
 
     name = "ga_kl"
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
+    parities = ("paper", "reference")
 
     def __init__(self, model_path: str | None = None, **kw):
         super().__init__(model_path, **kw)
@@ -36,7 +38,10 @@ class GAKL(UnlearningMethod):
         f = self.sub(batch)
         forget = losses.ga_loss(self.forward_logits(self.model, f), f["labels"])
         r = self.retain_batch()
-        kl = losses.kl_ref_to_model(self.ref_logits(r), self.forward_logits(self.model, r),
-                                    labels=r["labels"])
+        if self.parity == "reference":
+            kl = losses.kl_every_position(self.ref_logits(r), self.forward_logits(self.model, r))
+        else:
+            kl = losses.kl_ref_to_model(self.ref_logits(r), self.forward_logits(self.model, r),
+                                        labels=r["labels"])
         total = self.gamma_forget * forget + self.lambda_retain * kl
         return {"loss": total, "forget": forget, "kl": kl}

@@ -11,8 +11,12 @@ Optional early stop (``stop_threshold``): training stops once the *ascended* for
 threshold. The public code compares the negated loss, which never passes a positive
 threshold; this compares the ascended loss as the paper describes.
 
-Paper settings (``PAPER_DEFAULTS``): lr 2e-6, batch 2, no warm-up, linear decay over a
-fixed budget of 1000 steps (the shared loop's ``steps`` option: the forget data cycles until
+``parity="reference"`` computes the three terms as the public code does
+(kevinyaobytedance/llm_unlearn @647f309, ``losses.llmu_reference_loss``) and turns gradient
+clipping off unless ``grad_clip`` is given, as that code never clips.
+
+Paper settings (``PAPER_DEFAULTS``): lr 2e-6, batch 2, no warm-up, no gradient clipping,
+linear decay over a fixed budget of 1000 steps (the shared loop's ``steps`` option: the forget data cycles until
 the budget is spent). The shipped grids give real models exactly these (``real_params``)
 and the tiny model a scaled budget (``tiny_params``, documented in the grid).
 """
@@ -24,18 +28,24 @@ import torch
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
 
-PAPER_DEFAULTS = {"lr": 2e-6, "batch_size": 2, "warmup_epochs": 0.0, "steps": 1000}
+PAPER_DEFAULTS = {"lr": 2e-6, "batch_size": 2, "warmup_epochs": 0.0, "steps": 1000, "grad_clip": 0.0}
 
 
 class LLMU(UnlearningMethod):
     """LLMU: −ε1·ℓ(y_f|x_f) + ε2·mean_k ℓ(y_rand,k|x_f) + ε3·KL(π_ref‖π_θ) on normal data (Yao, Xu, Liu)."""
 
     name = "llmu"
+    param_ranges = {"stop_threshold": "> 0"}  # checked when a grid is read (methods.params)
     needs = ("random_normal", "retain")
     needs_reference = True
+    parities = ("paper", "reference")
 
     def __init__(self, model_path: str | None = None, *, eps1: float = 0.5, eps2: float = 1.0,
-                 eps3: float = 1.0, stop_threshold: float | None = None, **kwargs):
+                 eps3: float = 1.0, stop_threshold: float | None = None, grad_clip: float | None = None,
+                 **kwargs):
+        if grad_clip is None:  # the public code does not clip; the shared loop clips at 1.0
+            grad_clip = 0.0 if kwargs.get("parity") == "reference" else 1.0
+        kwargs["grad_clip"] = grad_clip
         if stop_threshold is not None and not stop_threshold > 0:
             raise ValueError(f"method 'llmu': stop_threshold is the ascended forget NLL and "
                              f"must be > 0 (or None), got {stop_threshold}")
@@ -49,12 +59,18 @@ class LLMU(UnlearningMethod):
         f_logits = self.forward_logits(self.model, f)
         am = normal["attention_mask"].bool()
         normal_mask = am[:, :-1] & am[:, 1:]  # positions t where t and t+1 are real tokens
-        terms = losses.llmu_loss(
-            f_logits, f["labels"],
-            self.forward_logits(self.model, rand), rand["labels"],
-            self.forward_logits(self.model, normal), self.ref_logits(normal), normal_mask,
-            eps=self.eps,
-        )
+        if self.parity == "reference":
+            terms = losses.llmu_reference_loss(
+                f_logits, f["labels"], self.forward_logits(self.model, rand), rand["input_ids"],
+                rand["attention_mask"], self.forward_logits(self.model, normal), self.ref_logits(normal),
+                eps=self.eps)
+        else:
+            terms = losses.llmu_loss(
+                f_logits, f["labels"],
+                self.forward_logits(self.model, rand), rand["labels"],
+                self.forward_logits(self.model, normal), self.ref_logits(normal), normal_mask,
+                eps=self.eps,
+            )
         with torch.no_grad():
             forget_nll = losses.mean_nll(f_logits.detach(), f["labels"])
         total = self.gamma_forget * (terms["forget"] + terms["mismatch"]) + self.lambda_retain * terms["kl"]

@@ -35,6 +35,11 @@ __all__ = [
     "rmu_control_vector",
     "rmu_loss",
     "llmu_loss",
+    "llmu_reference_loss",
+    "flat_reference_probability",
+    "kl_every_position",
+    "npo_token_mean_loss",
+    "rmu_answer_mse",
 ]
 
 IGNORE_INDEX = -100
@@ -286,3 +291,86 @@ def llmu_loss(
     mismatch = e2 * row_mean.sum() / has.sum().clamp(min=1)
     kl = e3 * kl_ref_to_model(normal_ref_logits, normal_logits, mask=normal_mask)
     return {"forget": forget, "mismatch": mismatch, "kl": kl, "loss": forget + mismatch + kl}
+
+
+def _weighted_row_mean(logits: Tensor, targets: Tensor, weight: Tensor, denom: Tensor) -> Tensor:
+    """Per row ``Σ_t weight[t]·NLL(targets[t+1] | logits[t]) / denom`` ([B]); ``weight`` [B, T-1]."""
+    logp = logits[:, :-1].float().log_softmax(dim=-1)
+    nll = -logp.gather(-1, targets[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (nll * weight).sum(dim=-1) / denom.clamp(min=1)
+
+
+def llmu_reference_loss(
+    forget_logits: Tensor,
+    forget_labels: Tensor,
+    mismatch_logits: Tensor,
+    mismatch_ids: Tensor,
+    mismatch_mask: Tensor,
+    normal_logits: Tensor,
+    normal_ref_logits: Tensor,
+    eps: tuple[float, float, float] = (0.5, 1.0, 1.0),
+) -> dict[str, Tensor]:
+    """LLMU's terms as its public code computes them (kevinyaobytedance/llm_unlearn @647f309, ``utils.py``).
+
+    * ``forget`` (``get_answer_loss("ga")``): per row, the summed NLL of the scored answer
+      tokens divided by ``|y| + 1`` (the weights count the position before the answer too,
+      and the last one predicts nothing), then the batch mean; times ``−ε1``.
+    * ``mismatch`` (``get_rand_ans_loss``): its start index is ``len()`` of a tokenizer
+      output, i.e. the number of keys (2), so every real token from the 4th on is scored,
+      question included, over ``L − 2`` (``L`` real tokens per row); mean over rows, ``ε2``.
+      ``mismatch_ids`` are the rows' input ids, ``mismatch_mask`` their attention mask.
+    * ``kl`` (``compute_kl``): the cross-entropy ``−Σ_v p_ref·log(p_θ + 1e-12)`` at every
+      position of the normal batch, padding and the last position included, averaged over
+      ``B·T``; times ``ε3``. It is a KL up to the reference's entropy (no gradient).
+    """
+    e1, e2, e3 = eps
+    s, n = sequence_nll(forget_logits, forget_labels)
+    forget = -e1 * (s / (n.to(s.dtype) + 1)).mean()
+    mm = mismatch_mask.bool()
+    rank = mm.long().cumsum(dim=-1) - 1  # index among the row's real tokens (right or left padding)
+    weight = ((rank[:, :-1] >= 2) & mm[:, :-1] & mm[:, 1:]).float()
+    denom = ((rank >= 2) & mm).sum(dim=-1).float()
+    mismatch = e2 * _weighted_row_mean(mismatch_logits, mismatch_ids, weight, denom).mean()
+    p_ref = normal_ref_logits.detach().float().softmax(dim=-1)
+    q = normal_logits.float().softmax(dim=-1)
+    kl = e3 * -(p_ref * torch.log(q + 1e-12)).sum(-1).mean()
+    return {"forget": forget, "mismatch": mismatch, "kl": kl, "loss": forget + mismatch + kl}
+
+
+def flat_reference_probability(logits: Tensor, labels: Tensor, length: int = 500) -> Tensor:
+    """FLAT's public code's ``P`` (UCSC-REAL/FLAT @bf2ef07, ``dataloader.py``, loss ``cl``): one
+    scalar per batch, ``Σ p_θ(y_t|·)`` over every scored token of the batch divided by
+    ``B·(length − 1)``, ``length`` being the padded length of its rows (``max_length = 500``
+    in ``unlearn.py``), whatever the answers' own lengths."""
+    tok, mask = _token_logp(logits, labels)
+    return (tok.exp() * mask).sum() / (labels.shape[0] * (length - 1))
+
+
+def kl_every_position(ref_logits: Tensor, logits: Tensor) -> Tensor:
+    """TOFU's KL (locuslab/tofu ``dataloader.py``, loss ``KL``): ``kl_div(..., "batchmean")`` of the
+    flattened ``[B·T, V]`` log-probs, i.e. ``Σ KL(π_ref‖π_θ)`` over every position (prompt,
+    padding and the last one included) divided by ``B·T``. ``ref_logits`` is a constant."""
+    logp = logits.float().log_softmax(dim=-1).reshape(-1, logits.shape[-1])
+    ref_logp = ref_logits.detach().float().log_softmax(dim=-1).reshape(-1, logits.shape[-1])
+    return F.kl_div(logp, ref_logp, reduction="batchmean", log_target=True)
+
+
+def npo_token_mean_loss(mean_nll_value: Tensor, ref_mean_nll: Tensor, beta: float = 0.1) -> Tensor:
+    """WAGLE's NPO (OPTML-Group/WAGLE @31275e8, ``src/unlearn/GA.py``, ``NPO_FT``): one log-ratio
+    per batch from token-mean NLLs, ``−(2/β)·logσ(β·(ℓ_θ − ℓ_ref))``, instead of NPO's per
+    sequence summed log-probabilities. ``ref_mean_nll`` is a constant."""
+    return -(2.0 / beta) * F.logsigmoid(beta * (mean_nll_value - ref_mean_nll.detach()))
+
+
+def rmu_answer_mse(h: Tensor, target: Tensor, labels: Tensor) -> Tensor:
+    """open-unlearning's RMU activation loss (``src/trainer/unlearn/rmu.py``,
+    ``compute_activation_loss``), quirk included. Per row ``b`` it sums, over the positions
+    whose label is scored (``labels != -100``, unshifted), the squared error averaged over
+    hidden units, ``s_b``, and counts those positions, ``n_b``; it then divides ``s`` of shape
+    ``[B]`` by ``n`` of shape ``[B, 1]``, which broadcasts to ``[B, B]``, and takes the mean:
+    ``mean_b(s_b) · mean_b(1/n_b)``, not ``mean_b(s_b/n_b)`` (equal when ``B = 1``)."""
+    mask = (labels != IGNORE_INDEX).to(torch.float32)
+    sq = (h.float() - target.float()).pow(2).mean(dim=-1)
+    per_row = (sq * mask).sum(dim=-1)
+    # the broadcast itself (not mean·mean), so that float32 rounding matches theirs too
+    return (per_row / mask.sum(dim=-1, keepdim=True).clamp(min=1)).mean()  # theirs: inf/NaN for a row with no answer

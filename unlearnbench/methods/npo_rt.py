@@ -14,10 +14,14 @@ class NPORT(UnlearningMethod):
     """
 
     name = "npo_rt"
+    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
     cacheable_reference = True
+    # "wagle": WAGLE's own NPO (OPTML-Group/WAGLE @31275e8, src/unlearn/GA.py, NPO_FT), one
+    # log-ratio per batch from token-mean NLLs (losses.npo_token_mean_loss).
+    parities = ("paper", "wagle")
 
     def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
         if not beta > 0:
@@ -28,7 +32,11 @@ class NPORT(UnlearningMethod):
     def loss(self, batch):
         f = self.sub(batch)
         s, s_ref = self.summed_nll_with_ref(f)
-        forget = losses.npo_loss(s, s_ref, beta=self.beta)
+        if self.parity == "wagle":
+            n = (f["labels"][:, 1:] != losses.IGNORE_INDEX).sum().clamp(min=1)
+            forget = losses.npo_token_mean_loss(s.sum() / n, s_ref.sum() / n, beta=self.beta)
+        else:
+            forget = losses.npo_loss(s, s_ref, beta=self.beta)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

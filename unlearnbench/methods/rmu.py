@@ -73,6 +73,9 @@ class RMU(UnlearningMethod):
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
+    # "reference": open-unlearning's RMU (src/trainer/unlearn/rmu.py): the MSE over the scored
+    # answer positions only, with its [B]/[B, 1] broadcast (losses.rmu_answer_mse).
+    parities = ("paper", "reference")
 
     def __init__(self, model_path: str | None = None, *, layer: int | None = None,
                  update_layers: list[int] | tuple[int, ...] | None = None,
@@ -155,7 +158,11 @@ class RMU(UnlearningMethod):
         h_r = self.hidden(self.model, r)
         with torch.no_grad():
             h_r_ref = self.hidden(self.ref_model, r)
-        forget, retain = losses.rmu_loss(h_f, self.control, h_r, h_r_ref, self.alpha,
-                                         forget_mask=f["attention_mask"], retain_mask=r["attention_mask"])
+        if self.parity == "reference":
+            forget = losses.rmu_answer_mse(h_f, self.control.to(h_f.device).expand_as(h_f), f["labels"])
+            retain = self.alpha * losses.rmu_answer_mse(h_r, h_r_ref.detach(), r["labels"])
+        else:
+            forget, retain = losses.rmu_loss(h_f, self.control, h_r, h_r_ref, self.alpha,
+                                             forget_mask=f["attention_mask"], retain_mask=r["attention_mask"])
         return {"loss": self.gamma_forget * forget + self.lambda_retain * retain,
                 "forget": forget, "retain": retain}

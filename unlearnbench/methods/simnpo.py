@@ -26,6 +26,7 @@ class SimNPO(UnlearningMethod):
     """
 
     name = "simnpo"
+    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     shapes = ("qa", "text")
     needs = ("retain",)
 

@@ -20,43 +20,10 @@ def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
     return {k: v for k, v in params.items() if k not in data}, data
 
 
-# Parameters the run itself takes (``unlearn`` pops them before building the method).
-RUN_KEYS = ("max_steps", "micro_batch_size")
-
-
-def accepted_params(cls, params: dict | None = None) -> set[str] | None:
-    """Every keyword a method's constructor accepts: its own and, through ``**kw`` passed up,
-    its bases' down to ``UnlearningMethod``; a wrapper (a constructor taking ``inner``, as WAGLE)
-    also passes its other keywords to the inner method, whose names count too. ``None`` when
-    a ``**kwargs`` leads nowhere known (a plugin's own convention)."""
-    import inspect
-
-    from unlearnbench.methods.base import UnlearningMethod
-
-    names: set[str] = set()
-    ends = False
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        sig = inspect.signature(klass.__init__).parameters
-        names |= {n for n, p in sig.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-        if klass is UnlearningMethod or not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
-            ends = klass is UnlearningMethod or issubclass(klass, UnlearningMethod)
-            break
-    if not ends:
-        return None
-    names -= {"self", "model_path", "model"}
-    if "inner" in names:
-        default = inspect.signature(cls.__init__).parameters["inner"].default
-        inner = methods.get((params or {}).get("inner", default))
-        inner_names = accepted_params(inner, None) if isinstance(inner, type) and inner is not cls else set()
-        if inner_names is None:
-            return None
-        names |= inner_names
-    return names
-
-
 def build_method(name: str, model_path: str, seed: int, params: dict):
+    from unlearnbench.methods.params import check_params
+
+    check_params(name, params)
     cls = methods.get(name)
     try:
         return cls(model_path=model_path, seed=seed, **params)
@@ -75,7 +42,7 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
             strategy: str = "single", devices: int = 1, num_nodes: int = 1,
             data_dir: str | None = None, precision: str | None = None,
             max_steps: int | None = None, start: str | None = None, logger: dict | None = None,
-            log_dir: str | Path | None = None) -> dict:
+            log_dir: str | Path | None = None, callbacks: list | None = None) -> dict:
     """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info.
 
     ``start`` is the model to unlearn from instead of the target (a sequential chain's
@@ -88,6 +55,9 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     accumulates ``batch_size / (world * micro_batch_size)`` of them per step, so the
     effective batch is the same on 1, 2 or 8 devices. ``max_steps`` (also accepted as
     ``params["max_steps"]``) stops training early, for smoke runs.
+
+    ``callbacks`` are Lightning callbacks (e.g. the runner's evaluation during unlearning);
+    the time they report as ``wall_time_s`` is taken out of the training wall time.
     """
     import os
 
@@ -123,11 +93,13 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
                         max_steps=int(min(budget)) if budget else -1, logger=loggers, log_every_n_steps=1,
                         enable_checkpointing=False, deterministic=True, enable_model_summary=False,
                         precision=precision, use_distributed_sampler=True,
-                        accumulate_grad_batches=batching["accumulation"], **kw)
+                        accumulate_grad_batches=batching["accumulation"], callbacks=list(callbacks or []), **kw)
     with CostTracker() as cost:
         trainer.fit(method, datamodule=dm)
         cost.steps = trainer.global_step
         cost.tokens = method.tokens_seen
+    # Time spent in callbacks (evaluating during training) is reported apart, not as training.
+    cost.wall_time_s -= sum(getattr(cb, "wall_time_s", 0.0) for cb in callbacks or [])
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
     history = mean_by_step(method.history)  # one row per optimiser step, accumulated or not
@@ -201,10 +173,12 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 def parse_sets(pairs: list[str]) -> dict:
     """``["lr=1e-5", "inner=npo"]`` -> {"lr": 1e-5, "inner": "npo"} (values parsed as YAML)."""
+    from unlearnbench.errors import UserError
+
     out = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        if "=" not in pair or not pair.split("=", 1)[0].strip():
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set lr=1e-5")
         k, v = pair.split("=", 1)
         out[k.strip()] = _number_or_yaml(v)
     return out
@@ -219,13 +193,23 @@ def _number_or_yaml(v: str):
             pass
     import yaml
 
-    return yaml.safe_load(v)
+    from unlearnbench.errors import UserError
+
+    try:
+        return yaml.safe_load(v)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set value {v!r} is neither a number nor valid YAML ({exc.problem}); "
+                        "quote mappings, e.g. --set lora=\"{r: 8}\"") from exc
 
 
 def unlearn_cli(args, spec) -> int:
+    from unlearnbench.methods.base import check_parity
+
     out = Path(args.out or Path("results") / "unlearned" / f"{args.method}-{spec.name}-{args.split}-s{args.seed}")
+    params = parse_sets(args.set)
+    check_parity(methods.get(args.method), params)  # before the target is built (minutes)
     info = unlearn(args.method, spec, benchmark=args.benchmark, split=args.split, out_dir=out,
-                   seed=args.seed, params=parse_sets(args.set), data_dir=args.data_dir)
+                   seed=args.seed, params=params, data_dir=args.data_dir)
     print(json.dumps(info, indent=2))
     print(f"saved unlearned model to {out / 'model'}")
     return 0

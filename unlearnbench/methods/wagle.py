@@ -45,7 +45,7 @@ _BASE_ARGS = set(inspect.signature(UnlearningMethod.__init__).parameters) - {"se
 # Settings of the training loop WAGLE runs for the inner method (optimiser, schedule, batch,
 # seed, data): the inner's copy would be ignored, so inner_params may not carry them. The
 # inner's own loss weights (gamma_forget, lambda_retain) do reach its loss and stay allowed.
-LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain"})) + ("k_random", "template", "max_steps",
+LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain", "parity"})) + ("k_random", "template", "max_steps",
                                                                               "micro_batch_size")
 
 
@@ -172,7 +172,15 @@ class WAGLE(UnlearningMethod):
     """
 
     name = "wagle"
+    param_ranges = {"ratio": "(0, 1]", "gamma": "> 0"}  # checked when a grid is read
+    param_choices = {"mask": MASKS}
+    delegates_to = "inner"  # keywords WAGLE does not take go to its inner method
     supports_lora = False
+    # "reference": as OPTML-Group/WAGLE @31275e8 runs it. Its BaseTrainer zeroes masked-out
+    # gradients and then takes a plain AdamW step, so weight decay also shrinks the masked-out
+    # weights; and the inner method takes its "wagle" parity where it has one (NPO, NPO-RT:
+    # token-mean NPO; IdkPO: the sum of two means, WAGLE's PO).
+    parities = ("paper", "reference")
 
     @classmethod
     def supports(cls, shape: str, params: dict | None = None) -> bool:
@@ -184,7 +192,7 @@ class WAGLE(UnlearningMethod):
 
     def __init__(self, model_path: str | None = None, inner: str = "grad_diff", ratio: float = 0.95,
                  gamma: float = 1e-6, mask: str = "wagle", inner_params: dict | None = None,
-                 save_masks: bool = False, **kw):
+                 save_masks: bool = False, parity: str = "paper", **kw):
         from unlearnbench.registry import methods
         if mask not in MASKS:
             raise ValueError(f"method 'wagle': unknown mask {mask!r}; choose one of {', '.join(MASKS)}")
@@ -196,6 +204,8 @@ class WAGLE(UnlearningMethod):
         if isinstance(inner_cls, type) and issubclass(inner_cls, WAGLE):
             raise ValueError("method 'wagle' cannot wrap itself (inner='wagle'); choose e.g. grad_diff or npo")
         inner_params = dict(inner_params or {})
+        if parity == "reference" and "wagle" in getattr(inner_cls, "parities", ()) and "parity" not in inner_params:
+            inner_params["parity"] = "wagle"
         if loop := [k for k in inner_params if k in LOOP_KEYS]:
             raise ValueError(f"method 'wagle': inner_params {loop} {'is a' if len(loop) == 1 else 'are'} shared "
                              f"training-loop setting{'s' * (len(loop) > 1)} that WAGLE runs for the inner method, "
@@ -204,7 +214,8 @@ class WAGLE(UnlearningMethod):
         if clash := sorted(set(inner_params) & set(kw)):
             raise ValueError(f"method 'wagle': {clash} given both directly and in inner_params; give each once")
         inner_m = inner_cls(model_path=model_path, **kw, **inner_params)
-        super().__init__(model_path, model=inner_m.model, **{k: v for k, v in kw.items() if k in _BASE_ARGS})
+        super().__init__(model_path, model=inner_m.model, parity=parity,
+                         **{k: v for k, v in kw.items() if k in _BASE_ARGS})
         self.inner = inner_m  # a child module, so the Trainer reaches it too
         self.needs, self.needs_reference, self.ref_model = inner_m.needs, inner_m.needs_reference, inner_m.ref_model
         self.inner_name, self.mask_kind, self.ratio, self.gamma = inner, mask, float(ratio), float(gamma)
@@ -307,9 +318,10 @@ class WAGLE(UnlearningMethod):
         self.ref_model = self.inner.ref_model  # None once the inner cached its reference
 
     def param_groups(self) -> list[dict]:
-        """The inner's groups with weight decay 0: WAGLE decays masked-in weights itself."""
+        """The inner's groups with weight decay 0: WAGLE decays masked-in weights itself (under
+        parity "reference" AdamW decays every weight, masked-out ones included, as WAGLE's code)."""
         groups = self.inner.param_groups()
-        for g in groups if self.mask_kind != "dense" else ():
+        for g in groups if self.mask_kind != "dense" and self.parity != "reference" else ():
             g["params"] = list(g["params"])
             self._decay.update({id(p): g.get("weight_decay", 0.01) for p in g["params"]})  # AdamW's default
             g["weight_decay"] = 0.0

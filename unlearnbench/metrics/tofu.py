@@ -157,3 +157,12 @@ def extraction_strength(pred_ids, label_ids) -> float:
     mismatch = np.flatnonzero(pred != label)
     k_star = int(mismatch[-1]) + 1 if mismatch.size else 0
     return 1.0 - k_star / n
+
+
+def extraction_strength_open_unlearning(pred_ids, label_ids) -> float:
+    """open-unlearning's extraction strength (``evals/metrics/memorization.py``): its loop over
+    suffix starts ends at ``k = n-1`` whether or not that suffix matches, so ``k*`` never
+    exceeds ``n-1`` and the score is ``max(ES, 1/n)`` (1/n when no suffix matches, where
+    :func:`extraction_strength` gives 0)."""
+    pred, _ = _id_pair(pred_ids, label_ids)
+    return max(extraction_strength(pred_ids, label_ids), 1.0 / pred.size)

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from unlearnbench.data.collate import Encoder, pad_right
+from unlearnbench.models.progress import EpochProgress
 
 
 def load_texts(path) -> list[str]:
@@ -52,7 +53,8 @@ class CausalLMFit(L.LightningModule):
 
 def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
                   texts: list[str] | None = None, qa: list[dict] | None = None,
-                  template: str = "phi", desc: str = "", warmup_steps: int | None = None) -> None:
+                  template: str = "phi", desc: str = "", warmup_steps: int | None = None,
+                  progress: str = "[train]") -> None:
     """Train ``model`` in place on plain ``texts``, question/answer rows ``qa``, or both
     (warm-up over the first epoch unless ``warmup_steps`` says otherwise)."""
     enc = Encoder(tokenizer, template, max_len=tiny.max_len)
@@ -72,6 +74,6 @@ def fit_causal_lm(model, tokenizer, *, epochs: int, lr: float, tiny, seed: int,
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu" if not torch.cuda.is_available() else "auto",
                         devices=1, logger=False, enable_checkpointing=False, deterministic=True,
                         enable_model_summary=False, gradient_clip_val=1.0, precision=precision,
-                        enable_progress_bar=True)
+                        enable_progress_bar=True, callbacks=[EpochProgress(progress, desc or "training")])
     print(f"[unlearnbench] training {desc}: {len(examples)} examples x {epochs} epochs", flush=True)
     trainer.fit(module, loader)

@@ -53,6 +53,10 @@ class ModelSpec:
         if name not in models and Path(name).is_dir():
             import json
 
+            from unlearnbench.models.local import check_model_dir
+
+            check_model_dir(name)  # empty, truncated or half-copied: one line, before any work
+
             # `unlearnbench finetune` records what a directory was fine-tuned from.
             meta_file = Path(name) / LOCAL_META
             meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}

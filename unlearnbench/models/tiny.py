@@ -25,14 +25,20 @@ def _key(**parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _build_atomically(out: Path, build) -> Path:
+PROGRESS = "[family]"  # the grid shows this build's lines (runner.run)
+
+
+def _build_atomically(out: Path, build, label: str = "") -> Path:
     """Run ``build(tmp_dir)`` and rename into ``out``; a crash leaves no partial model."""
     if (out / "config.json").exists() or (out / "tokenizer.json").exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        build(tmp)
+        from unlearnbench.models.progress import stage
+
+        with stage(PROGRESS, label or out.name):
+            build(tmp)
         if out.exists():  # another process finished first
             shutil.rmtree(tmp)
         else:
@@ -108,7 +114,8 @@ class TinyFamily:
     def tokenizer_dir(self) -> Path:
         out = self._dir("tokenizer")
         build = self.recipe.build_tokenizer or train_tokenizer
-        return _build_atomically(out, lambda tmp: build(self.recipe.tokenizer_texts(), self.tiny.vocab_size, tmp))
+        return _build_atomically(out, lambda tmp: build(self.recipe.tokenizer_texts(), self.tiny.vocab_size, tmp),
+                                 f"{self.spec.name} tokenizer")
 
     def base(self) -> Path:
         """The base model, pre-trained on the recipe's base text."""
@@ -120,11 +127,12 @@ class TinyFamily:
             tok = _load_tokenizer(self.tokenizer_dir())
             model = new_model(self.tiny, tok, seed=0)
             fit_causal_lm(model, tok, texts=self.recipe.base_texts(), epochs=self.tiny.pretrain_epochs,
-                          lr=self.tiny.pretrain_lr, tiny=self.tiny, seed=0, desc="base")
+                          lr=self.tiny.pretrain_lr, tiny=self.tiny, seed=0, desc=f"{self.spec.name} base",
+                          progress=PROGRESS)
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
 
-        return _build_atomically(out, build)
+        return _build_atomically(out, build, f"{self.spec.name} base")
 
     def finetuned(self, role: str, split: str, seed: int = 0) -> Path:
         """The base fine-tuned on what the recipe gives ``role`` for ``split`` (same recipe for all)."""
@@ -148,11 +156,12 @@ class TinyFamily:
                 texts = list(texts or []) + self.recipe.base_texts()
             fit_causal_lm(model, tok, qa=qa, texts=texts, epochs=self.tiny.finetune_epochs,
                           lr=self.tiny.finetune_lr, tiny=self.tiny, seed=seed,
-                          template=self.spec.template, desc=f"{role} {split} seed {seed}")
+                          template=self.spec.template, desc=f"{self.spec.name} {role} {split} seed {seed}",
+                          progress=PROGRESS)
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
 
-        return _build_atomically(out, build)
+        return _build_atomically(out, build, f"{self.spec.name} {role} ({split}, seed {seed})")
 
     def checkpoint(self, role: str, split: str, seed: int = 0) -> Path:
         """A role the recipe fine-tunes, or else the base itself (WMDP unlearns the base)."""

@@ -26,7 +26,10 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path:
         writer(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # (read-only directory, say) the writer's error is the one to report, not this
         raise
     return path
 

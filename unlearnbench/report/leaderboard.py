@@ -15,14 +15,16 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from . import published as pub_rows
 from .atomic import atomic_save, atomic_write_text
-from .plots import plot_chains, plot_robustness, plot_tradeoff, plot_training_curves
+from .plots import geometric_spread, plot_chains, plot_robustness, plot_tradeoff, plot_training_curves, spread_key
 from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, numeric_columns, results_frame
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
 VALIDATION_SHARE_TEXT = "quarter of the"  # benchmarks.base.is_validation, in words
 BLOCK = ["benchmark", "split", "model"]
-COST_SHOWN = ["wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib"]
+COST_SHOWN = ["wall_time_s", "periodic_eval_wall_time_s", "tokens", "peak_host_mem_mib", "peak_accel_mem_mib",
+              "kept_step"]  # the last two only where cells evaluated during unlearning
 _ARROW_MD = {"max": " ↑", "min": " ↓", "zero": " →0", "half": " →0.5"}
 _ARROW_TEX = {"max": r" $\uparrow$", "min": r" $\downarrow$", "zero": r" $\to 0$", "half": r" $\to 0.5$"}
 
@@ -37,7 +39,7 @@ def directions(metas: dict[str, dict], columns=()) -> dict[str, str]:
             out[col] = "min"
         elif "@" in col and col.split("@")[0] in out:
             out[col] = out[col.split("@")[0]]
-    return {**out, **{c: "min" for c in COST_FIELDS}}
+    return {**out, **{c: "min" for c in [*COST_FIELDS, "periodic_eval_wall_time_s"]}}
 
 
 def _score(values: pd.Series, direction: str) -> pd.Series:
@@ -88,12 +90,17 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     skipped) followed by ``<col>_std`` (sample std, ddof=1; NaN for a single seed). Within
     each benchmark/split/model block the references come first (in the benchmark's order),
     then the methods by the benchmark's ranking rule (``rank``; the methods below its
-    utility bar follow, by their forget metric).
+    utility bar follow, by their forget metric). ``attrs["log_spread"]`` holds, per row
+    (``plots.spread_key``), each log-scale (``sci``) column's geometric mean and ×/÷ factor
+    over seeds, which the trade-off plot draws on its log axis.
     """
     numeric = numeric_columns(frame)
     metas = frame.attrs.get("metas", {})
     ok = frame[frame["status"] == "ok"]
-    rows = []
+    # Columns shown on a log axis (p-values): their spread over seeds is kept as geometric
+    # mean and ×/÷ factor, for plots only (the table keeps the arithmetic mean ± std).
+    logged = [c["name"] for meta in metas.values() for c in meta["columns"] if c.get("sci") and c["name"] in numeric]
+    rows, spreads = [], {}
     for keys, group in ok.groupby(KEYS, dropna=False, sort=False):
         row: dict[str, Any] = dict(zip(KEYS, keys))
         for col in ("method", "chain", "step", "ref_order", "entry", "eval_split"):
@@ -102,6 +109,7 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
         for col in numeric:
             row[col] = float(group[col].mean())
             row[f"{col}_std"] = float(group[col].std()) if len(group) > 1 else math.nan
+        spreads[spread_key(row)] = {col: geometric_spread(group[col]) for col in logged}
         rows.append(row)
     columns = ["kind", "method", "method_label", *BLOCK, "chain", "step", "ref_order", "entry", "eval_split",
                "n_seeds", "rank"]
@@ -121,6 +129,7 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].astype(object).where(out[col].notna(), np.nan)
     out.attrs["metas"] = metas
     out.attrs["sweep"] = sweep
+    out.attrs["log_spread"] = spreads
     return out
 
 
@@ -153,24 +162,33 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
         block = table[(table[BLOCK[0]] == keys[0]) & (table[BLOCK[1]] == keys[1]) & (table[BLOCK[2]] == keys[2])]
         anchor = anchor_rows(block, rule["anchor"], table)
         ref = float(anchor[vu].iloc[0]) if len(anchor) and vu in anchor else math.nan
-        utility = group[vu].astype(float)
-        if math.isnan(ref) or rule["min_ratio"] <= 0:
-            eligible = group
-        elif utility_dir == "min":
-            eligible = group[utility <= ref / rule["min_ratio"]]
-        else:
-            eligible = group[utility >= ref * rule["min_ratio"]]
-        if len(eligible):
-            score = _score(eligible[vf].astype(float), forget_dir if forget_dir != "none" else "max")
-        else:  # nobody keeps utility: the setting that keeps most of it
-            eligible, score = group, _score(group[vu].astype(float), utility_dir if utility_dir != "none" else "max")
-        chosen = score.fillna(-math.inf).idxmax()
+        chosen = preferred(group[vf], group[vu], ref, rule["min_ratio"], forget_dir, utility_dir)
         for idx, row in group.iterrows():
             sweep_rows.append({**{c: row[c] for c in (*BLOCK, "entry", "method_label", "n_seeds")},
                                vf: row[vf], vu: row[vu], "chosen": idx == chosen})
             if idx != chosen:
                 drop.append(idx)
     return table.drop(index=drop), pd.DataFrame(sweep_rows)
+
+
+def preferred(forget: pd.Series, utility: pd.Series, ref: float, min_ratio: float, forget_dir: str,
+              utility_dir: str):
+    """Index of the candidate a ranking rule prefers: the best ``forget`` among those whose
+    ``utility`` passes ``min_ratio`` × the anchor's ``ref`` (all of them when ``ref`` is NaN);
+    when none passes, the one that keeps most utility. Ties go to the first. A sweep's settings
+    (``select_sweeps``) and a cell's checkpoints (``runner.periodic_eval``) are chosen by it."""
+    utility = utility.astype(float)
+    if math.isnan(ref) or min_ratio <= 0:
+        eligible = utility.index
+    elif utility_dir == "min":
+        eligible = utility.index[utility <= ref / min_ratio]
+    else:
+        eligible = utility.index[utility >= ref * min_ratio]
+    if len(eligible):
+        score = _score(forget.loc[eligible].astype(float), forget_dir if forget_dir != "none" else "max")
+    else:  # nobody keeps utility: the candidate that keeps most of it
+        score = _score(utility, utility_dir if utility_dir != "none" else "max")
+    return score.fillna(-math.inf).idxmax()
 
 
 def _sorted_block(block: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
@@ -250,10 +268,10 @@ def _cell(row: pd.Series, col: str, pm: str, esc: Callable[[str], str], sci: boo
     return text
 
 
-def _display_columns(table: pd.DataFrame, benchmark: str, published: dict | None) -> list[str]:
+def _display_columns(table: pd.DataFrame, benchmark: str, published: list[dict] | None) -> list[str]:
     meta = table.attrs.get("metas", {}).get(benchmark, {"columns": []})
     block = table[table["benchmark"] == benchmark]
-    extra = {c for vals in (published or {}).values() for c in vals}
+    extra = {c for row in published or () for c in row["values"]}
     cols = ["n_seeds"] + (["rank"] if meta.get("ranking") and block["rank"].notna().any() else [])
     for c in meta["columns"]:
         if c.get("shown", True) and (c["name"] in extra or (c["name"] in block and block[c["name"]].notna().any())):
@@ -306,36 +324,35 @@ def _ranking_text(meta: dict | None) -> str | None:
             "methods outside that bar are not ranked (–) and follow, by the same metric.")
 
 
-def published_for(bench: str | None, metas: dict, published: dict | None) -> dict:
-    """Published rows for one benchmark's table: the benchmark's own numbers, then the grid's
-    (``{label: {column: value}}``, or keyed by benchmark name first in a multi-benchmark grid)."""
-    published = published or {}
-    if bench is not None and bench in published and all(isinstance(v, dict) for v in published[bench].values()):
-        grid_rows = published[bench]
-    elif any(b in published for b in metas):
-        grid_rows = {}  # keyed by benchmark, and not this one
-    else:
-        grid_rows = published
-    return {**(metas.get(bench, {}).get("published") or {}), **grid_rows}
+def published_for(part: pd.DataFrame, bench: str, published=None) -> list[dict]:
+    """Published rows for one benchmark's table (``report.published``): the benchmark's own,
+    then the grid's, each only where its (split, model) is a block of the table."""
+    own = part.attrs.get("metas", {}).get(bench, {}).get("published")
+    # Results written before rows were keyed carry a {label: values} dict: not shown, as it
+    # cannot say which split and model its numbers are for.
+    own = own if isinstance(own, (list, tuple)) else None
+    rows = pub_rows.parse(own, f"benchmark {bench} published") + pub_rows.parse(published)
+    return pub_rows.rows_for(rows, bench, part[BLOCK[1:]].drop_duplicates().itertuples(index=False))
 
 
 def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
-                    published: dict[str, dict[str, Any]] | None = None) -> str:
+                    published: list[dict] | None = None) -> str:
     """Render the leaderboard as a Markdown document: one table per benchmark.
 
     Numbers are compact (p-values as ``1.2e-05``, others to 3 significant digits),
     ``mean ± std`` where a std exists, and the best method value per column in **bold**.
-    ``published`` (method_label -> column -> value) adds rows labelled "(published)";
+    ``published`` (a grid's ``published:`` groups, ``report.published``) adds rows labelled
+    "(published [n])" in the blocks of their own benchmark, split and model, [n] naming the source;
     ``failures`` (non-ok ``results_frame`` rows) adds "Failed cells" and "Not applicable".
     """
     lines = ["# Leaderboard", "",
              "Mean ± sample std over seeds; best method per column in **bold** "
              "(references excluded); arrows give the better direction.", ""]
     names = _benchmarks(table)
-    if not len(table) and not published:
+    if not len(table):
         lines += ["_No successful results._", ""]
-    for bench in names or ([None] if published else []):
-        part = table[table["benchmark"] == bench] if bench is not None else table
+    for bench in names:
+        part = table[table["benchmark"] == bench]
         part.attrs = table.attrs
         multi = _is_multi(part)
         if bench is not None:
@@ -346,18 +363,23 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
             rule = _ranking_text(table.attrs.get("metas", {}).get(bench))
             if rule:
                 lines += [rule, ""]
-        pub = published_for(bench, table.attrs.get("metas", {}), published)
-        cols = _display_columns(table, bench, pub) if bench is not None else ["n_seeds"]
+        pub = published_for(part, bench, published)
+        cols = _display_columns(table, bench, pub)
         headers = _headers(part, cols, _ARROW_MD, str, multi)
         rows = _rows(part, cols, _md_escape, lambda t: f"**{t}**", " ± ", multi)
-        for label, vals in pub.items():
-            pad = [""] * (len(headers) - len(cols) - 1)
+        sources = list(dict.fromkeys(pub_rows.source_note(r) for r in pub))
+        for r in pub:
+            vals = r["values"]
+            where = [r["split"], r["model"]] if multi else []
             cells = [_fmt(vals.get(c), c in _sci_columns(table)) if c in vals else "" for c in cols]
-            rows.append([f"{_md_escape(str(label))} (published)", *pad, *map(_md_escape, cells)])
+            n = sources.index(pub_rows.source_note(r)) + 1
+            rows.append([f"{_md_escape(r['label'])} (published [{n}])", *where, *map(_md_escape, cells)])
         lines.append("| " + " | ".join(headers) + " |")
         lines.append("|" + "|".join([":---"] * (len(headers) - len(cols)) + ["---:"] * len(cols)) + "|")
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines.append("")
+        lines += [f"[{i}] {_md_escape(s)}" + ("  " if i < len(sources) else "") for i, s in enumerate(sources, 1)]
+        lines += [""] if sources else []
         lines += _robustness_markdown(part, bench)
     sweep = table.attrs.get("sweep")
     if sweep is not None and len(sweep):
@@ -453,7 +475,7 @@ def render_latex(table: pd.DataFrame) -> str:
 
 
 def write_leaderboard(grid_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                      published: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:
+                      published: list[dict] | None = None) -> dict[str, Path]:
     """Load ``grid_dir``'s results and atomically write the leaderboard and plots into ``out_dir``.
 
     ``out_dir`` defaults to ``grid_dir``. Writes ``leaderboard.md`` (with failed and
@@ -475,7 +497,10 @@ def write_leaderboard(grid_dir: str | os.PathLike, out_dir: str | os.PathLike | 
         "tradeoff": out / "tradeoff.png",
         "training_curves": out / "training_curves.png",
     }
-    atomic_write_text(paths["markdown"], render_markdown(table, frame[frame["status"] != "ok"], published))
+    from .curves import kept_markdown
+
+    atomic_write_text(paths["markdown"], render_markdown(table, frame[frame["status"] != "ok"], published)
+                      + kept_markdown(results))
     atomic_save(paths["csv"], lambda tmp: table.to_csv(tmp, index=False))
     atomic_write_text(paths["latex"], render_latex(table))
     plot_tradeoff(table, paths["tradeoff"])

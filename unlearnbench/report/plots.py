@@ -13,8 +13,15 @@ import pandas as pd
 from .atomic import atomic_save
 
 FQ_FLOOR = 1e-30  # forget quality can be exactly 0; a log axis cannot show that
-_REF_STYLE = {"target": ("*", "tab:red"), "retain": ("D", "tab:green"), "retrain": ("D", "tab:green"),
-              "base": ("*", "tab:red")}
+DPI = 120
+# Each reference its own marker and colour; a "-seed2" reference (the noise ceiling) also
+# gets a dashed line. References not named here take the next of _OTHER_REFS.
+_REF_STYLE = {"target": ("*", "tab:red"), "base": ("P", "tab:purple"), "retain": ("D", "tab:green"),
+              "retrain": ("D", "tab:green")}
+_SEED2_STYLE = ("d", "tab:olive")
+_OTHER_REFS = (("X", "tab:brown"), ("h", "tab:pink"), ("8", "tab:gray"))
+# Methods: colour and marker cycles of coprime lengths, so up to 70 methods differ in both.
+_METHOD_MARKERS = ("o", "s", "^", "v", "<", ">", "p")
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -28,12 +35,12 @@ def _figure(figsize: tuple[float, float]):
     from matplotlib.figure import Figure
 
     # A bare Figure (no pyplot) is never registered globally, so nothing leaks or needs closing.
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize, dpi=DPI, layout="constrained")
 
 
 def _save_png(fig, path: str | os.PathLike) -> Path:
     # format= is required: the temp name does not end in .png.
-    return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
 def _finite(value: Any) -> bool:
@@ -53,72 +60,156 @@ def _block_suffix(row: pd.Series, multi: bool) -> str:
     return f" [{row.get('benchmark')}/{row.get('split')}/{row.get('model')}]"
 
 
-def _tradeoff_panel(ax, table: pd.DataFrame, x_col: str, y_col: str, multi: bool, log: bool) -> None:
-    """One benchmark's panel; ``log`` for a p-value axis (forget quality spans decades)."""
-    floor = FQ_FLOOR if log else -math.inf
-    if log:
-        ax.set_yscale("log")
+def ref_style(name: str, others: list[str] | None = None) -> tuple[str, str]:
+    """(marker, colour) of a reference: its own for the known ones, a "-seed2" copy its own
+    too, and the others in turn from a short list (``others`` holds the names seen so far)."""
+    if name in _REF_STYLE:
+        return _REF_STYLE[name]
+    if name.endswith("-seed2"):
+        return _SEED2_STYLE
+    if others is None:
+        return _OTHER_REFS[0]
+    if name not in others:
+        others.append(name)
+    return _OTHER_REFS[others.index(name) % len(_OTHER_REFS)]
+
+
+def method_style(i: int) -> tuple[str, str]:
+    """(marker, colour) of the ``i``-th method of a panel."""
+    return _METHOD_MARKERS[i % len(_METHOD_MARKERS)], f"C{i % 10}"
+
+
+def geometric_spread(values) -> tuple[float, float]:
+    """(geometric mean, geometric standard deviation factor) of positive values over seeds:
+    ``exp(mean(ln v))`` and ``exp(std(ln v))`` (sample std, ddof=1; NaN for one value).
+    Values below ``FQ_FLOOR`` (a p-value of exactly 0) count as ``FQ_FLOOR``. On a log axis
+    the interval ``[g / s, g * s]`` is symmetric and never reaches zero."""
+    logs = [math.log(max(float(v), FQ_FLOOR)) for v in values if _finite(v)]
+    if not logs:
+        return math.nan, math.nan
+    mean = sum(logs) / len(logs)
+    if len(logs) < 2:
+        return math.exp(mean), math.nan
+    var = sum((v - mean) ** 2 for v in logs) / (len(logs) - 1)
+    return math.exp(mean), math.exp(math.sqrt(var))
+
+
+def spread_key(row) -> str:
+    """The key of a leaderboard row in ``table.attrs["log_spread"]``."""
+    return "\x1f".join(str(row.get(k)) for k in ("kind", "method_label", "benchmark", "split", "model"))
+
+
+def _log_point(row: pd.Series, col: str, spreads: dict) -> tuple[float, tuple[float, float] | None]:
+    """A row's y on a log axis and its bar's (low, high): the geometric mean ×/÷ its geometric
+    std when the table holds the per-seed spread, else the mean ± std with the low end kept
+    at a tenth of the point (a bar to zero would run off a log axis)."""
+    found = spreads.get(spread_key(row), {}).get(col)
+    if found is not None and _finite(found[0]):
+        g, s = found
+        return g, ((max(g / s, FQ_FLOOR), g * s) if _finite(s) else None)
+    y, std = max(float(row[col]), FQ_FLOOR), row.get(f"{col}_std")
+    if not _finite(std):
+        return y, None
+    return y, (max(y - float(std), 0.1 * y), y + float(std))
+
+
+def _tradeoff_panel(ax, table: pd.DataFrame, x_col: str, y_col: str, multi: bool, log: bool,
+                    spreads: dict) -> list[tuple[float, float, str, str]]:
+    """Draw one benchmark's points, bars and reference lines; returns the points to label."""
+    labels: list[tuple[float, float, str, str]] = []
+    others: list[str] = []
+    n_method = 0
     for _, row in table.iterrows():
         x, y = row.get(x_col), row.get(y_col)
         label = str(row.get("method_label")) + _block_suffix(row, multi)
         if row.get("kind") == "ref":
-            name = _ref_name(row)
-            if name.endswith("-seed2"):  # the noise ceiling: a retain model of another seed
-                if _finite(y):
-                    ax.axhline(max(y, floor), ls="--", color="tab:gray", label=f"noise ceiling ({label})")
-                continue
-            marker, color = _REF_STYLE.get(name, ("s", "tab:gray"))
-            if _finite(x) and _finite(y):
-                ax.scatter([x], [max(y, floor)], marker=marker, s=160, color=color,
-                           edgecolors="black", zorder=4, label=f"{label} (ref)")
-                ax.annotate(label, (x, max(y, floor)), textcoords="offset points",
-                            xytext=(6, -12), fontsize=8, color=color)
-            elif _finite(x):
-                ax.axvline(x, ls="-.", color=color, label=f"{label} (ref) {x_col}")
+            marker, colour = ref_style(_ref_name(row), others)
+            size, zorder, kind = 150, 4, " (ref)"
+        else:
+            marker, colour = method_style(n_method)
+            n_method += 1
+            size, zorder, kind = 40, 3, ""
+        if not _finite(x):
             continue
-        if not (_finite(x) and _finite(y)):
+        if not _finite(y):
+            if kind:  # a reference without a forget value (retain itself): its utility as a line
+                ax.axvline(x, ls="-.", color=colour, label=f"{label}{kind}: {x_col}")
             continue
-        y = max(y, floor)
-        xs, ys = row.get(f"{x_col}_std"), row.get(f"{y_col}_std")
-        xerr = xs if _finite(xs) else None
-        # Asymmetric on a log axis so the lower bar never crosses zero.
-        yerr = ([[min(ys, y - floor)], [ys]] if log else ys) if _finite(ys) else None
-        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", capsize=3, zorder=3)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        std, xs = row.get(f"{y_col}_std"), row.get(f"{x_col}_std")
+        if log:
+            # Drawn by its ends: an interval spanning more than ~16 decades cannot be written
+            # as y - err in floating point (the low end would round to zero).
+            y, bar = _log_point(row, y_col, spreads)
+            if bar is not None:
+                ax.vlines([x], [bar[0]], [bar[1]], colors=colour, lw=1, zorder=zorder - 1)
+                ax.plot([x, x], list(bar), ls="none", marker="_", ms=6, color=colour, zorder=zorder - 1)
+            std = None
+        if _finite(xs) or _finite(std):
+            ax.errorbar([x], [y], xerr=float(xs) if _finite(xs) else None,
+                        yerr=float(std) if _finite(std) else None, fmt="none",
+                        ecolor=colour, capsize=3, lw=1, zorder=zorder - 1)
+        ax.scatter([x], [y], marker=marker, s=size, color=colour, edgecolors="black",
+                   linewidths=0.6 if not kind else 1.0, zorder=zorder, label=label + kind)
+        if kind and _ref_name(row).endswith("-seed2"):
+            ax.axhline(y, ls="--", lw=1, color=colour, label=f"noise ceiling ({label})")
+        labels.append((float(x), float(y), label, colour))
     if log:
+        ax.set_yscale("log")  # after the points: a log axis with no data yet warns on the first
         ax.axhline(0.05, ls=":", color="black", label="p = 0.05")
-    ax.margins(x=0.1)  # room for the point labels at the edges
+    ax.margins(x=0.08, y=0.08)
     ax.set_xlabel(x_col)
-    ax.set_ylabel(y_col + (" (log scale)" if log else ""))
+    ax.set_ylabel(y_col + (" (log scale; geometric mean ×/÷ geometric std over seeds)" if log else ""))
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return labels
 
 
-def plot_tradeoff(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Each benchmark's forget metric against its utility metric (its ``tradeoff`` axes, e.g.
-    TOFU's forget quality on a log axis vs model utility), one labelled point per row.
+def tradeoff_figure(table: pd.DataFrame):
+    """The trade-off figure (see ``plot_tradeoff``), laid out and labelled, ready to save."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    Methods get error bars from ``<col>_std`` when present; target and retain references get
-    distinct markers (a reference without a forget value, like retain itself, becomes a
-    vertical line at its utility); retain-seed2 becomes a dashed "noise ceiling" line, and a
-    p-value axis gets a dotted line at p = 0.05. One panel per benchmark; writes a PNG
-    (dpi 120) atomically and returns its path.
-    """
+    from .labels import place_labels
+
     metas = table.attrs.get("metas", {})
+    spreads = table.attrs.get("log_spread", {})
     panels = [(b, metas[b]["tradeoff"]) for b in dict.fromkeys(table["benchmark"].dropna())
               if b in metas and metas[b].get("tradeoff")] if len(table) else []
-    fig = _figure((7.5 * max(1, len(panels)), 5.5))
+    fig = _figure((9.5 * max(1, len(panels)), 6.0))
     axes = fig.subplots(1, max(1, len(panels)), squeeze=False).ravel()
     if not panels:
         axes[0].text(0.5, 0.5, "no successful results", transform=axes[0].transAxes, ha="center")
+    points = []
     for ax, (bench, (x_col, y_col)) in zip(axes, panels):
         part = table[table["benchmark"] == bench]
         multi = len(part.drop_duplicates(["benchmark", "split", "model"])) > 1
         log = any(c["name"] == y_col and c.get("sci") for c in metas[bench]["columns"])
-        _tradeoff_panel(ax, part, x_col, y_col, multi, log)
+        points.append((ax, _tradeoff_panel(ax, part, x_col, y_col, multi, log, spreads)))
         ax.set_title(f"{bench}: {y_col} vs {x_col}")
-    return _save_png(fig, path)
+    # Labels go where there is room once the layout has fixed every axis; the layout is then
+    # frozen so that saving does not move the axes from under them.
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    for ax, pts in points:
+        place_labels(ax, pts, renderer)
+    fig.set_layout_engine("none")
+    return fig
+
+
+def plot_tradeoff(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Each benchmark's forget metric against its utility metric (its ``tradeoff`` axes, e.g.
+    TOFU's forget quality on a log axis vs model utility), one point per row.
+
+    Every point has its own marker and colour, named in the legend beside the axes, and a
+    label placed where it overlaps no other label or marker (``labels.place_labels``).
+    Methods get error bars from ``<col>_std``; on a log axis the point is the geometric mean
+    over seeds with a ×/÷ geometric-std bar (``table.attrs["log_spread"]``, filled by
+    ``leaderboard_table``), which never runs off the axis. A reference without a forget value
+    (retain itself) becomes a vertical line at its utility; a "-seed2" reference also draws
+    a dashed "noise ceiling" line, and a p-value axis a dotted line at p = 0.05. One panel per
+    benchmark; writes a PNG (dpi 120) atomically and returns its path.
+    """
+    return _save_png(tradeoff_figure(table), path)
 
 
 def plot_chains(table: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -143,7 +234,7 @@ def plot_chains(table: pd.DataFrame, path: str | os.PathLike) -> Path:
                         marker="o", capsize=3, label=str(label))
         for _, ref in refs.drop_duplicates("method_label").iterrows():
             if _finite(ref.get(col)):
-                ax.axhline(ref[col], ls="--", lw=1, color=_REF_STYLE.get(_ref_name(ref), ("", "tab:gray"))[1],
+                ax.axhline(ref[col], ls="--", lw=1, color=ref_style(_ref_name(ref))[1],
                            label=f"{ref['method_label']} (ref)")
         ax.set_title(col, fontsize=9)
         ax.set_xlabel(f"{chained['chain'].iloc[0]} step")
@@ -225,14 +316,20 @@ def plot_training_curves(grid_dir: str | os.PathLike, results: list[dict[str, An
                 terms += [c for c in hist.select_dtypes("number").columns if c != "step" and c not in terms]
     colours = {t: f"C{i % 10}" for i, t in enumerate(terms)}
 
-    n = max(len(panels), 1)
+    from .curves import curve_panels
+
+    evals = curve_panels(results)  # cells evaluated during unlearning: metric against step
+    n = max(len(panels) + len(evals), 1)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
     fig = _figure((4.8 * ncols, 3.4 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) + len(evals):]:
         ax.set_axis_off()
-    if not panels:
+    for ax, (title, draw) in zip(axes[len(panels):], evals):
+        draw(ax)
+        ax.set_title(title, fontsize=9)
+    if not panels and not evals:
         axes[0].text(0.5, 0.5, "no training histories", ha="center", transform=axes[0].transAxes)
     for ax, (title, runs) in zip(axes, panels.items()):
         for i, (seed, hist) in enumerate(runs):

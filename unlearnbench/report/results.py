@@ -24,6 +24,12 @@ COST_FIELDS: dict[str, tuple[str, ...]] = {
     "peak_host_mem_mib": ("cost", "peak_host_mem_mib"),
     "peak_accel_mem_mib": ("cost", "peak_accel_mem_mib"),
 }
+# Columns only results of cells evaluated during unlearning have (runner.periodic_eval); a
+# results directory without them keeps its columns.
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "periodic_eval_wall_time_s": ("cost", "periodic_eval_wall_time_s"),
+    "kept_step": ("kept", "step"),
+}
 ID_COLUMNS: tuple[str, ...] = (
     "cell_id", "kind", "method", "method_label", "benchmark", "split", "model", "seed", "status", "error",
     "chain", "step", "ref_order", "entry", "eval_split",
@@ -149,6 +155,9 @@ def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
         row[VALIDATION + name] = _number(value)
     for col, keys in COST_FIELDS.items():
         row[col] = _number(_dig(result, keys))
+    for col, keys in OPTIONAL_FIELDS.items():
+        if _dig(result, keys) is not None:
+            row[col] = _number(_dig(result, keys))
     return row
 
 
@@ -206,6 +215,7 @@ def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     validation = [VALIDATION + c for c in metric_columns(metas)
                   if any(VALIDATION + c in r for r in rows)]
     numeric = metric_columns(metas) + attacked + validation + list(COST_FIELDS)
+    numeric += [c for c in OPTIONAL_FIELDS if any(c in r for r in rows)]
     frame = pd.DataFrame.from_records(rows, columns=list(ID_COLUMNS) + numeric)
     for col in numeric:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)

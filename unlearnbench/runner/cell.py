@@ -48,8 +48,9 @@ def _described(bench, summary: dict, cell: dict | None = None, records=None, com
     ``metrics`` then come from them, ``validation_metrics`` from the validation items."""
     shared = {"benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
     if cell is not None and cell.get("select"):
-        test = bench.summarise_records(records, compare, "test")
-        validation = bench.summarise_records(records, compare, "validation")
+        options = cell.get("eval")
+        test = bench.summarise_records(records, compare, "test", options)
+        validation = bench.summarise_records(records, compare, "validation", options)
         return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),
                 "parts": {"test": test, "validation": validation}, **shared}
     return {"metrics": bench.metrics(summary), **shared}
@@ -100,20 +101,39 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     from unlearnbench.eval.references import evaluate_checkpoint
     from unlearnbench.methods.train import unlearn
 
+    from unlearnbench.runner import periodic_eval
+
     bench, spec, compare = _context(cell)
     work = cell_dir / "work"
-    params, placement = place(cell, cell_dir, bench, spec)
+    method_params, _ = periodic_eval.split_params(cell["params"])  # eval_every, keep: not the method's
+    params, placement = place({**cell, "params": method_params}, cell_dir, bench, spec)
+    periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(cell, cell_dir))
     info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=params,
                    strategy=(placement or {}).get("strategy", cell["strategy"]), devices=cell["devices"],
                    num_nodes=cell["num_nodes"],
                    data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
-                   logger=cell.get("logger"), log_dir=cell_dir / "logs")
+                   logger=cell.get("logger"), log_dir=cell_dir / "logs", callbacks=[periodic] if periodic else None)
     _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
+    last = None
+    if periodic is not None and periodic.best is not None and periodic.kept_step() != info["steps"]:
+        # The last model on the test items too, for the leaderboard's best-against-last table.
+        summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
+                                               reference=compare, options=cell["eval"])
+        last = {"step": info["steps"], "eval_wall_time_s": summary.get("cost", {}).get("wall_time_s"),
+                "metrics": _described(bench, summary, cell, records, compare)["metrics"]}
+    if periodic is not None:
+        periodic_eval.adopt_best(periodic, work)  # keep: best -> the test items see the kept checkpoint
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
                                            reference=compare, options=cell["eval"])
     cost = dict(info["cost"])
     cost["eval_wall_time_s"] = summary.get("cost", {}).get("wall_time_s")
+    during = periodic.summary() if periodic is not None else {}
+    if periodic is not None:
+        cost["periodic_eval_wall_time_s"] = during.pop("periodic_eval_wall_time_s")
+        cost["keep_save_wall_time_s"] = periodic.save_wall_time_s
+        if periodic.best is not None:  # the kept step's test numbers are the cell's; the last step's apart
+            during["last"] = last or {"step": info["steps"], "same_as_kept": True}
     if _is_rank_zero():
         _write_items(cell_dir, records)
         if (work / "history.csv").exists():
@@ -122,7 +142,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
             "batching": info["batching"], "placement": placement, "eval_split": bench.eval_split(cell["split"]),
-            **_described(bench, summary, cell, records, compare)}
+            **during, **_described(bench, summary, cell, records, compare)}
 
 
 def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:

@@ -16,19 +16,23 @@ from pathlib import Path
 import yaml
 
 from unlearnbench.benchmarks.base import Benchmark
+from unlearnbench.errors import UserError
+from unlearnbench.methods.params import check_params
 from unlearnbench.registry import benchmarks, methods, models
+from unlearnbench.report import published as published_rows
 from unlearnbench.runner.strategies import STRATEGIES
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 GRID_KEYS = {"name", "description", "benchmark", "splits", "models", "seeds", "strategy", "real_models",
              "devices", "num_nodes", "defaults", "tiny_defaults", "real_defaults", "methods", "eval",
-             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger", "select"}
-METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params"}
+             "references", "published", "keep_models", "chain", "data_dir", "attacks", "logger", "select",
+             "plugins", "eval_every", "keep"}
+METHOD_KEYS = {"name", "label", "params", "sweep", "real_params", "tiny_params", "benchmark_params", "split_params"}
 
 
-class GridError(ValueError):
-    pass
+class GridError(UserError):
+    """A grid (or a grid option) is wrong; printed as one line, exit status 2."""
 
 
 @dataclass
@@ -66,9 +70,10 @@ class Grid:
     raw: dict
     cells: list[Cell]
     references: dict
-    published: dict
+    published: list  # groups keyed by (benchmark, split, model, source): report.published
     path: Path | None = None
     attacks: dict = field(default_factory=dict)  # attack name -> its parameters
+    plugins: list[str] = field(default_factory=list)  # the grid's own plugins, resolved
 
 
 def _slug(text: str) -> str:
@@ -106,6 +111,20 @@ def _int(where: str, value, what: str) -> int:
     return value
 
 
+# A cell id is a directory name; 255 bytes is the usual file-name limit, and the attack
+# directories, temp files (".result.json.<pid>.<hex>.tmp") and chain suffixes need room.
+MAX_ID_BYTES = 200
+
+
+def _check_name(where: str, name) -> None:
+    """A grid name is one directory under the results root: nothing that could leave it."""
+    text = str(name)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*", text) or len(text.encode()) > MAX_ID_BYTES:
+        raise GridError(f"{where}: name {text[:60]!r} must be a plain directory name of at most "
+                        f"{MAX_ID_BYTES} characters (letters, digits, _ . = + -, not starting with '.'); "
+                        "results go to results/<name>")
+
+
 def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict, dict]]:
     """(label, params, swept values) for each point of a method entry's sweep (or the entry)."""
     where = f"{grid_where}: method {entry['name']!r}"
@@ -126,21 +145,13 @@ def _sweep(entry: dict, grid_where: str = "grid") -> list[tuple[str, dict, dict]
     return points
 
 
-def _check_method_params(where: str, name: str, params: dict, bench_cls) -> None:
-    """A parameter the method (or the benchmark's data) does not take fails at grid-read time,
-    in one line with the closest name, not hours later in its cell."""
-    from unlearnbench.methods.train import RUN_KEYS, accepted_params
-
-    accepted = accepted_params(methods.get(name), params)
-    if accepted is None:  # a plugin whose constructor takes **kwargs of its own: it checks them
-        return
-    allowed = accepted | set(bench_cls.data_options) | set(RUN_KEYS)
-    unknown = sorted(set(params) - allowed, key=str)
-    if unknown:
-        hints = [f"{k!r} -> {close[0]!r}" for k in unknown
-                 if (close := difflib.get_close_matches(str(k), sorted(allowed), n=1, cutoff=0.6))]
-        hint = f"; did you mean {', '.join(hints)}?" if hints else f"; it takes {sorted(accepted)}"
-        raise GridError(f"{where}: unknown parameter(s) {unknown}{hint}")
+def _keyed(where: str, entry: dict, key: str, known: list[str]) -> dict[str, dict]:
+    """``benchmark_params`` / ``split_params``: a mapping from a benchmark / split of the grid to parameters."""
+    value = _mapping(f"{where}: method {entry['name']!r}", entry.get(key), key)
+    if unknown := sorted(set(value) - set(known)):
+        raise GridError(f"{where}: method {entry['name']!r}: {key} names {unknown}, which the grid does not run; "
+                        f"use one of {', '.join(known)}")
+    return {k: _mapping(f"{where}: method {entry['name']!r}", v, f"{key}.{k}") for k, v in value.items()}
 
 
 def _placement(where: str, block: dict) -> tuple[str, int, int]:
@@ -211,6 +222,19 @@ def _per_benchmark(options: dict, names: list[str], name: str) -> dict:
     return dict(options)
 
 
+def _check_periodic(where: str, params: dict, bench_cls, select) -> None:
+    """``eval_every`` / ``keep`` of a cell (runner.periodic_eval), checked at grid-read time."""
+    from unlearnbench.runner.periodic_eval import check
+
+    try:
+        _, keep = check(params, bench_cls)
+    except ValueError as exc:
+        raise GridError(f"{where}: {exc}") from exc
+    if keep["keep"] == "best" and not select:
+        raise GridError(f"{where}: keep: best chooses a checkpoint on validation items; add `select: validation` "
+                        "so the leaderboard reports the test items only")
+
+
 def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     """The forget splits of a grid, or of its ``chain:`` (name, Chain)."""
     if raw.get("chain") is not None:
@@ -230,9 +254,48 @@ def _splits(where: str, raw: dict, bench_cls) -> tuple[list[str], tuple | None]:
     return splits, None
 
 
-def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | None = None) -> Grid:
-    """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``) and
-    ``attacks`` its robustness attacks (``ATTACKS=``)."""
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 42,43`` -> [42, 43]."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise GridError(f"--seeds {text!r}: give integers separated by commas, e.g. --seeds 42,43")
+    return seeds
+
+
+def grid_plugins(raw, path: Path | None) -> list[str]:
+    """The grid's ``plugins:``: a ``.py`` path (relative to the grid file) or a module name.
+
+    Paths are made absolute so every cell process, started elsewhere, finds them."""
+    value = raw.get("plugins") if isinstance(raw, dict) else None
+    if value is None:
+        return []
+    where = str(path or "grid")
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(p, str) and p for p in items):
+        raise GridError(f"{where}: plugins must be a list of .py files (relative to the grid file) "
+                        f"or module names, got {value!r}")
+    base = path.resolve().parent if path is not None else Path.cwd()
+    out = []
+    for item in items:
+        if item.endswith(".py") or "/" in item:
+            file = (base / item).resolve()
+            if not file.is_file():
+                raise GridError(f"{where}: plugin {item!r} is not a file (looked for {file}); "
+                                "plugin paths are relative to the grid file")
+            out.append(str(file))
+        else:
+            out.append(item)
+    return out
+
+
+def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | None = None,
+              seeds: list[int] | None = None) -> Grid:
+    """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``),
+    ``attacks`` its robustness attacks (``ATTACKS=``) and ``seeds`` its seeds (``--seeds``).
+    The grid's ``plugins:`` are loaded first: they may register what the grid names."""
     path = Path(path)
     if not path.is_file():
         shipped = sorted(SHIPPED_DIR.glob("*.yaml"))
@@ -245,7 +308,16 @@ def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | N
     raw = {} if raw is None else raw
     if attacks is not None and isinstance(raw, dict):
         raw = {**raw, "attacks": attacks}
-    return parse_grid(raw, model=model, path=path)
+    if seeds is not None and isinstance(raw, dict):
+        raw = {**raw, "seeds": list(seeds)}
+    from unlearnbench.registry import load_plugin
+
+    plugins = grid_plugins(raw, path)
+    for plugin in plugins:
+        load_plugin(plugin)
+    grid = parse_grid(raw, model=model, path=path)
+    grid.plugins = plugins
+    return grid
 
 
 def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) -> Grid:
@@ -257,10 +329,15 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     for key in ("name", "benchmark", "methods"):
         if key not in raw:
             raise GridError(f"{where}: missing required key {key!r}")
+    _check_name(where, raw["name"])
     model_names = [model] if model else [str(m) for m in _list(where, raw.get("models"), "models", ["tiny"])]
     for m in model_names:
         if m not in models and not Path(m).is_dir():
             raise GridError(f"{where}: {models.unknown_message(m)}")
+        if m not in models:
+            from unlearnbench.models.local import check_model_dir
+
+            check_model_dir(m)
     placement = _placement(where, raw)
     # Real models (`make bench MODEL=llama2-7b`) may need another placement than the
     # CPU stand-in grid, e.g. FSDP over every visible GPU.
@@ -301,6 +378,10 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         bench_eval = _per_benchmark(eval_kw, bench_names, bench_name)
         data_dir = raw.get("data_dir")
         data_dir = data_dir.get(bench_name) if isinstance(data_dir, dict) else data_dir
+        if data_dir is not None:
+            from unlearnbench.data.local_check import check_data_path
+
+            check_data_path(data_dir)
         try:
             bench_cls.check_eval_options(bench_eval)
         except ValueError as exc:
@@ -309,7 +390,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             raise GridError(f"{where}: benchmark {bench!r} cannot select a sweep's setting on validation "
                             "items (it needs a ranking rule and summaries of a part of its items); drop `select`")
         strategy, devices, num_nodes = real_placement if kind == "real" else placement
-        defaults = {**defaults_all, **kind_defaults[kind]}
+        # eval_every / keep: the grid's, unless defaults or a method's params say otherwise.
+        defaults = {**{k: raw[k] for k in ("eval_every", "keep") if k in raw}, **defaults_all, **kind_defaults[kind]}
         for entry in method_entries:
             if isinstance(entry, str):
                 entry = {"name": entry}
@@ -323,9 +405,23 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             # A method's recipe may differ by model kind (LLMU: the paper's 1000-step budget
             # on real models, a scaled one on the tiny model).
             own = _mapping(where, entry.get(f"{kind}_params"), f"{kind}_params")
+            # A published recipe may differ by corpus or split (SimNPO: beta 2.5 on TOFU
+            # forget05, 4.5 on forget10; 0.7 on MUSE News, 0.75 on Books).
+            own = {**own, **_keyed(where, entry, "benchmark_params", bench_names).get(bench_name, {})}
+            by_split = _keyed(where, entry, "split_params", splits)
             for label, params, swept in _sweep(entry, where):
-                _check_method_params(f"{where}: method {label!r}", entry["name"],
-                                     {**defaults, **params, **own, **swept}, bench_cls)
+                _check_periodic(f"{where}: method {label!r}", {**defaults, **params, **own, **swept}, bench_cls, select)
+                try:  # a parity the method does not offer fails here, not after the targets are built
+                    from unlearnbench.methods.base import check_parity
+
+                    for extra in [{}, *by_split.values()]:
+                        check_parity(methods.get(entry["name"]), {**defaults, **params, **own, **extra, **swept})
+                except ValueError as exc:
+                    raise GridError(f"{where}: {exc}") from exc
+                # Names, types and ranges now: a typo must not wait for the references.
+                for extra in [{}, *by_split.values()]:
+                    check_params(entry["name"], {**defaults, **params, **own, **extra, **swept}, bench_cls.data_options,
+                                 where=f"{where}: method {label!r}")
                 for seed in seeds:
                     prev = None
                     for step, split in enumerate(splits, 1):
@@ -333,7 +429,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                         sequential = chain is not None and chain[1].sequential
                         cells.append(Cell(cell_id, entry["name"], label, bench, split, m, seed,
                                           # a swept value is what the sweep varies: it wins
-                                          {**defaults, **params, **own, **swept}, strategy, devices, num_nodes,
+                                          {**defaults, **params, **own, **by_split.get(split, {}), **swept},
+                                          strategy, devices, num_nodes,
                                           dict(bench_eval),
                                           # kept until its chain successor and its attacks are done
                                           bool(raw.get("keep_models", False)) or bool(attack_specs)
@@ -344,10 +441,18 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
                                           entry=str(entry.get("label") or entry["name"])))
                         prev = cell_id
     ids = [c.cell_id for c in cells]
+    long = next((c for c in cells if len(c.cell_id.encode()) > MAX_ID_BYTES), None)
+    if long is not None:
+        raise GridError(f"{where}: method entry {long.label[:40]!r}... makes the cell id {len(long.cell_id)} "
+                        f"characters long, over the {MAX_ID_BYTES} a file name allows here; give it a "
+                        "shorter `label:`")
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise GridError(f"{where}: duplicate cell ids {dupes}; give the method entries distinct labels "
                         "(e.g. `label: wagle[npo]`)")
     name = str(raw["name"]) if not model else f"{raw['name']}-{_slug(Path(model).name)}"
-    return Grid(name, raw, cells, refs, _mapping(where, raw.get("published"), "published"), path,
-                attack_specs)
+    try:
+        published_rows.parse(raw.get("published"), f"{where}: published")
+    except published_rows.PublishedError as exc:
+        raise GridError(str(exc)) from exc
+    return Grid(name, raw, cells, refs, raw.get("published") or [], path, attack_specs)

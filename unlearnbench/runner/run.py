@@ -22,6 +22,8 @@ from unlearnbench.runner.grid import Cell, Grid
 # Cell keys that do not change a cell's numbers: a result computed under other values of
 # these is still valid.
 _NOT_CONFIG = ("plugins", "keep_model", "logger")
+# A child's output line that the grid also prints (models.progress writes them).
+PROGRESS_PREFIX = b"[family]"
 
 
 def _print(msg: str) -> None:
@@ -116,7 +118,7 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
     ``retry_failed`` is false. ``only`` keeps the cells whose id contains it (and their
     references)."""
     out_dir = Path(out_dir)
-    cells = [c for c in grid.cells if not only or only in c.cell_id]
+    cells = select_cells(grid, only)
     parents = [("refs", {**r, "plugins": plugins or []}) for r in reference_cells(grid, cells)]
     parents += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
                 for c in cells]
@@ -125,10 +127,12 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
         jobs.append((sub, cell, out_dir / sub / cell["cell_id"]))
         jobs += [("attacks", attack_job(cell, name, params), out_dir / sub / cell["cell_id"] / "attacks" / name)
                  for name, params in grid.attacks.items()]
-    keys = _data_keys([cell for _, cell, _ in jobs], plugins)
+    # Data keys only matter for jobs with a result: a plan of a new directory (a dry run)
+    # generates no stand-in data.
+    keys = _data_keys([cell for _, cell, d in jobs if (d / "result.json").exists()], plugins)
     out = []
     for sub, cell, cell_dir in jobs:
-        state = cell_state(cell, cell_dir, keys[(cell["benchmark"], cell.get("data_dir"))])
+        state = cell_state(cell, cell_dir, keys.get((cell["benchmark"], cell.get("data_dir"))))
         if state == "failed" and not retry_failed:
             state = "kept"
         out.append((sub, cell, cell_dir, state))
@@ -147,6 +151,38 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
 
 
 NOT_APPLICABLE = "not_applicable"
+
+
+def select_cells(grid: Grid, only: str | None) -> list[Cell]:
+    """The cells whose id contains ``only`` (all without it); none is a user error."""
+    from unlearnbench.runner.grid import GridError
+
+    cells = [c for c in grid.cells if not only or only in c.cell_id]
+    if not cells:
+        raise GridError(f"--only {only!r} matches none of the {len(grid.cells)} cells of grid {grid.name!r}; "
+                        f"it keeps the cells whose id contains it, e.g. --only {grid.cells[0].cell_id}"
+                        " (`--dry-run` lists them)")
+    return cells
+
+
+# How a dry run names each state of ``plan``.
+_DRY = {"done": "done", "todo": "to-run", "failed": "to-run", "stale": "stale", "kept": "kept"}
+
+
+def dry_run(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | None = None,
+            plugins: list[str] | None = None) -> list[str]:
+    """One line per job of ``plan`` (state, kind, id), after a summary line; nothing runs."""
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
+    counts: dict[str, int] = {}
+    lines = []
+    for sub, cell, _, state in jobs:
+        mark = _DRY[state]
+        counts[mark] = counts.get(mark, 0) + 1
+        note = {"failed": "  (failed before)", "stale": "  (configuration or data changed)",
+                "kept": "  (failed before, kept: --no-retry-failed)"}.get(state, "")
+        lines.append(f"{mark:<7} {cell.get('kind', sub):<6} {cell['cell_id']}{note}")
+    summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "to-run", "stale", "kept") if counts.get(k))
+    return [f"[grid {grid.name}] {len(jobs)} jobs -> {out_dir}: {summary}"] + lines
 
 
 def attack_job(parent: dict, name: str, params: dict) -> dict:
@@ -178,7 +214,28 @@ def _failed_result(cell: dict, error: str, traceback: str = "") -> dict:
             "error": error, "traceback": traceback}
 
 
-def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
+def spawn(argv: list[str], out, keep_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """A job's child process: it gets SIGTERM if the grid dies, and inherits ``keep_fds``
+    (the results lock, so that the directory stays locked while the child lives)."""
+    from unlearnbench.runner.lock import die_with_parent
+
+    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                            preexec_fn=die_with_parent(), pass_fds=keep_fds)
+
+
+def pump(proc: subprocess.Popen, out, log=_print) -> int:
+    """Copy a child's output to ``out`` (its log.txt) until it exits; progress lines (the tiny
+    family's build, which the first reference triggers and which takes minutes) also go to
+    the grid's own output. Returns the exit status."""
+    for line in iter(proc.stdout.readline, b""):
+        out.write(line)
+        out.flush()
+        if line.startswith(PROGRESS_PREFIX):
+            log(line.decode("utf-8", errors="replace").rstrip())
+    return proc.wait()
+
+
+def _launch(cell: dict, cell_dir: Path, log=_print, keep_fds: tuple[int, ...] = ()) -> int:
     """Run one cell in a child process; record a failure if the child dies without one.
 
     On KeyboardInterrupt the child is stopped and whatever it wrote that is not ``ok`` is
@@ -188,12 +245,11 @@ def _launch(cell: dict, cell_dir: Path, log=_print) -> int:
     (cell_dir / "result.json").unlink(missing_ok=True)
     shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
     atomic_write_json(cell_dir / "cell.json", cell)
-    with open(cell_dir / "log.txt", "w") as out:
+    with open(cell_dir / "log.txt", "wb") as out:
         module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
-        proc = subprocess.Popen([sys.executable, "-m", module, str(cell_dir / "cell.json")],
-                                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
         try:
-            rc = proc.wait()
+            rc = pump(proc, out, log)
         except KeyboardInterrupt:
             proc.terminate()
             try:
@@ -240,6 +296,36 @@ def _parent_not_ok(attack_dir: Path) -> str | None:
     return f"its cell {attack_dir.parents[1].name} did not succeed ({parent.get('error')})"
 
 
+def _record_grid(path: Path, raw: dict) -> None:
+    """Write ``grid.json`` (the grid as run), keeping an earlier run's ``attacks`` when this
+    run names none (their results stay in the directory and in its tables), and leaving the
+    file untouched when nothing changed: a committed results directory stays clean."""
+    raw = json.loads(json.dumps(_jsonable(raw), default=str))
+    old = None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    if isinstance(old, dict) and "attacks" not in raw and old.get("attacks"):
+        raw["attacks"] = old["attacks"]
+    if raw != old:
+        atomic_write_json(path, raw)
+
+
+def eta_seconds(times: dict[str, list[float]], remaining: dict[str, int]) -> float | None:
+    """Time still needed: the mean time of each job kind (``cells``, ``attacks``) so far times
+    the jobs of that kind still to run. References are left out: the first one builds the
+    one-off tiny family, which would make every later cell look minutes long. ``None`` until
+    a job of each kind still to run has finished."""
+    total = 0.0
+    for kind in ("cells", "attacks"):
+        if remaining.get(kind):
+            if not times.get(kind):
+                return None
+            total += sum(times[kind]) / len(times[kind]) * remaining[kind]
+    return total
+
+
 def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s"
@@ -249,19 +335,29 @@ _SKIP_NOTE = {"done": "already done", "kept": "failed earlier, kept (--no-retry-
 
 
 def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | None = None,
-             plugins: list[str] | None = None, log=_print) -> dict:
-    """Run every job not yet done, then rebuild the leaderboard.
+             plugins: list[str] | None = None, log=_print, wait: bool = False) -> dict:
+    """Run every job not yet done, then rebuild the leaderboard, holding the results
+    directory's lock (another grid there: refuse, or ``wait`` for it).
 
     Returns ``{"ok": n, "failed": [(cell_id, error), ...], "skipped": n, "ran": n, "paths"}``:
     ``failed`` lists every job of the grid that is not ok at the end (run now and failed, or
     an earlier failure kept by ``retry_failed=False``); ``skipped`` counts the jobs not run.
     """
-    from unlearnbench.report.leaderboard import write_leaderboard
+    from unlearnbench.runner.lock import ResultsLock
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "grid.json", grid.raw)
+    select_cells(grid, only)  # refuse an `only` that matches nothing before touching anything
+    with ResultsLock(out_dir, wait=wait, log=log) as lock:
+        return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,))
+
+
+def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
+                plugins: list[str] | None, log, keep_fds: tuple[int, ...]) -> dict:
+    from unlearnbench.report.leaderboard import write_leaderboard
+
+    # Planned under the lock: a second grid that waited sees the first one's results.
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
+    _record_grid(out_dir / "grid.json", grid.raw)
     todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(sub == "cells" for sub, *_ in jobs)
@@ -276,9 +372,14 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
             log(f"[stale] {cell['cell_id']}: configuration changed since its result; re-running")
     start, failed = time.time(), {}
     pending = {cell["cell_id"] for _, cell, _, _ in todo}
+    times: dict[str, list[float]] = {}
+    remaining: dict[str, int] = {}
+    for sub, *_ in todo:
+        remaining[sub] = remaining.get(sub, 0) + 1
     for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
         t0 = time.time()
         pending.discard(cell["cell_id"])
+        remaining[sub] -= 1
         reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
         if reason is not None:
             cell_dir.mkdir(parents=True, exist_ok=True)
@@ -289,16 +390,17 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
             if status != NOT_APPLICABLE:
                 failed[cell["cell_id"]] = reason
             continue
-        rc = _launch(cell, cell_dir, log)
+        rc = _launch(cell, cell_dir, log, keep_fds)
         if not grid.raw.get("keep_models"):
             _prune_models(jobs, pending)
         status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
         if status.get("status") != "ok":
             failed[cell["cell_id"]] = status.get("error")
         elapsed = time.time() - start
-        eta = elapsed / n * (len(todo) - n)
+        times.setdefault(sub, []).append(time.time() - t0)
+        eta = eta_seconds(times, remaining)
         log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.get('status')} ({time.time() - t0:.1f}s, rc={rc})"
-            f" | elapsed {_fmt(elapsed)}, ETA {_fmt(eta)}"
+            f" | elapsed {_fmt(elapsed)}, ETA {_fmt(eta) if eta is not None else 'after the first cell'}"
             + (f"\n    error: {status.get('error')}" if status.get("status") != "ok" else ""))
     for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
         if state == "kept":

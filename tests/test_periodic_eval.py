@@ -1,0 +1,257 @@
+"""Evaluation during unlearning (``eval_every``), keeping the best checkpoint (``keep``), resume.
+
+The distributed runs: ``grad_diff`` on tiny-test ``forget10``, global batch 40 (2 optimiser
+steps, one epoch), evaluated every step on the validation items of the first 8 rows
+of each TOFU task. The claim tested is that an evaluation during training on 2 gloo processes
+(DDP: each rank holds the model; FSDP2: the model sharded, all-gathered for the evaluation)
+equals a 1-process evaluation of the same weights within 1e-6. The same weights: the model
+the cell saved (``keep: last`` and ``keep_model``: the last step; ``keep: best``: the kept
+step). A 2-process run's weights differ from a 1-process run's by DDP's per-rank token
+weighting (~1e-5, see test_distributed.py), so its curve is compared with the evaluation of
+its own checkpoint, not with the 1-process run's curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from unlearnbench.runner.grid import GridError, parse_grid
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT = "forget10"
+PARAMS = {"epochs": 1, "batch_size": 40, "lr": 5e-4, "lambda_retain": 1.0, "eval_every": {"steps": 1}}
+EVAL = {"max_items": 8, "max_new_tokens": 8}
+TIMEOUT_S = 480
+
+
+# --------------------------------------------------------------------------- grid-read checks
+def _grid(**extra) -> dict:
+    return {"name": "g", "benchmark": "tofu-synth", "models": ["tiny-test"], "methods": ["ga"], **extra}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"benchmark": "harmful-synth", "eval_every": {"epochs": 1}}, "no validation items"),
+    ({"eval_every": {"steps": 0}}, "positive integer"),
+    ({"eval_every": {"minutes": 5}}, "{steps: N} or {epochs: K}"),
+    ({"eval_every": {"epochs": 1, "steps": 5}}, "{steps: N} or {epochs: K}"),
+    ({"eval_every": {"epochs": 1, "eval": {"max_new_tokenz": 8}}}, "unknown eval option"),
+    ({"eval_every": {"epochs": 1}, "keep": "bestest", "select": "validation"}, "unknown rule"),
+    ({"eval_every": {"epochs": 1}, "keep": {"best": "not_a_column"}, "select": "validation"}, "unknown rule"),
+    ({"keep": "best", "select": "validation"}, "add eval_every"),
+    ({"eval_every": {"epochs": 1}, "keep": "best"}, "select: validation"),
+])
+def test_bad_periodic_settings_fail_at_grid_read(extra, message):
+    with pytest.raises(GridError) as err:
+        parse_grid(_grid(**extra))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_grid_puts_eval_every_and_keep_in_every_cells_params_only_when_given():
+    grid = parse_grid(_grid(eval_every={"epochs": 1}, keep="best", select="validation",
+                            methods=["ga", {"name": "npo", "params": {"keep": {"best": "forget_rougeL"}}}]))
+    params = {c.method: c.params for c in grid.cells}
+    assert params["ga"]["eval_every"] == {"epochs": 1} and params["ga"]["keep"] == "best"
+    assert params["npo"]["keep"] == {"best": "forget_rougeL"}
+    # Without them a cell's configuration is what it was, so committed results stay done.
+    assert "eval_every" not in parse_grid(_grid()).cells[0].params
+
+
+# --------------------------------------------------------------------------- choosing a checkpoint
+META = {"columns": [{"name": "forget_quality", "direction": "max"}, {"name": "model_utility", "direction": "max"},
+                    {"name": "forget_rougeL", "direction": "min"}],
+        "ranking": {"forget": "forget_quality", "utility": "model_utility", "min_ratio": 0.9, "anchor": "target"}}
+
+
+def _curve(rows):
+    return [{"step": i + 1, "metrics": dict(zip(("forget_quality", "model_utility", "forget_rougeL"), r))}
+            for i, r in enumerate(rows)]
+
+
+def test_best_by_ranking_rule_is_the_best_forget_quality_above_the_utility_bar():
+    from unlearnbench.runner.periodic_eval import choose
+
+    # Target utility 0.5: the bar is 0.45. Step 3 forgets most but is under the bar; of steps
+    # 1, 2 and 4 (utility >= 0.45), step 2 has the best forget quality.
+    curve = _curve([(0.01, 0.50, 0.9), (0.20, 0.46, 0.5), (0.90, 0.30, 0.1), (0.10, 0.45, 0.4)])
+    assert choose(curve, {"keep": "best", "rule": "ranking"}, META, {"model_utility": 0.5}) == 1
+    # Nobody above the bar: the checkpoint that keeps most utility.
+    assert choose(curve, {"keep": "best", "rule": "ranking"}, META, {"model_utility": 0.9}) == 0
+    # A named column in its own direction (forget_rougeL: lower is better).
+    assert choose(curve, {"keep": "best", "rule": "forget_rougeL"}, META, None) == 2
+    assert choose(curve, {"keep": "last"}, META, None) is None
+
+
+def test_sweep_selection_uses_the_same_rule():
+    from unlearnbench.report.leaderboard import preferred
+
+    forget = pd.Series([0.01, 0.20, 0.90, 0.10], index=list("abcd"))
+    utility = pd.Series([0.50, 0.46, 0.30, 0.45], index=list("abcd"))
+    assert preferred(forget, utility, 0.5, 0.9, "max", "max") == "b"
+    assert preferred(forget, utility, math.nan, 0.9, "max", "max") == "c"  # no anchor: no bar
+
+
+# --------------------------------------------------------------------------- distributed runs
+def _cell(name: str, strategy: str, devices: int, keep: str) -> dict:
+    return {"cell_id": name, "kind": "cell", "method": "grad_diff", "label": name,
+            "benchmark": "tofu-synth", "split": SPLIT, "model": "tiny-test", "seed": 42,
+            "params": {**PARAMS, "keep": keep}, "strategy": strategy, "devices": devices, "num_nodes": 1,
+            "data_dir": None, "plugins": [], "eval": dict(EVAL), "keep_model": True, "select": True}
+
+
+def _launch(cell: dict, cell_dir: Path) -> str:
+    from unlearnbench.report.atomic import atomic_write_json
+
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cell_dir / "cell.json", cell)
+    env = dict(os.environ)  # carries UNLEARNBENCH_CACHE from conftest
+    for var in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    proc = subprocess.run([sys.executable, "-m", "unlearnbench.runner.cell", str(cell_dir / "cell.json")],
+                          cwd=cell_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=TIMEOUT_S)
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_family, tmp_path_factory):
+    root = tmp_path_factory.mktemp("periodic")
+    variants = {"single": ("single", 1, "best"), "ddp": ("ddp", 2, "last"), "fsdp": ("fsdp", 2, "best")}
+    logs = {}
+    for name, (strategy, devices, keep) in variants.items():  # single first: fills the reference cache
+        logs[name] = _launch(_cell(name, strategy, devices, keep), root / name)
+    return root, logs
+
+
+def _result(runs, name: str) -> dict:
+    root, logs = runs
+    path = root / name / "result.json"
+    assert path.exists(), f"{name}: no result.json; log tail:\n{logs[name][-4000:]}"
+    result = json.loads(path.read_text())
+    assert result["status"] == "ok", f"{name}: {result.get('error')}\n{result.get('traceback')}"
+    return result
+
+
+def _validation_metrics(model_dir: Path, tiny_family) -> dict:
+    """A 1-process evaluation of a saved checkpoint on the validation items, as the callback does."""
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.eval.references import compare_reference, encoder_for
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    bench, spec = get_benchmark("tofu-synth"), tiny_family["spec"]
+    compare = compare_reference(bench, spec, SPLIT, options=EVAL)
+    model = load_model(str(model_dir), spec)
+    enc = encoder_for(bench, spec, load_tokenizer(str(model_dir), spec))
+    _, records = bench.evaluate(model, enc, SPLIT, reference=compare, part="validation",
+                                **{**bench.check_eval_options(EVAL), "gradnorm": False})
+    assert records and all(bench.in_part(r, "validation") for r in records)
+    return bench.metrics(bench.summarise_records(records, compare, "validation"))
+
+
+def _assert_close(a: dict, b: dict, tol: float = 1e-6) -> None:
+    assert set(a) == set(b)
+    for k in a:
+        if a[k] is None or b[k] is None:
+            assert a[k] is None and b[k] is None, k
+        else:
+            assert abs(a[k] - b[k]) <= tol, (k, a[k], b[k])
+
+
+@pytest.mark.parametrize("name", ["single", "ddp", "fsdp"])
+def test_periodic_eval_equals_one_process_eval_of_the_same_weights(runs, tiny_family, name):
+    result = _result(runs, name)
+    curve = result["curve"]
+    assert [e["step"] for e in curve] == [1, 2]  # every step, the last one included
+    kept = result["kept"]
+    step = kept["step"] if kept["keep"] == "best" else curve[-1]["step"]
+    entry = next(e for e in curve if e["step"] == step)
+    _assert_close(entry["metrics"], _validation_metrics(runs[0] / name / "work" / "model", tiny_family))
+    assert result["cost"]["periodic_eval_wall_time_s"] > 0
+    assert result["cost"]["world_size"] == (1 if name == "single" else 2)
+
+
+def test_curve_moves_and_test_metrics_exclude_validation_items(runs):
+    result = _result(runs, "single")
+    rouge = [e["metrics"]["forget_rougeL"] for e in result["curve"]]
+    probs = [e["metrics"]["forget_probability"] for e in result["curve"]]
+    assert len(set(probs)) > 1 or len(set(rouge)) > 1  # the evaluated model is the one training
+    assert result["kept"]["rule"] == "ranking" and result["kept"]["step"] in (1, 2)
+    assert result["parts"]["test"]["forget"]["n_items"] + result["parts"]["validation"]["forget"]["n_items"] \
+        == EVAL["max_items"]
+    # keep: best leaves one checkpoint: the kept one became the cell's model.
+    work = runs[0] / "single" / "work"
+    assert sorted(p.name for p in work.iterdir() if p.is_dir()) == ["model"]
+
+
+def test_resume_reuses_recorded_evaluations(runs, tiny_family):
+    root, _ = runs
+    first = _result(runs, "single")
+    (root / "single" / "result.json").unlink()
+    _launch(json.loads((root / "single" / "cell.json").read_text()), root / "single")
+    again = _result(runs, "single")
+    assert again["reused_evaluations"] == len(first["curve"]) == 2
+    assert again["curve"] == first["curve"] and again["kept"] == first["kept"]
+    _assert_close(again["metrics"], first["metrics"], 0.0)  # the kept checkpoint written again, identical
+
+
+# --------------------------------------------------------------------------- the report
+def test_leaderboard_shows_kept_step_eval_cost_and_kept_against_last(tmp_path):
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.report.curves import curve_frame, curve_panels
+    from unlearnbench.report.leaderboard import write_leaderboard
+    from unlearnbench.runner.cell import benchmark_meta
+
+    meta = benchmark_meta(get_benchmark("tofu-synth"))
+    g = tmp_path / "grid"
+
+    def write(sub, obj):
+        (g / sub).mkdir(parents=True)
+        (g / sub / "result.json").write_text(json.dumps({"benchmark": "tofu-synth", "split": SPLIT, "model": "tiny",
+                                                         "status": "ok", "benchmark_meta": meta, **obj}))
+
+    write("refs/target", {"cell_id": "target", "kind": "ref", "method": "target", "method_label": "target",
+                          "metrics": {"forget_quality": 1e-9, "model_utility": 0.5},
+                          "validation_metrics": {"forget_quality": 1e-8, "model_utility": 0.52}})
+    # Two seeds: kept steps 5 and 10 (mean 7.5), last step 25; forget quality kept 0.2 / 0.4,
+    # last 0.01 / 0.03; periodic evaluation 3 s and 5 s (mean 4).
+    for seed, kept, fq_kept, fq_last, t in ((42, 5, 0.2, 0.01, 3.0), (43, 10, 0.4, 0.03, 5.0)):
+        write(f"cells/ga_s{seed}", {
+            "cell_id": f"ga_s{seed}", "kind": "cell", "method": "ga", "method_label": "ga", "seed": seed,
+            "config": {}, "metrics": {"forget_quality": fq_kept, "model_utility": 0.47},
+            "cost": {"wall_time_s": 10.0, "periodic_eval_wall_time_s": t},
+            "curve": [{"step": s, "metrics": {"forget_quality": 0.1 * s / 5, "model_utility": 0.5 - 0.01 * s}}
+                      for s in (5, 10, 15, 20, 25)],
+            "kept": {"keep": "best", "rule": "ranking", "step": kept, "last_step": 25},
+            "last": {"step": 25, "metrics": {"forget_quality": fq_last, "model_utility": 0.3}}})
+    paths = write_leaderboard(g)
+    md = paths["markdown"].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert "periodic_eval_wall_time_s" in header and "kept_step" in header
+    row = next(line for line in md.splitlines() if line.startswith("| ga |"))
+    assert "7.5" in row and "4" in row
+    kept = md.split("## Kept checkpoints")[1]
+    assert "| ga | ranking | 7.5 ± 3.5 | 25 ± 0 | 0.3 ± 0.14 | 0.02 ± 0.014 | 0.47 ± 0 | 0.3 ± 0 |" in kept
+    frame = curve_frame(json.loads((g / "cells" / f"ga_s{s}" / "result.json").read_text()) for s in (42, 43))
+    assert len(frame) == 10 and frame["model_utility"].min() == pytest.approx(0.25)
+    assert [title for title, _ in curve_panels([json.loads(p.read_text()) for p in g.rglob("result.json")])] == [
+        "forget_quality (validation) during unlearning", "model_utility (validation) during unlearning"]
+    assert paths["training_curves"].stat().st_size > 0
+
+
+def test_periodic_options_override_the_grids_eval_and_leave_out_gradnorm(tmp_path):
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.runner.periodic_eval import PeriodicEval
+
+    cb = PeriodicEval(bench=get_benchmark("tofu-synth"), encoder=None, split=SPLIT, compare=None,
+                      options={"batch_size": 8, "max_new_tokens": 200},
+                      every={"epochs": 1, "eval": {"max_new_tokens": 64}}, keep={"keep": "last"}, meta={},
+                      anchor=None, log_path=tmp_path / "evals.jsonl", key="k", best_dir=tmp_path / "best")
+    assert cb.options == {"batch_size": 8, "max_new_tokens": 64, "max_items": None, "gradnorm": False}
