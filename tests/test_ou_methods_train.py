@@ -191,14 +191,15 @@ def test_altpo_is_not_applicable_on_raw_text_the_others_are():
 
 
 def test_a_typo_in_a_new_method_parameter_fails_at_grid_read_time():
-    from unlearnbench.runner.grid import GridError, parse_grid
+    from unlearnbench.errors import UserError
+    from unlearnbench.runner.grid import parse_grid
 
     raw = {"name": "t", "benchmark": "tofu-synth", "models": ["tiny-test"],
            "methods": [{"name": "satimp", "params": {"beta_1": 4.0}}]}
-    with pytest.raises(GridError, match=r"unknown parameter 'beta_1' for method 'satimp' \(did you mean 'beta1'\?\)"):
+    with pytest.raises(UserError, match=r"unknown parameter 'beta_1' for method 'satimp' \(did you mean 'beta1'\?\)"):
         parse_grid(raw)
     raw["methods"] = [{"name": "wagle", "label": "wagle[pdu]", "params": {"inner": "pdu", "retain_loss_ration": 2}}]
-    with pytest.raises(GridError, match="'retain_loss_ration'.*did you mean 'retain_loss_ratio'"):
+    with pytest.raises(UserError, match="'retain_loss_ration'.*did you mean 'retain_loss_ratio'"):
         parse_grid(raw)
     raw["methods"] = [{"name": "wagle", "label": "wagle[pdu]", "params": {"inner": "pdu", "retain_loss_ratio": 2}},
                       {"name": "altpo", "params": {"alternate_file": None, "max_steps": 2}}]
