@@ -79,7 +79,11 @@ def test_sizes_follow_synth_config():
     assert len(data["world_facts"]) == len(data["world_facts_perturbed"]) == 9
     assert all(len(r["perturbed_answer"]) == 4 for r in data["forget10_perturbed"])
     assert all(len(r["perturbed_answer"]) == 3 for r in data["world_facts_perturbed"])
-    assert set(data) - {"_pretrain"} == set(CONFIG_NAMES)
+    assert {k for k in data if not k.startswith("_")} == set(CONFIG_NAMES)
+    # AltPO's alternates (written under extras/): N_ALTERNATES per forget question
+    for pct in FORGET_PERCENTS:
+        alt = data[f"_{tofu_synth.alternate_name(f'forget{pct:02d}')}"]
+        assert len(alt) == cfg.authors_in(pct) * q * tofu_synth.N_ALTERNATES
 
 
 # --------------------------------------------------------------------------- written dataset

@@ -195,6 +195,12 @@ methods = Registry("methods", {
     "llmu": "unlearnbench.methods.llmu:LLMU",
     "flat": "unlearnbench.methods.flat:FLAT",
     "wagle": "unlearnbench.methods.wagle:WAGLE",
+    "undial": "unlearnbench.methods.undial:UNDIAL",
+    "satimp": "unlearnbench.methods.satimp:SatImp",
+    "wga": "unlearnbench.methods.wga:WGA",
+    "ceu": "unlearnbench.methods.ceu:CEU",
+    "pdu": "unlearnbench.methods.pdu:PDU",
+    "altpo": "unlearnbench.methods.altpo:AltPO",
 })
 benchmarks = Registry(
     "benchmarks",

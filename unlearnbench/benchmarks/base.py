@@ -165,6 +165,18 @@ class Benchmark:
         from: the retain rows' answers, unless a benchmark has a pool of its own."""
         return [r["answer"] for r in self.retain_rows(split)]
 
+    def alternate_answers(self, split: str, file: str | None = None) -> list[list[str]]:
+        """Per forget row, its alternate (plausible, wrong) answers for AltPO, read from
+        ``file`` in open-unlearning's format (``data.alternates``); a benchmark whose data
+        carries alternates of its own reads them when no file is given."""
+        from unlearnbench.data.alternates import align, read_alternates
+
+        if file is None:
+            raise BenchmarkError(f"benchmark {self.name!r} has no alternate answers for {split!r}; AltPO needs a "
+                                 "file of them: --set alternate_file=PATH (JSON lines {question, answer, "
+                                 "alternate}, as open-unlearning's community/methods/AltPO/generate.py writes)")
+        return align(self.forget_rows(split), read_alternates(file), str(file))
+
     def evaluate(self, model, encoder, split: str, *, reference=None, models=None,
                  **options) -> tuple[dict, list[dict]]:
         """``(summary, per-item records)`` of ``model``; ``reference`` is the ``compare_to``

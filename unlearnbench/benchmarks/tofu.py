@@ -8,6 +8,7 @@ retain model of another seed (the noise ceiling of forget quality).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe, stand_in_key
 from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config, synth_dir
@@ -50,7 +51,8 @@ class TofuBenchmark(Benchmark):
     # open-unlearning's token conventions (no EOS in Min-K, Min-K++, GradNorm, EM, ES; zlib
     # of the decoded label): numbers to read against its published logs (docs/metrics.md §2).
     parity_modes = ("open-unlearning",)
-    data_options = {"k_random": 5, "template": "refusal"}
+    # alternate_file: AltPO's alternate answers (open-unlearning's format); the stand-in has its own.
+    data_options = {"k_random": 5, "template": "refusal", "alternate_file": None}
     published = ()  # in benchmarks/tofu.yaml, per split and model
     evaluates_parts = True
 
@@ -138,6 +140,26 @@ class TofuSynthBenchmark(TofuBenchmark):
 
     def default_path(self) -> str:
         return str(synth_dir(self.synth))
+
+    def alternate_answers(self, split: str, file: str | None = None) -> list[list[str]]:
+        """The stand-in's own alternates (``extras/<split>_alternate.json``) unless a file is given.
+        A directory generated before AltPO existed lacks the file: it is written there from
+        the generator (a separate random stream; no other file changes)."""
+        if file is None:
+            from unlearnbench.data import tofu_synth
+
+            name = tofu_synth.alternate_name(self.check_split(split))
+            file = Path(self.path) / "extras" / f"{name}.json"
+            if not file.exists() and self.path == self.default_path():
+                import os
+                import tempfile
+
+                rows = tofu_synth.generate(self.synth)[f"_{name}"]
+                fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{name}-")
+                with os.fdopen(fd, "w") as f:
+                    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+                os.replace(tmp, file)
+        return super().alternate_answers(split, str(file))
 
     def _tokenizer_texts(self) -> list[str]:
         from pathlib import Path

@@ -5,8 +5,8 @@
   length; every token is scored (docs/metrics.md: raw-text unlearning).
 
 Extra answers a method declares (``needs``: refusals, FLAT's template answers, LLMU's
-random normal answers) are drawn **afresh for every batch** from a generator seeded by the
-run's seed and the rank (docs/methods.md), inside the collator, so an epoch never replays the
+random normal answers, AltPO's alternate answers) are drawn **afresh for every batch** from a
+generator seeded by the run's seed and the rank (docs/methods.md), inside the collator, so an epoch never replays the
 same refusal for the same question and two runs with one seed draw the same ones.
 """
 
@@ -22,7 +22,7 @@ from unlearnbench.data.collate import IGNORE, Encoder, pad_right
 from unlearnbench.data.refusals import REFUSALS
 
 # need -> batch key of the extra answers it adds
-EXTRAS = {"idk": "idk", "template": "template", "random_normal": "random"}
+EXTRAS = {"idk": "idk", "template": "template", "random_normal": "random", "alternate": "alternate"}
 KNOWN_NEEDS = ("retain",) + tuple(EXTRAS)
 
 
@@ -53,7 +53,7 @@ class QACollator:
     """
 
     def __init__(self, encoder: Encoder, needs=(), *, normal_answers=(), k_random: int = 5,
-                 template: str = "refusal", seed: int = 0):
+                 template: str = "refusal", seed: int = 0, alternates=None):
         check_needs(needs)
         if template not in ("refusal", "normal"):
             raise ValueError(f"FLAT template must be 'refusal' or 'normal', got {template!r}")
@@ -62,9 +62,14 @@ class QACollator:
         if ("random_normal" in self.needs or template == "normal") and len(self.normal) < self.k_random:
             raise ValueError(f"random normal answers need at least k_random={self.k_random} normal "
                              f"answers, got {len(self.normal)}")
+        if "alternate" in self.needs and alternates is None:
+            raise ValueError("the 'alternate' need takes the forget rows' alternate answers (alternates=...)")
+        self.alternates = alternates  # per forget row, its alternate answers (AltPO)
         self.rng = random.Random(seed)
 
-    def _draw(self, need: str):
+    def _draw(self, need: str, row: dict):
+        if need == "alternate":  # an index: a cached reference looks the log-prob up by it
+            return self.rng.randrange(len(self.alternates[row["index"]]))
         if need == "idk":
             return self.rng.choice(REFUSALS)
         if need == "template":
@@ -78,7 +83,10 @@ class QACollator:
         for need in self.needs:
             pairs, rows_of, choices = [], [], []
             for r in rows:
-                drawn = self._draw(need)
+                drawn = self._draw(need, r)
+                if need == "alternate":
+                    choices.append(drawn)
+                    drawn = self.alternates[r["index"]][drawn]
                 answers = drawn if isinstance(drawn, list) else [drawn]
                 pairs += enc.encode_many([(r["question"], a) for a in answers])
                 rows_of += [r["index"]] * len(answers)
@@ -86,8 +94,8 @@ class QACollator:
                     choices.append(REFUSALS.index(drawn))
             sub = pad_right(pairs, enc.pad_id)
             sub["index"] = torch.tensor(rows_of)
-            if choices:
-                sub["choice"] = torch.tensor(choices)
+            if choices:  # "choice": a refusal's index; "alt_choice": an alternate's, per row
+                sub["choice" if need == "idk" else "alt_choice"] = torch.tensor(choices)
             batch[EXTRAS[need]] = sub
         return batch
 
@@ -132,13 +140,14 @@ class UnlearnDataModule(L.LightningDataModule):
 
     def __init__(self, benchmark, split: str, encoder: Encoder | None = None, *, batch_size: int = 8,
                  seed: int = 42, needs=(), k_random: int = 5, template: str = "refusal",
-                 chunk_len: int | None = None, num_workers: int = 0):
+                 chunk_len: int | None = None, num_workers: int = 0, alternate_file: str | None = None):
         super().__init__()
         check_needs(needs)
         self.benchmark, self.split, self.encoder = benchmark, split, encoder
         self.batch_size, self.seed, self.needs = batch_size, seed, tuple(needs)
         self.k_random, self.template, self.chunk_len = k_random, template, chunk_len
-        self.num_workers = num_workers
+        self.num_workers, self.alternate_file = num_workers, alternate_file
+        self.alternates = None
         self.shape = benchmark.shape
         extras = [n for n in self.needs if n in EXTRAS]
         if extras and self.shape != "qa":
@@ -164,6 +173,8 @@ class UnlearnDataModule(L.LightningDataModule):
         self.forget_set = self._rows(self.benchmark.forget_rows(self.split))
         self.retain_set = self._rows(self.benchmark.retain_rows(self.split))
         self.normal = self.benchmark.normal_answers(self.split) if self.shape == "qa" else []
+        if "alternate" in self.needs:
+            self.alternates = self.benchmark.alternate_answers(self.split, self.alternate_file)
         if len(self.forget_set) == 0:
             raise ValueError(f"benchmark {self.benchmark.name!r} split {self.split!r}: no forget data")
 
@@ -177,7 +188,7 @@ class UnlearnDataModule(L.LightningDataModule):
             return TextCollator(self.encoder)
         return QACollator(self.encoder, self.needs if extras else (), normal_answers=getattr(self, "normal", []),
                           k_random=self.k_random, template=self.template,
-                          seed=self.seed if seed is None else seed)
+                          seed=self.seed if seed is None else seed, alternates=self.alternates)
 
     def train_dataloader(self) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)

@@ -204,8 +204,13 @@ def _person(rng: random.Random, vocab: _Vocab, name: str) -> dict[str, str]:
 
 
 def _qa_items(rng: random.Random, person: dict[str, str], n_questions: int, n_perturbed: int,
-              vocab: _Vocab) -> list[dict]:
-    """n_questions QA items; attributes cycle, so some are asked twice in other words."""
+              vocab: _Vocab, alt_rng: random.Random | None = None,
+              alternates: list | None = None) -> list[dict]:
+    """n_questions QA items; attributes cycle, so some are asked twice in other words.
+
+    With ``alt_rng``, each item's alternate answers (AltPO) are appended to ``alternates``:
+    drawn from ``alt_rng`` only, so ``rng``'s stream and every item stay as without them.
+    """
     attrs = list(ATTRIBUTES)
     rng.shuffle(attrs)
     order = (attrs * (n_questions // len(attrs) + 1))[:n_questions]
@@ -222,6 +227,12 @@ def _qa_items(rng: random.Random, person: dict[str, str], n_questions: int, n_pe
         name, value = person["name"], person[attr]
         wrong_pool = [v for v in dict.fromkeys(vocab.values(attr, rng)) if v != value]
         wrong = rng.sample(wrong_pool, n_perturbed)
+        if alt_rng is not None:
+            # Plausible and wrong: the answer's own wording with another value, never one of the
+            # perturbed answers the truth ratio is scored on (training on those would game it).
+            pool = [v for v in wrong_pool if v not in wrong]
+            alternates.append([tpl["a"][i].format(name=name, v=w)
+                               for w in alt_rng.sample(pool, min(N_ALTERNATES, len(pool)))])
         items.append({
             "question": tpl["q"][i].format(name=name),
             "answer": tpl["a"][i].format(name=name, v=value),
@@ -301,8 +312,17 @@ def _pretrain_corpus(rng: random.Random, facts: list[dict], cfg: SynthConfig) ->
     return docs
 
 
+N_ALTERNATES = 5  # alternate answers per forget question (open-unlearning's AltPO: 5 repeats)
+
+
+def alternate_name(split: str) -> str:
+    """The stand-in's alternate-answer file of ``split``, under ``extras/`` (not a TOFU config)."""
+    return f"{split}_alternate"
+
+
 def generate(cfg: SynthConfig = SynthConfig()) -> dict[str, list[dict]]:
-    """All configs of the stand-in as ``{config: rows}``, plus ``_pretrain`` (base text)."""
+    """All configs of the stand-in as ``{config: rows}``, plus ``_pretrain`` (base text) and
+    ``_forgetXX_alternate`` (AltPO's alternate answers); ``_`` names are written under extras/."""
     rng = random.Random(cfg.seed)
     vocab = _Vocab(rng)
     names: set[str] = set()
@@ -311,10 +331,15 @@ def generate(cfg: SynthConfig = SynthConfig()) -> dict[str, list[dict]]:
     vocab._influences = [vocab.name(rng, names) for _ in range(30)]
     real, world = _known_facts(rng, cfg, vocab, names)
 
-    per_author = []
+    per_author, alternates = [], []
+    # A generator of its own for the alternate answers: the main stream (and so every record
+    # the stand-in had before AltPO, and the data key) is unchanged.
+    alt_rng = random.Random(f"alternates-{cfg.seed}")
     for name in people:
         person = _person(rng, vocab, name)
-        per_author.append(_qa_items(rng, person, cfg.questions_per_author, cfg.n_perturbed, vocab))
+        alternates.append([])
+        per_author.append(_qa_items(rng, person, cfg.questions_per_author, cfg.n_perturbed, vocab,
+                                    alt_rng, alternates[-1]))
     train_authors, hold_authors = per_author[: cfg.n_authors], per_author[cfg.n_authors:]
 
     qa = lambda rows: [{"question": r["question"], "answer": r["answer"]} for r in rows]  # noqa: E731
@@ -326,6 +351,11 @@ def generate(cfg: SynthConfig = SynthConfig()) -> dict[str, list[dict]]:
         out[f"forget{pct:02d}_perturbed"] = flat(train_authors[-k:])
         out[f"retain{100 - pct}"] = qa(flat(train_authors[:-k]))
         out[f"holdout{pct:02d}"] = qa(flat(hold_authors[:k]))
+        # open-unlearning's alternate-answer format (community/methods/AltPO/generate.py):
+        # one JSON line {question, answer, alternate} per alternate, written under extras/.
+        out[f"_{alternate_name(f'forget{pct:02d}')}"] = [
+            {"question": r["question"], "answer": r["answer"], "alternate": a}
+            for r, alts in zip(flat(train_authors[-k:]), flat(alternates[: cfg.n_authors][-k:])) for a in alts]
     # TOFU: the first 20 of 200 authors, inside every retain split.
     n_rp = max(1, cfg.n_authors // 10)
     assert n_rp <= cfg.n_authors - cfg.authors_in(max(FORGET_PERCENTS)), "too few authors"
@@ -370,7 +400,7 @@ def write(cfg: SynthConfig, directory: str | Path) -> Path:
         data = generate(cfg)
         (tmp / "extras").mkdir()
         for name, rows in data.items():
-            path = tmp / ("extras/pretrain.json" if name == "_pretrain" else f"{name}.json")
+            path = tmp / (f"extras/{name[1:]}.json" if name.startswith("_") else f"{name}.json")
             with open(path, "w") as f:
                 for row in rows:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")

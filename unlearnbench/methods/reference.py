@@ -31,6 +31,7 @@ def _summed_nll(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, ba
 
 def reference_table(ref_model, dm, needs, batch_size: int, device) -> tuple[dict[str, torch.Tensor], int]:
     """``{"answer": S_ref [rows]}`` and, with the ``idk`` need, ``{"idk": S_ref [rows, refusals]}``
+    (with ``alternate``, ``{"alternate": S_ref [rows, alternates]}``)
     for every forget row of the data module ``dm``, and the tokens scored (every rank computes
     all of it: under FSDP the reference's forward passes are collective)."""
     enc, rows = dm.encoder, dm.forget_set.rows
@@ -49,13 +50,26 @@ def reference_table(ref_model, dm, needs, batch_size: int, device) -> tuple[dict
         pairs = enc.encode_many([(r["question"], a) for r in rows for a in REFUSALS])
         table["idk"] = _summed_nll(ref_model, pairs, enc.pad_id, batch_size, device).view(len(rows), len(REFUSALS))
         tokens += sum(len(ids) for ids, _ in pairs)
+    if "alternate" in needs:  # AltPO: every alternate of every row, NaN where a row has fewer
+        alts = dm.alternates
+        width = max(len(a) for a in alts)
+        pairs = enc.encode_many([(r["question"], a) for r, row_alts in zip(rows, alts) for a in row_alts])
+        flat = _summed_nll(ref_model, pairs, enc.pad_id, batch_size, device)
+        table["alternate"] = torch.full((len(rows), width), float("nan"), device=device)
+        at = 0
+        for i, row_alts in enumerate(alts):
+            table["alternate"][i, : len(row_alts)] = flat[at: at + len(row_alts)]
+            at += len(row_alts)
+        tokens += sum(len(ids) for ids, _ in pairs)
     ref_model.train(was)
     return table, tokens
 
 
 def lookup(table: dict[str, torch.Tensor], sub: dict) -> torch.Tensor:
-    """S_ref of a sub-batch: its rows' forget answers, or the refusals drawn for them."""
+    """S_ref of a sub-batch: its rows' forget answers, or the refusals (alternates) drawn for them."""
     index = sub["index"].to(table["answer"].device)
+    if "alt_choice" in sub:
+        return table["alternate"][index, sub["alt_choice"].to(index.device)]
     if "choice" in sub:
         return table["idk"][index, sub["choice"].to(index.device)]
     return table["answer"][index]

@@ -1,0 +1,89 @@
+"""PDU: primal-dual unlearning, logit flattening on the forget set under a retain-loss constraint."""
+
+from __future__ import annotations
+
+import torch
+
+from unlearnbench.methods import losses, losses_ou
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class PDU(UnlearningMethod):
+    """PDU: minimise γ·mean_t (max_v z_t,v − mean_v z_t,v)² + μ·(ℓ(y_r|x_r) − ε), μ ← max(0, μ + η·(ℓ_r − ε)) (Entesari et al. 2025).
+
+    Constrained unlearning solved primal-dual (:func:`losses_ou.pdu_forget_loss`): the forget
+    term flattens the next-token logits on forget answers; the retain loss must stay under ε
+    (``retain_loss_eps``); the dual variable μ starts at ``lambda_retain`` and, after
+    ``dual_warmup_epochs`` epochs, moves by ``dual_step_size`` times the constraint's slack
+    after every step. Defaults from open-unlearning @d3d7cf9 (``configs/trainer/PDU.yaml``):
+    η = 1, 5 warm-up epochs, γ = λ = 1, lr 1e-5.
+
+    ε is required there (``???``). Here ``retain_loss_eps`` may be given; when it is not,
+    ε = ``retain_loss_ratio`` × the retain NLL of the model before unlearning, measured over
+    the whole retain set at the first training step (the community README's advice: "look at
+    the retain loss of the pretrained model and choose an appropriately larger value"),
+    so one grid setting fits every model and split. The dual variable's update uses the
+    retain loss averaged over ranks, so every rank keeps the same μ.
+    """
+
+    name = "pdu"
+    shapes = ("qa", "text")
+    needs = ("retain",)
+
+    def __init__(self, model_path: str | None = None, *, retain_loss_eps: float | None = None,
+                 retain_loss_ratio: float = 2.0, dual_step_size: float = 1.0, dual_warmup_epochs: int = 5,
+                 shifted: bool = False, **kw):
+        if retain_loss_eps is not None and not retain_loss_eps >= 0:
+            raise ValueError(f"method 'pdu': retain_loss_eps must be >= 0 (or unset), got {retain_loss_eps}")
+        if not retain_loss_ratio > 0:
+            raise ValueError(f"method 'pdu': retain_loss_ratio must be > 0, got {retain_loss_ratio}")
+        if not dual_step_size >= 0:
+            raise ValueError(f"method 'pdu': dual_step_size must be >= 0, got {dual_step_size}")
+        if isinstance(dual_warmup_epochs, bool) or not isinstance(dual_warmup_epochs, int) or dual_warmup_epochs < 0:
+            raise ValueError(f"method 'pdu': dual_warmup_epochs must be an integer >= 0, got {dual_warmup_epochs!r}")
+        super().__init__(model_path, **kw)
+        self.retain_loss_eps = None if retain_loss_eps is None else float(retain_loss_eps)
+        self.retain_loss_ratio, self.dual_step_size = float(retain_loss_ratio), float(dual_step_size)
+        self.dual_warmup_epochs, self.shifted = dual_warmup_epochs, bool(shifted)
+        self.dual = float(self.lambda_retain)  # μ, open-unlearning's ``preferences[1]``
+
+    @torch.no_grad()
+    def measure_retain_loss(self) -> float:
+        """Token-mean retain NLL of the current model over the whole retain set (every rank
+        reads all of it: under FSDP the forward passes are collective)."""
+        was = self.model.training
+        self.model.eval()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        for b in self.trainer.datamodule.plain_loader("retain"):
+            b = {k: b[k].to(self.device) for k in ("input_ids", "attention_mask", "labels")}
+            s, n = losses.sequence_nll(self.forward_logits(self.model, b), b["labels"])
+            total += s.sum().double()
+            count += int(n.sum())
+            self.tokens_seen += int(b["attention_mask"].sum())
+        self.model.train(was)
+        return float(total) / max(count, 1)
+
+    def _mean_over_ranks(self, value: torch.Tensor) -> float:
+        dist = torch.distributed
+        value = value.detach().float().clone()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(value)
+            value /= dist.get_world_size()
+        return float(value)
+
+    def loss(self, batch):
+        if self.retain_loss_eps is None:  # measured at the first step (also when WAGLE wraps PDU)
+            self.retain_loss_eps = self.retain_loss_ratio * self.measure_retain_loss()
+        f = self.sub(batch)
+        forget = losses_ou.pdu_forget_loss(self.forward_logits(self.model, f), f["labels"], self.shifted)
+        retain = self.retain_nll()
+        slack = retain - self.retain_loss_eps
+        dual = self.dual  # the step's loss uses μ before this step's update, as open-unlearning
+        total = self.gamma_forget * forget + dual * slack
+        # open-unlearning enables the update at the end of epoch `dual_warmup_epochs` (HF's
+        # state.epoch counts finished epochs), so it starts in 0-based epoch dual_warmup_epochs.
+        if self.current_epoch >= self.dual_warmup_epochs:
+            self.dual = max(0.0, dual + self.dual_step_size * self._mean_over_ranks(slack))
+        return {"loss": total, "forget": forget, "retain": retain,
+                "dual": torch.tensor(dual), "eps": torch.tensor(self.retain_loss_eps)}

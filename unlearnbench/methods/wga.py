@@ -1,0 +1,32 @@
+"""WGA: weighted gradient ascent, each forget token weighted by its probability to the β."""
+
+from __future__ import annotations
+
+from unlearnbench.methods import losses_ou
+from unlearnbench.methods.base import UnlearningMethod
+
+
+class WGA(UnlearningMethod):
+    """WGA: minimise γ·(−mean_t p_θ(y_t)^β·ℓ_t(y_f|x_f)) + λ·ℓ(y_r|x_r) (Wang et al. 2025, ICLR).
+
+    Weighted gradient ascent (:func:`losses_ou.wga_loss`): the weight ``p^β`` is detached.
+    Defaults from open-unlearning @d3d7cf9 (``configs/trainer/WGA.yaml``): β = 1, γ = 1,
+    λ = 1, lr 1e-5, 5 epochs. No reference model (open-unlearning builds one and never uses it).
+    """
+
+    name = "wga"
+    shapes = ("qa", "text")
+    needs = ("retain",)
+
+    def __init__(self, model_path: str | None = None, *, beta: float = 1.0, **kw):
+        if not beta >= 0:
+            raise ValueError(f"method 'wga': beta must be >= 0, got {beta}")
+        super().__init__(model_path, **kw)
+        self.beta = float(beta)
+
+    def loss(self, batch):
+        f = self.sub(batch)
+        forget = losses_ou.wga_loss(self.forward_logits(self.model, f), f["labels"], self.beta)
+        retain = self.retain_nll()
+        total = self.gamma_forget * forget + self.lambda_retain * retain
+        return {"loss": total, "forget": forget, "retain": retain}
