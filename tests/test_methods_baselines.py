@@ -380,7 +380,7 @@ def test_cached_reference_is_dropped_before_training(family):
               enable_progress_bar=False, enable_model_summary=False).fit(method, datamodule=dm)
     assert method.ref_model is None and "ref_model" not in dict(method.named_children())
     assert method._ref_table["idk"].shape == (80, 52)  # every forget row x every refusal
-    with pytest.raises(ValueError, match="reference must be one of"):
+    with pytest.raises(ValueError, match="'reference' of method 'npo' must be one of cached, resident"):
         build_method("npo", family["target"], 0, {"reference": "nope"})
     # Methods whose reference term is a KL keep the model: the option does not apply to them.
     assert build_method("ga_kl", family["target"], 0, {"reference": "cached"}).reference_mode == "resident"

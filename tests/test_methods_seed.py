@@ -134,7 +134,7 @@ def test_llmu_mismatch_lowers_random_answer_nll(tiny_family, tmp_path, monkeypat
     def recording(self, rows):
         if "random_normal" in self.needs:
             state = self.rng.getstate()
-            answers = [self._draw("random_normal") for _ in rows]  # the same draws, in order
+            answers = [self._draw("random_normal", r) for r in rows]  # the same draws, in order
             self.rng.setstate(state)
             drawn.extend((r["question"], a) for r, ans in zip(rows, answers) for a in ans)
         return original(self, rows)

@@ -254,4 +254,5 @@ def test_periodic_options_override_the_grids_eval_and_leave_out_gradnorm(tmp_pat
                       options={"batch_size": 8, "max_new_tokens": 200},
                       every={"epochs": 1, "eval": {"max_new_tokens": 64}}, keep={"keep": "last"}, meta={},
                       anchor=None, log_path=tmp_path / "evals.jsonl", key="k", best_dir=tmp_path / "best")
-    assert cb.options == {"batch_size": 8, "max_new_tokens": 64, "max_items": None, "gradnorm": False}
+    assert cb.options == {"batch_size": 8, "max_new_tokens": 64, "max_items": None, "gradnorm": False,
+                          "parity": False}

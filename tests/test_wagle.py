@@ -210,9 +210,9 @@ def test_baseline_masks(tiny_family, small_dm):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"mask": "foo"}, "unknown mask 'foo'.*" + ", ".join(MASKS)),
-    ({"ratio": 0}, r"ratio .* \(0, 1\]"),
-    ({"ratio": 1.5}, r"ratio .* \(0, 1\]"),
+    ({"mask": "foo"}, "'mask' of method 'wagle' must be one of " + ", ".join(MASKS) + "; got 'foo'"),
+    ({"ratio": 0}, r"'ratio' of method 'wagle' must be \(0, 1\], got 0"),
+    ({"ratio": 1.5}, r"'ratio' of method 'wagle' must be \(0, 1\], got 1.5"),
     ({"gamma": 0}, "gamma"),
     ({"inner": "wagle"}, "cannot wrap itself"),
     ({"inner_params": {"lambda_retain": 0.5}, "lambda_retain": 1.0}, "both directly and in inner_params"),

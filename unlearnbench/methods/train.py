@@ -21,9 +21,10 @@ def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
 
 
 def build_method(name: str, model_path: str, seed: int, params: dict):
-    from unlearnbench.methods.params import check_params
+    from unlearnbench.methods.params import HARNESS_SET, check_params
 
-    check_params(name, params)
+    # What the harness itself sets (dtype for bf16-true, ...) is not a user's hyper-parameter.
+    check_params(name, {k: v for k, v in params.items() if k not in HARNESS_SET})
     cls = methods.get(name)
     try:
         return cls(model_path=model_path, seed=seed, **params)
