@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from unlearnbench.data.hub_layout import publish_dir
 
 # Stand-in protocol sizes, chosen so that the tiny family (4 layers, d=128, context 128)
 # is built in about 2 CPU minutes and one evaluation takes a few seconds: a passage is
@@ -303,12 +303,7 @@ def write(cfg: CopyrightSynthConfig, directory: str | Path) -> Path:
                    f"Generator config: `{json.dumps(asdict(cfg), sort_keys=True)}`", ""]
         (tmp / "README.md").write_text("\n".join(header), encoding="utf-8")
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), sort_keys=True) + "\n")
-        try:
-            os.replace(tmp, directory)
-        except OSError:
-            if not (directory / "README.md").exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another process generated it first
+        publish_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
