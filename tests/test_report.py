@@ -430,3 +430,57 @@ def test_muse_published_rows_are_keyed_to_forget_and_llama2_with_their_source():
     assert rows_for(news, "muse-news", [("scal-1", "llama2-7b"), ("forget", "tiny")]) == []
     books = parse(MuseBooksBenchmark.published)
     assert books[0]["values"]["privleak"] == -57.26 and rows_for(books, "muse-news", [("forget", "llama2-7b")]) == []
+
+
+def test_copyright_gap_columns_are_distances_to_the_base_reference_of_the_same_block(tmp_path):
+    """FLAT's forget quality gap (``Column.gap_to``): |x − x_base| of BLEU and ROUGE-L recall,
+    computed by the report from the base reference of the cell's own (split, model) block."""
+    from unlearnbench.benchmarks.copyright import CopyrightBenchmark
+    from unlearnbench.runner.cell import benchmark_meta
+
+    bench = CopyrightBenchmark()
+    meta = benchmark_meta(bench)
+    # (kind, method, model, seed) -> (bleu, rougeL_recall); a second model's base must not leak in.
+    jobs = {("ref", "target", "opt-2.7b", 42): (40.0, 0.80), ("ref", "base", "opt-2.7b", 42): (5.0, 0.25),
+            ("cell", "ga", "opt-2.7b", 42): (0.5, 0.05), ("cell", "ga", "opt-2.7b", 43): (8.0, 0.45),
+            ("ref", "base", "llama2-7b", 42): (2.0, 0.10), ("cell", "ga", "llama2-7b", 42): (3.0, 0.40)}
+    g = tmp_path / "g"
+    for (kind, method, model, seed), (bleu, rouge) in jobs.items():
+        name = f"{method}__{model}__s{seed}"
+        _write(g / f"{kind}s" / name, {
+            "cell_id": name, "kind": kind, "status": "ok", "error": None, "method": method,
+            "method_label": method, "benchmark": "copyright", "split": "train", "model": model, "seed": seed,
+            "summary": {"bleu": bleu, "rougeL_recall": rouge, "perplexity": 10.0},
+            "metrics": bench.metrics({"bleu": bleu, "rougeL_recall": rouge, "perplexity": 10.0}),
+            "benchmark_meta": meta,
+            "cost": {"wall_time_s": 1.0, "tokens": 10, "steps": 0, "peak_host_mem_mib": 1.0,
+                     "peak_accel_mem_mib": None, "world_size": 1}})
+    # A job's own metrics leave the gap out: it needs the reference's evaluation.
+    assert "bleu_gap" not in bench.metrics({"bleu": 1.0}) and bench.metrics({"bleu": 1.0})["bleu"] == 1.0
+    frame = results_frame(load_results(g)).set_index(["method", "model", "seed"])
+    # By hand: opt-2.7b base has BLEU 5, ROUGE-L 0.25.
+    assert frame.loc[("ga", "opt-2.7b", 42), "bleu_gap"] == pytest.approx(4.5)     # |0.5 − 5|
+    assert frame.loc[("ga", "opt-2.7b", 42), "rougeL_gap"] == pytest.approx(0.20)  # |0.05 − 0.25|
+    assert frame.loc[("ga", "opt-2.7b", 43), "bleu_gap"] == pytest.approx(3.0)     # |8 − 5|
+    assert frame.loc[("target", "opt-2.7b", 42), "rougeL_gap"] == pytest.approx(0.55)
+    assert frame.loc[("base", "opt-2.7b", 42), "bleu_gap"] == 0.0
+    assert frame.loc[("ga", "llama2-7b", 42), "bleu_gap"] == pytest.approx(1.0)    # |3 − 2|, its own base
+    assert frame.loc[("ga", "llama2-7b", 42), "rougeL_gap"] == pytest.approx(0.30)
+    table = leaderboard_table(results_frame(load_results(g))).set_index(["method", "model"])
+    assert table.loc[("ga", "opt-2.7b"), "bleu_gap"] == pytest.approx(3.75)  # mean of 4.5 and 3.0
+    md = render_markdown(leaderboard_table(results_frame(load_results(g))))
+    assert "bleu_gap ↓" in md and "rougeL_gap ↓" in md
+    # Without the base reference in the block there is no gap (NaN), never a gap to something else.
+    (g / "refs" / "base__opt-2.7b__s42" / "result.json").unlink()
+    frame = results_frame(load_results(g)).set_index(["method", "model", "seed"])
+    assert math.isnan(frame.loc[("ga", "opt-2.7b", 42), "bleu_gap"])
+    assert frame.loc[("ga", "llama2-7b", 42), "bleu_gap"] == pytest.approx(1.0)
+
+
+def test_every_gap_column_names_a_reference_of_its_benchmark():
+    from unlearnbench.registry import benchmarks
+
+    gaps = [(name, c) for name in benchmarks.names() for c in benchmarks.get(name).columns if c.gap_to]
+    assert {(name, c.name) for name, c in gaps} >= {("copyright", "bleu_gap"), ("copyright-synth", "rougeL_gap")}
+    for name, col in gaps:
+        assert col.gap_to in [r.name for r in benchmarks.get(name).references], (name, col.name)
