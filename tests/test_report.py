@@ -484,3 +484,30 @@ def test_every_gap_column_names_a_reference_of_its_benchmark():
     assert {(name, c.name) for name, c in gaps} >= {("copyright", "bleu_gap"), ("copyright-synth", "rougeL_gap")}
     for name, col in gaps:
         assert col.gap_to in [r.name for r in benchmarks.get(name).references], (name, col.name)
+
+
+def test_llmu_copyright_block_shows_only_its_model_leak_rates_with_their_source(tmp_path):
+    """benchmarks/llmu.yaml: a copyright / opt-2.7b block shows LLMU's OPT-2.7B leak rates only
+    (never OPT-1.3B's or Llama's, nor the harmful or hallucination rows), marked secondary."""
+    from unlearnbench.benchmarks.copyright import CopyrightBenchmark
+    from unlearnbench.runner.cell import benchmark_meta
+    from unlearnbench.runner.grid import load_grid
+
+    grid = load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "llmu.yaml")
+    meta = benchmark_meta(CopyrightBenchmark())
+    for kind, name in (("ref", "target"), ("ref", "base"), ("cell", "ga")):
+        _write(tmp_path / "g" / f"{kind}s" / name, {
+            "cell_id": name, "kind": kind, "status": "ok", "error": None, "method": name, "method_label": name,
+            "benchmark": "copyright", "split": "train", "model": "opt-2.7b", "seed": 42,
+            "summary": {"bleu": 1.0, "rougeL_recall": 0.1, "perplexity": 9.0}, "benchmark_meta": meta,
+            "cost": {"wall_time_s": 1.0, "tokens": 10, "steps": 0, "peak_host_mem_mib": 1.0,
+                     "peak_accel_mem_mib": None, "world_size": 1}})
+    md = render_markdown(leaderboard_table(results_frame(load_results(tmp_path / "g"))), published=grid.published)
+    headers, rows = _md_table(md)
+    assert [r for r in rows if "(published" in r] == ["Original (published [1])", "GA (published [1])"]
+    unlearned, unseen = _col(headers, "leak_rate_unlearned"), _col(headers, "leak_rate_unseen")
+    assert rows["Original (published [1])"][unlearned] == "0.74" and rows["Original (published [1])"][unseen] == "0.7"
+    assert rows["GA (published [1])"][unlearned] == "0"
+    assert "copyright (Harry Potter) leak rate on unlearned / unseen prompts, OPT-2.7B" in md
+    assert md.count("(secondary)") == 1 and "(first-hand)" not in md
+    assert "harmful_rate" not in md and "0.81" not in md and "0.15" not in md
