@@ -511,3 +511,18 @@ def test_llmu_copyright_block_shows_only_its_model_leak_rates_with_their_source(
     assert "copyright (Harry Potter) leak rate on unlearned / unseen prompts, OPT-2.7B" in md
     assert md.count("(secondary)") == 1 and "(first-hand)" not in md
     assert "harmful_rate" not in md and "0.81" not in md and "0.15" not in md
+
+
+def test_llmu_harmful_rows_of_one_model_come_from_two_named_secondary_sources():
+    from unlearnbench.report.published import parse, rows_for
+    from unlearnbench.runner.grid import load_grid
+
+    rows = parse(load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "llmu.yaml").published)
+    opt = rows_for(rows, "harmful", [("train", "opt-1.3b")])
+    assert [r["label"] for r in opt] == ["Original", "GA", "GA+Mismatch", "Finetuning"]
+    assert opt[3]["values"] == {"harmful_rate_forget": 0.345, "harmful_rate_unseen": 0.345}
+    assert len({r["source"] for r in opt}) == 2 and not any(r["first_hand"] for r in opt)
+    assert "Week12.pdf p.121" in opt[3]["source"]
+    assert rows_for(rows, "harmful", [("train", "opt-2.7b")])[-1]["values"]["harmful_rate_unseen"] == 0.16
+    assert rows_for(rows, "copyright", [("train", "opt-1.3b")])[0]["values"] == {
+        "leak_rate_unlearned": 0.15, "leak_rate_unseen": 0.2}
