@@ -88,11 +88,20 @@ def test_every_job_has_a_page_and_every_link_resolves(site):
                 continue
             assert (page.parent / unquote(target.path)).exists(), f"{page.name}: broken link {link}"
     grid = (site / "default" / "index.html").read_text()
-    for png in ("tradeoff.png", "training_curves.png", "robustness.png"):
+    for png in ("tradeoff.png", "training_curves.png"):
         assert f'src="{png}"' in grid and (site / "default" / png).is_file()
     job = (site / "default" / "jobs" / "ga__tofu-synth-forget10__tiny__s42.html").read_text()
-    assert "Not stored" in job and "<polyline" in job and "after relearn" in job
-    assert "git_commit" in job and '"lr": 0.0005' in html.unescape(job)  # provenance and config
+    assert "Not stored" in job and "<polyline" in job
+    assert "git_commit" in job and '"lr": 0.0002' in html.unescape(job)  # provenance and config (default.yaml's tiny lr)
+
+
+def test_a_grid_with_attacks_shows_its_robustness(tmp_path):
+    # results/default is committed without attacks; the WMDP stand-in's run has relearn and quant4.
+    build_site(REPO / "results" / "wmdp-synth", tmp_path)
+    grid = (tmp_path / "wmdp-synth" / "index.html").read_text()
+    assert 'src="robustness.png"' in grid and (tmp_path / "wmdp-synth" / "robustness.png").is_file()
+    job = (tmp_path / "wmdp-synth" / "jobs" / "ga__wmdp-synth-bio__tiny__s42.html").read_text()
+    assert "after relearn" in job
 
 
 def _grid_with_items(root: Path) -> Path:
