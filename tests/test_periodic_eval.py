@@ -256,3 +256,52 @@ def test_periodic_options_override_the_grids_eval_and_leave_out_gradnorm(tmp_pat
                       anchor=None, log_path=tmp_path / "evals.jsonl", key="k", best_dir=tmp_path / "best")
     assert cb.options == {"batch_size": 8, "max_new_tokens": 64, "max_items": None, "gradnorm": False,
                           "parity": False}
+
+
+# --------------------------------------------------------------------------- what makes it cheaper
+def test_part_evaluation_equals_the_whole_evaluations_validation_items(tiny_family):
+    """A part's evaluation generates every task's questions together (batches of 2: here they
+    mix tasks) and tokenises each text once per cell (the encoder's memo); its records and
+    summary equal the validation items' of a whole evaluation on the per-task path."""
+    import dataclasses
+
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.eval.references import compare_reference, encoder_for
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    bench, spec = get_benchmark("tofu-synth"), tiny_family["spec"]
+    options = {**bench.check_eval_options({**EVAL, "batch_size": 2}),
+               "gradnorm": False}
+    compare = compare_reference(bench, spec, SPLIT, options=EVAL)
+    model = load_model(tiny_family["target"], spec)
+    enc = encoder_for(bench, spec, load_tokenizer(tiny_family["target"], spec))
+    _, whole = bench.evaluate(model, enc, SPLIT, reference=compare, **options)
+    memo = dataclasses.replace(enc, memo={})
+    parts = [bench.evaluate(model, memo, SPLIT, reference=compare, part="validation", **options)[1] for _ in range(2)]
+    assert memo.memo  # the second evaluation read its encodings back
+    expected = [r for r in whole if bench.in_part(r, "validation")]
+    assert len({r["task"] for r in expected}) == 5
+    for records in parts:
+        assert [(r["task"], r["index"], r.get("generation")) for r in records] == \
+            [(r["task"], r["index"], r.get("generation")) for r in expected]
+        for a, b in zip(records, expected):
+            for k, v in a.items():
+                if isinstance(v, float):
+                    assert abs(v - b[k]) <= 1e-6, (a["task"], a["index"], k)
+        _assert_close(bench.metrics(bench.summarise_records(records, compare, "validation")),
+                      bench.metrics(bench.summarise_records(whole, compare, "validation")))
+
+
+def test_a_generation_cap_can_only_lower_rouge_recall_and_only_for_unfinished_answers():
+    """Why a periodic ``max_new_tokens`` cap (benchmarks/tofu-synth-curves.yaml) can move the
+    ROUGE-L recall curve only downwards, and only for a generation still running at the cap:
+    recall is LCS(generation, reference) / |reference|, and the LCS of a prefix is at most
+    the LCS of the whole."""
+    from unlearnbench.metrics.tofu import rouge_l_recall
+
+    ref = "the author was born in Paris in 1950"
+    babble = "yes yes yes yes yes the author was born in Paris in 1950"
+    whole, = rouge_l_recall([babble], [ref])
+    cut = [rouge_l_recall([" ".join(babble.split()[:n])], [ref])[0] for n in range(1, len(babble.split()) + 1)]
+    assert whole == 1.0 and cut[4] == 0.0  # the answer after 5 words of babble: a cap of 5 loses it
+    assert all(a <= b for a, b in zip(cut, cut[1:])) and cut[-1] == whole

@@ -30,6 +30,7 @@ for the same key; at a recorded step that was the best so far it writes the chec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -245,6 +246,7 @@ class PeriodicEval(L.Callback):
         self.curve: list[dict] = []
         self.best: int | None = None  # index in curve of the kept checkpoint
         self.wall_time_s = 0.0  # time this process spent in the callback (evaluating, saving)
+        self.cpu_time_s = 0.0  # its CPU time there (both are taken out of the training's)
         self.save_wall_time_s = 0.0
         self.reused = 0  # evaluations read back from an interrupted run
         self._last = -1
@@ -278,7 +280,7 @@ class PeriodicEval(L.Callback):
 
     # ----------------------------------------------------------------------------------
     def _at(self, trainer, pl_module, step: int) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self._last = step
         entry = self.recorded.get(step)
         if entry is not None:
@@ -296,16 +298,18 @@ class PeriodicEval(L.Callback):
         if best is not None:
             self.best = best
         self.wall_time_s += time.perf_counter() - t0
+        self.cpu_time_s += time.process_time() - c0
 
     def _evaluate(self, pl_module, step: int, epoch: int) -> dict:
         model = pl_module.model
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with same_rng(), full_params(model):
             _, records = self.bench.evaluate(model, self.encoder, self.split, reference=self.compare,
                                              part="validation", **self.options)
         summary = self.bench.summarise_records(records, self.compare, "validation")
         return {"key": self.key, "step": step, "epoch": epoch, "metrics": self.bench.metrics(summary),
-                "n_items": len(records), "eval_wall_time_s": time.perf_counter() - t0}
+                "n_items": len(records), "eval_wall_time_s": time.perf_counter() - t0,
+                "eval_cpu_time_s": time.process_time() - c0}
 
     def _append(self, entry: dict) -> None:
         # One line per evaluation, flushed to disk before training goes on: an interrupted
@@ -343,6 +347,7 @@ class PeriodicEval(L.Callback):
         return {"curve": curve, "kept": {**self.keep, "every": self.every, "step": kept,
                                          "last_step": curve[-1]["step"] if curve else None},
                 "periodic_eval_wall_time_s": sum(e["eval_wall_time_s"] for e in curve),
+                "periodic_eval_cpu_time_s": sum(e.get("eval_cpu_time_s", math.nan) for e in curve),
                 "reused_evaluations": self.reused}
 
 
@@ -368,7 +373,8 @@ def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | 
     if every is None:
         return None
     source = start or bench.checkpoint(spec, "target", cell["split"])
-    encoder = encoder_for(bench, spec, load_tokenizer(source, spec))
+    # One tokenisation of each item's texts for the cell, not one per evaluation.
+    encoder = dataclasses.replace(encoder_for(bench, spec, load_tokenizer(source, spec)), memo={})
     anchor = anchor_metrics(bench, spec, cell["split"], compare, cell.get("eval") or {}) \
         if keep.get("rule") == "ranking" else None
     return PeriodicEval(bench=bench, encoder=encoder, split=cell["split"], compare=compare,
