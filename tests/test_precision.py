@@ -62,3 +62,63 @@ def test_bf16_mixed_updates_survive_at_lr_1e_5(tiny_family, monkeypatch):
     moved_pure = _fraction_moved(before, pure.model)
     assert moved_mixed > 0.9, moved_mixed
     assert moved_pure < 0.5 * moved_mixed, (moved_pure, moved_mixed)
+
+
+class _FirstStep:
+    """Lightning callback recording what the harness's own training loop did on its first step:
+    the trainable weights before and after, the AdamW state's dtypes, the gradients' dtypes and
+    the dtype the model computed its logits in (bf16 when autocast is on)."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class Recorder(L.Callback):
+            def on_train_start(self, trainer, module):
+                self.before = {n: p.detach().clone() for n, p in module.model.named_parameters()
+                               if p.requires_grad}
+                self.logits = []
+                module.model.lm_head.register_forward_hook(lambda m, i, o: self.logits.append(o.dtype))
+
+            def on_before_optimizer_step(self, trainer, module, optimizer):
+                self.grads = {n: p.grad.detach().clone() for n, p in module.model.named_parameters()
+                              if p.requires_grad}
+
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                if not hasattr(self, "after"):
+                    self.after = {n: p.detach().clone() for n, p in module.model.named_parameters()
+                                  if p.requires_grad}
+                    self.state = [t.dtype for s in trainer.optimizers[0].state.values() for k, t in s.items()
+                                  if k != "step"]
+
+        return Recorder()
+
+
+def test_bf16_mixed_through_the_harness_keeps_fp32_master_weights_and_adamw_state(tiny_family, tmp_path):
+    """``unlearn`` (the training path every grid cell calls) under ``bf16-mixed`` on CPU: the
+    logits are computed in bf16 (autocast is on), while the trainable weights, their gradients
+    and AdamW's two moments stay float32, so the first step moves each weight by lr (AdamW's
+    first update is lr * g / (|g| + eps) = lr * sign(g) with no decay and no warm-up). bf16
+    weights could not hold that: near 0.02 their spacing is 2**-13 ~ 1.2e-4, twelve times lr."""
+    from unlearnbench.methods.train import unlearn
+
+    lr = 1e-5
+    rec = _FirstStep()
+    unlearn("ga", tiny_family["spec"], benchmark="tofu-synth", split="forget10", out_dir=tmp_path, seed=0,
+            params={"lr": lr, "warmup_epochs": 0, "weight_decay": 0.0, "grad_clip": 0.0},
+            precision="bf16-mixed", max_steps=1, callbacks=[rec])
+    assert torch.bfloat16 in rec.logits, rec.logits  # autocast really ran in bf16 on this CPU
+    assert {p.dtype for p in rec.after.values()} == {torch.float32}
+    assert {g.dtype for g in rec.grads.values()} == {torch.float32}
+    assert rec.state and set(rec.state) == {torch.float32}, rec.state
+    delta = torch.cat([(rec.after[n] - rec.before[n]).abs().flatten() for n in rec.before])
+    grad = torch.cat([rec.grads[n].abs().flatten() for n in rec.before])
+    weight = torch.cat([rec.before[n].abs().flatten() for n in rec.before])
+    live = grad > 1e-6  # |g| >> eps=1e-8: the update is lr to within 1 %
+    assert live.float().mean() > 0.5, live.float().mean()
+    # ... plus the fp32 rounding of w + update: one ulp of w (2**-23 * |w|, 1.2e-7 near the
+    # norms' 1.0, i.e. 1.2 % of lr).
+    off = (delta[live] - lr).abs() - 2.0 ** -23 * 2 * weight[live]
+    assert float(off.max()) <= 0.01 * lr, (float(delta[live].min()), float(delta[live].max()))
+    assert abs(float(delta[live].median()) - lr) < 1e-3 * lr, float(delta[live].median())
+    # AdamW's first step never moves a weight by more than lr (|g| / (|g| + eps) < 1).
+    assert float((delta - 2.0 ** -23 * 2 * weight).max()) <= lr
