@@ -39,7 +39,7 @@ assets: install
 # stand-in): prints the target directory for `make bench MODEL=<it>`. REHEARSE=llama2-7b by default.
 REHEARSE ?= llama2-7b
 rehearse: assets
-	$(UB) rehearse $(REHEARSE) $(if $(SPLITS),--splits $(SPLITS))
+	$(UB) rehearse $(REHEARSE) $(if $(SPLITS),--splits $(SPLITS)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -111,7 +111,7 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
         log(f"[rehearse {name}] {ckpt_key}: {time.time() - t0:.1f}s")
     target = dirs[roles["target"]]
     meta = {"template": spec.template, "base": str(out / "base"), "rehearsal_of": name,
-            "tokenizer": assets.ASSETS[real.asset].spec,
+            "tokenizer": assets.ASSETS[real.asset].spec, "recipe": asdict(recipe),
             "checkpoints": {bench.family: {k: str(v) for k, v in dirs.items() if v != target}},
             "data": {bench.name: str(synth.path)}}
     (target / "unlearnbench.json").write_text(json.dumps(meta, indent=1))
