@@ -7,6 +7,8 @@ Lightning's ``bf16-mixed`` precision, and Lightning runs bf16-mixed (autocast) o
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -124,8 +126,8 @@ def _check_first_adamw_step(delta, grad, weight, lr: float) -> None:
     want = lr * grad / (grad + 1e-8)
     off = (delta - want).abs() - 2.0 ** -23 * 2 * weight
     assert float(off.max()) <= 1e-3 * lr, float(off.max())
-    live = grad > 1e-6
-    assert live.float().mean() > 0.5, live.float().mean()
+    live = grad > 1e-6  # (a large vocabulary's unused embedding rows have no gradient)
+    assert int(live.sum()) > 1000, int(live.sum())
     assert abs(float(delta[live].median()) - lr) < 0.01 * lr, float(delta[live].median())
 
 
@@ -133,15 +135,19 @@ def _check_first_adamw_step(delta, grad, weight, lr: float) -> None:
 # model name -> tokenizer asset. Mistral shares Llama's class and Qwen2.5 Qwen3's tokenizer family.
 REAL_FAMILIES = {"llama2-7b": "llama2", "llama3.1-8b": "llama3_1", "qwen2.5-1.5b": "qwen2_5",
                  "qwen3-1.7b": "qwen3", "gemma3-1b": "gemma3", "phi-1.5": "gpt2"}
+# Three architecture classes by default (Llama, Qwen3, Phi; seconds each). The other three
+# (Llama-3.1's rope scaling, Qwen2, Gemma 3's 262k vocabulary: a minute each on a shared 2-core
+# machine) run with UNLEARNBENCH_BF16_ALL_FAMILIES=1.
+_BF16_FAMILIES = (list(REAL_FAMILIES) if os.environ.get("UNLEARNBENCH_BF16_ALL_FAMILIES")
+                  else ["llama2-7b", "qwen3-1.7b", "phi-1.5"])
 
 
-@pytest.mark.parametrize("name", list(REAL_FAMILIES))
+@pytest.mark.parametrize("name", _BF16_FAMILIES)
 def test_bf16_mixed_first_step_on_each_real_architecture(name, tmp_path):
     """The same check as above on each family's real architecture class and real tokenizer,
     as a local model directory a user would pass (``--model DIR``): TOFU's real class on the
     stand-in's files, one AdamW step of 4 rows at lr 1e-5 under ``bf16-mixed``."""
     import json
-    import os
 
     from transformers import AutoModelForCausalLM
 
