@@ -257,11 +257,15 @@ def squared_norms(model: nn.Module, planned, params: list, ids: torch.Tensor, la
     state = _Pass(modules, tied, rows)
     handles = [m.register_forward_hook(state.forward_hook(m, k)) for m, k in modules]
     try:
-        logits = model(input_ids=ids).logits[:, :-1].float()
+        logits = model(input_ids=ids).logits[:, :-1]
         target = labels[:, 1:]
-        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
-                              reduction="none").view(rows, -1).sum(1)
-        loss = (nll / (target != -100).sum(1)).sum()
+        scored = target != -100
+        # Only the scored positions' vocabulary rows (the others carry no loss), in float32
+        # as the per-row loop computes them.
+        nll = F.cross_entropy(logits[scored].float(), target[scored], reduction="none")
+        row = torch.arange(rows, device=ids.device)[:, None].expand_as(target)[scored]
+        per_row = torch.zeros(rows, dtype=nll.dtype, device=nll.device).index_add_(0, row, nll)
+        loss = (per_row / scored.sum(1)).sum()
         if not state.roots:
             raise Unsupported("no embedding output to differentiate from")
         torch.autograd.grad(loss, state.roots)
