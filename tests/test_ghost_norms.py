@@ -17,7 +17,9 @@ TEXTS = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 11, 12, 2]), ([1, 3, 4, 5, 6], [2
          ([1, 0, 30, 3], [0, 31, 2])]
 
 
-def padded(rows, left=False):
+def padded(rows, left=False, drop_eos=False):
+    """A batch of (question, answer) rows; ``drop_eos``: the final answer token unscored
+    (open-unlearning's convention, ``eval.parity``)."""
     T = max(len(q) + len(a) for q, a in rows)
     ids = torch.zeros(len(rows), T, dtype=torch.long)
     am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
@@ -27,10 +29,12 @@ def padded(rows, left=False):
         ids[i, s:s + n] = torch.tensor(q + a)
         am[i, s:s + n] = 1
         labels[i, s + len(q):s + n] = torch.tensor(a)
+        if drop_eos:
+            labels[i, s + n - 1] = -100
     return {"input_ids": ids, "attention_mask": am, "labels": labels}
 
 
-def one_at_a_time(model, texts):
+def one_at_a_time(model, texts, drop_eos=False):
     """Per text: unpadded forward, loss.backward(), each parameter's squared .grad norm."""
     flags = [q.requires_grad for q in model.parameters()]
     for q in model.parameters():
@@ -38,7 +42,7 @@ def one_at_a_time(model, texts):
     out = []
     for q, a in texts:
         model.zero_grad()
-        b = padded([(q, a)])
+        b = padded([(q, a)], drop_eos=drop_eos)
         model(input_ids=b["input_ids"], labels=b["labels"]).loss.backward()
         out.append(torch.stack([p.grad.double().pow(2).sum() for p in model.parameters()]))
     model.zero_grad(set_to_none=True)
@@ -103,6 +107,11 @@ def test_gradnorm_scores_ghost_path_padding_and_chunks(tied):
                                       max_tokens=max_tokens)
             assert got == pytest.approx(want, rel=1e-5, abs=0)
     assert all(q.grad is None for q in model.parameters())
+    # open-unlearning's convention (EOS unscored; texts with a one-token answer left out)
+    texts = [t for t in TEXTS if len(t[1]) > 1]
+    want = one_at_a_time(model, texts, drop_eos=True).sqrt().mean(1).tolist()
+    got = mia.gradnorm_scores(model, [padded(texts, left=True, drop_eos=True)])
+    assert got == pytest.approx(want, rel=1e-5, abs=0)
 
 
 def test_uncovered_modules_fall_back_to_the_per_row_loop():
