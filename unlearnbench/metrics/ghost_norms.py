@@ -170,7 +170,7 @@ class _Pass:
         if getattr(mod, "variance_epsilon", getattr(mod, "eps", None)) is None:
             raise Unsupported(f"{type(mod).__name__} has no eps attribute")
         w, x, output = mod.weight, x[:1], output[:1]
-        tol = dict(rtol=1e-5, atol=1e-6) if output.dtype == torch.float32 else dict(rtol=1e-2, atol=1e-3)
+        tol = {"rtol": 1e-5, "atol": 1e-6} if output.dtype == torch.float32 else {"rtol": 1e-2, "atol": 1e-3}
         for formula in ("llama", "gemma"):
             n = self._rms_normed(mod, x, formula)
             want = w * n if formula == "llama" else (n * (1.0 + w.float())).type_as(x)
@@ -230,14 +230,13 @@ class _Pass:
             self._add(mod.weight, (n * b).sum(1).pow(2).sum(1))
             if mod.bias is not None:
                 self._add(mod.bias, b.sum(1).pow(2).sum(1))
-        return None
 
     def finish(self, params) -> torch.Tensor:
         """``[rows, parameters]`` squared norms, after checking every hook fired exactly once."""
         for module, _ in self.modules:
             if self.calls.get(id(module), 0) != 1 or self.fired.get(id(module), 0) != 1:
                 raise Unsupported(f"{type(module).__name__} did not take part in the loss exactly once")
-        for key, (emb, lin) in self.tied.items():
+        for key in self.tied:
             c = self.cross[key]
             self.sq[key] = self.sq[key] + 2 * (c["g"] * c["M"]).sum((1, 2))
         return torch.stack([self.sq[id(q)] for q in params], dim=1)
@@ -253,7 +252,7 @@ def squared_norms(model: nn.Module, planned, params: list, ids: torch.Tensor, la
     activation would show as a non-finite score, which the caller refuses). Raises
     ``Unsupported`` (see the module doc)."""
     modules, tied = planned
-    rows, T = ids.shape
+    rows = ids.shape[0]
     state = _Pass(modules, tied, rows)
     handles = [m.register_forward_hook(state.forward_hook(m, k)) for m, k in modules]
     try:
