@@ -110,6 +110,12 @@ class WmdpSynthBenchmark(WmdpBenchmark):
 
         return str(synth_root(self.synth))
 
+    def real_layout(self) -> str:
+        """A root the real ``wmdp`` class runs on (``rehearse``): see ``data.wmdp_synth.real_root``."""
+        from unlearnbench.data.wmdp_synth import real_root
+
+        return str(real_root(self.synth))
+
     def recipe(self) -> TinyRecipe:
         from unlearnbench.data.wmdp_synth import TINY_OVERRIDES, tiny_texts
 
