@@ -85,9 +85,10 @@ def _read_history(path: Path) -> list[dict]:
 
 
 def _forget_rows() -> list[dict]:
-    from unlearnbench.data.tofu import load_config, synth_dir
+    from unlearnbench.data.tofu import load_config
+    from unlearnbench.data.tofu_synth import STAND_IN
 
-    return [dict(r) for r in load_config(str(synth_dir()), "forget10")]
+    return [dict(r) for r in load_config(str(STAND_IN.directory()), "forget10")]
 
 
 def _load(path):

@@ -288,12 +288,12 @@ def test_schema_errors_missing_field_empty_and_missing_split(tmp_path):
 
 @pytest.fixture(scope="module")
 def harmful_dir():
-    return hs.synth_dir()
+    return hs.STAND_IN.directory()
 
 
 @pytest.fixture(scope="module")
 def halueval_dir():
-    return hsy.synth_dir()
+    return hsy.STAND_IN.directory()
 
 
 def test_harmful_synth_ground_truth_and_layout(harmful_dir):

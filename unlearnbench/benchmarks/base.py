@@ -13,8 +13,6 @@ Register a new benchmark like a method: ``@benchmarks.register("my-bench")`` on 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -268,7 +266,7 @@ class Benchmark:
 
     def data_key(self) -> str | None:
         """What identifies the data read, the same on every machine: a stand-in's generator
-        config key (or its directory's fingerprint, ``stand_in_key``), a real benchmark's local
+        config key (or its directory's fingerprint, ``standin.stand_in_key``), a real benchmark's local
         directory, ``None`` for the hub. Results record it; a grid re-runs a result recorded
         with another one (``runner.run.cell_state``), e.g. after a stand-in's default changed."""
         recipe = self.recipe()
@@ -361,24 +359,6 @@ def _dig(obj: Any, keys: tuple[str, ...]) -> Any:
             return None
         obj = obj.get(key)
     return obj
-
-
-def data_key(config) -> str:
-    """A short hash of a stand-in's generator config (a dataclass)."""
-    blob = json.dumps(asdict(config), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def stand_in_key(bench, config_key: str) -> str:
-    """The tiny-family key of a stand-in: its generator config's, or — read from a directory
-    other than the one generated for that config — the directory's files' (so another copy
-    never reuses the wrong family)."""
-    if bench.path == bench.default_path():
-        return config_key
-    from unlearnbench.eval.references import _fingerprint
-
-    blob = json.dumps([str(bench.path), _fingerprint(bench.path)], default=str).encode()
-    return "dir-" + hashlib.sha256(blob).hexdigest()[:12]
 
 
 def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:

@@ -11,23 +11,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from unlearnbench.paths import cache_root
+from unlearnbench.paths import cache_root, dir_fingerprint
 from unlearnbench.report.atomic import atomic_write_json
 
 
 def _key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _fingerprint(checkpoint) -> list | None:
-    """(file, size, mtime) of every file of a local checkpoint directory, so that a
-    directory overwritten with another model (``eval --model DIR`` after re-running
-    ``train --out DIR``) is a new cache entry; ``None`` for a hub id."""
-    path = Path(str(checkpoint))
-    if not path.is_dir():
-        return None
-    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-                  for f in path.rglob("*") if f.is_file())
 
 
 def encoder_for(bench, spec, tokenizer):
@@ -66,7 +55,7 @@ def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, opt
     """``evaluate_checkpoint`` memoised on disk (checkpoint files, data, split, options, reference)."""
     from unlearnbench import __version__
 
-    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), **bench.fingerprint(split), version=__version__,
+    key = _key(ckpt=str(checkpoint), files=dir_fingerprint(checkpoint), **bench.fingerprint(split), version=__version__,
                template=bench.template_for(spec), eval=bench.check_eval_options(dict(options or {})),
                reference=reference[0].get("reference_key") if reference else None)
     path = cache_root() / "evals" / f"{key}.json"
