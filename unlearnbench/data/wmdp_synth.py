@@ -311,5 +311,5 @@ def tiny_texts(directory: str | Path, role: str) -> list[str]:
     raise ValueError(f"unknown tiny_texts role {role!r}; choose 'tokenizer' or 'base'")
 
 
-# Version 5: the fifth output change since WMDP's key first carried its version (83c03b2).
+# WMDP's key has carried its generator version since 4e2ec1f; 5 is the version the committed results were made with.
 STAND_IN = Generator("wmdp-synth", version=5, config=WmdpSynthConfig, write=write, prefix="wmdp-")
