@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from unlearnbench import parallel
 from unlearnbench.data import copyright as cp
 from unlearnbench.data import copyright_synth as cs
 from unlearnbench.eval import copyright as ev
@@ -383,7 +384,7 @@ def test_rank_shards_give_the_same_records_as_one_process(tiny_model, monkeypatc
     whole, whole_records = ev.evaluate_copyright(model, tok, items, held, **kw)
     shards = []
     for rank in (0, 1):
-        monkeypatch.setattr(ev, "_rank_world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(parallel, "rank_world", lambda rank=rank: (rank, 2))
         shards += ev.evaluate_copyright(model, tok, items, held, **kw)[1]
     merged = sorted(shards, key=lambda r: (r["task"] != "completion", r["index"]))
     # Batches differ between the runs, so NLL sums may differ in the last float bits.

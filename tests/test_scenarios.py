@@ -365,17 +365,17 @@ def _manual_nll(model, enc, question, answer):
 
 def _two_rank_summary(monkeypatch, run):
     """Run ``run`` as rank 1 then rank 0 of 2, with a gather that merges both shares."""
-    from unlearnbench.eval import scenarios
+    from unlearnbench import parallel
 
     shares: dict = {}
 
     def gather(records):
-        shares[scenarios._rank_world()[0]] = [dict(r) for r in records]
+        shares[parallel.rank_world()[0]] = [dict(r) for r in records]
         return [dict(r) for rank in sorted(shares) for r in shares[rank]]
 
-    monkeypatch.setattr(scenarios, "gather_records", gather)
+    monkeypatch.setattr(parallel, "gather_records", gather)
     for rank in (1, 0):
-        monkeypatch.setattr(scenarios, "_rank_world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(parallel, "rank_world", lambda rank=rank: (rank, 2))
         summary, records = run()
     return summary, records
 

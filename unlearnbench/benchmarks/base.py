@@ -372,12 +372,3 @@ def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
         check_data_path(path)
     return cls(path=path)
 
-
-def rank_world() -> tuple[int, int]:
-    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1

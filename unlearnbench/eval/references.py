@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from unlearnbench.parallel import initialized, is_rank_zero
 from unlearnbench.paths import cache_root, dir_fingerprint
 from unlearnbench.report.atomic import atomic_write_json
 
@@ -65,16 +66,9 @@ def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, opt
     summary, records = evaluate_checkpoint(checkpoint, spec, bench, split, reference=reference,
                                            options=options, device=device)
     summary["reference_key"] = key
-    if _rank() == 0:  # every rank holds the same gathered records; one writer
+    if is_rank_zero():  # every rank holds the same gathered records; one writer
         atomic_write_json(path, {"summary": summary, "records": records})
     return summary, records
-
-
-def _rank() -> int:
-    import torch
-
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _read_on_rank_zero(path: Path) -> dict | None:
@@ -86,7 +80,7 @@ def _read_on_rank_zero(path: Path) -> dict | None:
     import torch
 
     dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()):
+    if not initialized():
         return json.loads(path.read_text()) if path.exists() else None
     blob = [json.loads(path.read_text()) if dist.get_rank() == 0 and path.exists() else None]
     dist.broadcast_object_list(blob, src=0)

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from unlearnbench.models.finetune import linear_warmup_decay
+from unlearnbench.parallel import barrier
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -333,9 +334,7 @@ class UnlearningMethod(L.LightningModule):
             if self.global_rank == 0:
                 self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
                 load_tokenizer(str(self.model_path)).save_pretrained(path)
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+        barrier()
 
 
 def check_parity(cls, params: dict) -> None:

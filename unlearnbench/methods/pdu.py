@@ -6,6 +6,7 @@ import torch
 
 from unlearnbench.methods import losses, losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.parallel import initialized
 
 
 class PDU(UnlearningMethod):
@@ -65,11 +66,10 @@ class PDU(UnlearningMethod):
         return float(total) / max(count, 1)
 
     def _mean_over_ranks(self, value: torch.Tensor) -> float:
-        dist = torch.distributed
         value = value.detach().float().clone()
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(value)
-            value /= dist.get_world_size()
+        if initialized():
+            torch.distributed.all_reduce(value)
+            value /= torch.distributed.get_world_size()
         return float(value)
 
     def loss(self, batch):

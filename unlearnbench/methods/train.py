@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 
 from unlearnbench.metrics.cost import CostTracker
+from unlearnbench.parallel import initialized
 from unlearnbench.registry import methods
 
 
@@ -104,19 +105,17 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
     history = mean_by_step(method.history)  # one row per optimiser step, accumulated or not
-    dist = torch.distributed
-    distributed = trainer.world_size > 1 and dist.is_available() and dist.is_initialized()
-    if distributed:
+    if trainer.world_size > 1 and initialized():
         # Each rank logged the loss of its own share; DDP and FSDP step on the mean of
         # the ranks' gradients, so the history is the mean over ranks, step by step.
         parts: list = [None] * trainer.world_size
-        dist.all_gather_object(parts, history)
+        torch.distributed.all_gather_object(parts, history)
         history = [{k: (row[k] if k == "step" else sum(p[i][k] for p in parts) / len(parts))
                     for k in row} for i, row in enumerate(parts[0])]
         # Cost counts the tokens that all ranks processed, comparable across strategies.
         tokens = torch.tensor(method.tokens_seen, dtype=torch.int64,
                               device=trainer.strategy.root_device)
-        dist.all_reduce(tokens)
+        torch.distributed.all_reduce(tokens)
         cost.tokens = int(tokens)
     if os.environ.get("UNLEARNBENCH_RECORD_RETAIN"):
         # Debugging/tests: the retain rows each rank drew, to check ranks differ.

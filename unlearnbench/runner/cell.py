@@ -15,16 +15,10 @@ import time
 import traceback
 from pathlib import Path
 
+from unlearnbench.parallel import barrier, is_rank_zero
 from unlearnbench.report.atomic import atomic_write_json
 
 TRACEBACK_TAIL = 4000
-
-
-def _is_rank_zero() -> bool:
-    import torch
-
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _context(cell: dict):
@@ -114,7 +108,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
                    num_nodes=cell["num_nodes"],
                    data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
                    logger=cell.get("logger"), log_dir=cell_dir / "logs", callbacks=[periodic] if periodic else None)
-    _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
+    barrier()  # rank 0 saved the model; every rank evaluates its share of the items
     last = None
     if periodic is not None and periodic.best is not None and periodic.kept_step() != info["steps"]:
         # The last model on the test items too, for the leaderboard's best-against-last table.
@@ -134,7 +128,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         cost["keep_save_wall_time_s"] = periodic.save_wall_time_s
         if periodic.best is not None:  # the kept step's test numbers are the cell's; the last step's apart
             during["last"] = last or {"step": info["steps"], "same_as_kept": True}
-    if _is_rank_zero():
+    if is_rank_zero():
         _write_items(cell_dir, records)
         if (work / "history.csv").exists():
             shutil.move(str(work / "history.csv"), str(cell_dir / "history.csv"))
@@ -170,14 +164,6 @@ def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
     return out["params"], placement
 
 
-def _barrier() -> None:
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def _write_items(cell_dir: Path, records: list[dict]) -> None:
     from unlearnbench.report.atomic import atomic_write_text
 
@@ -208,7 +194,7 @@ def execute(cell_file: str | Path) -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
     result["elapsed_s"] = time.time() - start
-    if _is_rank_zero():
+    if is_rank_zero():
         result["provenance"] = provenance()
         atomic_write_json(cell_dir / "result.json", result)
     return 0 if result["status"] == "ok" else 1

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import lightning as L
 
+from unlearnbench.parallel import barrier, initialized, is_rank_zero
+
 KEYS = ("eval_every", "keep")  # grid keys (and method params) this module owns
 UNITS = ("steps", "epochs")
 
@@ -252,12 +254,11 @@ class PeriodicEval(L.Callback):
     def on_train_start(self, trainer, pl_module):
         import torch
 
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
+        if initialized():
             # Every rank skips the same evaluations (each is a collective): rank 0's record wins,
             # also when the ranks do not share a disk.
             box = [self.recorded]
-            dist.broadcast_object_list(box, src=0)
+            torch.distributed.broadcast_object_list(box, src=0)
             self.recorded = box[0]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -330,7 +331,7 @@ class PeriodicEval(L.Callback):
                 os.replace(self.best_dir, old)
             os.replace(tmp, self.best_dir)
             shutil.rmtree(old, ignore_errors=True)
-        _barrier()
+        barrier()
 
     def kept_step(self) -> int | None:
         return None if self.best is None else self.curve[self.best]["step"]
@@ -343,14 +344,6 @@ class PeriodicEval(L.Callback):
                                          "last_step": curve[-1]["step"] if curve else None},
                 "periodic_eval_wall_time_s": sum(e["eval_wall_time_s"] for e in curve),
                 "reused_evaluations": self.reused}
-
-
-def _barrier() -> None:
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 # ----------------------------------------------------------------------------- the cell's side
@@ -379,10 +372,8 @@ def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | 
 def adopt_best(callback: PeriodicEval, work: Path) -> None:
     """Make the kept checkpoint the cell's model (``work/model``: what is evaluated on the test
     items, attacked, or continued by a chain's next step); rank 0 moves it, every rank waits."""
-    from unlearnbench.benchmarks.base import rank_world
-
     best = work / "best"
-    if callback.best is not None and rank_world()[0] == 0 and (best / "config.json").exists():
+    if callback.best is not None and is_rank_zero() and (best / "config.json").exists():
         shutil.rmtree(work / "model", ignore_errors=True)
         os.replace(best, work / "model")
-    _barrier()
+    barrier()

@@ -8,6 +8,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from unlearnbench.parallel import rank_world
+
 LIBRARIES = ("torch", "lightning", "transformers", "datasets", "tokenizers", "torchmetrics",
              "rouge-score", "sacrebleu", "scipy", "pandas", "peft", "lm-eval")
 
@@ -35,8 +37,7 @@ def provenance() -> dict:
             versions[lib] = importlib.metadata.version(lib)
         except importlib.metadata.PackageNotFoundError:
             versions[lib] = None
-    dist = torch.distributed
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    world = rank_world()[1]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
     from unlearnbench.numerics import numeric_environment
 
