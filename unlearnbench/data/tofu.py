@@ -8,7 +8,6 @@ evaluator, references) is ``unlearnbench.benchmarks.tofu``.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from unlearnbench.data.schema import SchemaError
 
