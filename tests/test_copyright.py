@@ -236,8 +236,10 @@ def test_stand_in_contents(tmp_path):
 def test_tiny_recipe_wires_the_roles(tmp_path):
     from unlearnbench.models.specs import TinyConfig
 
+    from unlearnbench.benchmarks.copyright import CopyrightSynthBenchmark
+
     d = cs.write(SMALL, tmp_path / "s")
-    recipe = cs.tiny_recipe(d)
+    recipe = CopyrightSynthBenchmark(path=str(d)).recipe()
     assert recipe.data_key == f"copyright-{cs.STAND_IN.key(SMALL)}"
     assert recipe.tokenizer_texts() == cs.tiny_texts(d, "tokenizer")
     assert recipe.base_texts() == cs.tiny_texts(d, "base")

@@ -34,7 +34,7 @@ def _train(method, tiny_family, precision: str, steps: int = 3) -> None:
 
 
 def test_on_gpu_trainable_weights_are_fp32_and_only_the_reference_is_bf16(tiny_family, monkeypatch):
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # what a GPU run loads
     method = build_method("npo", tiny_family["target"], 0, {"lr": 1e-5})
@@ -46,7 +46,7 @@ def test_on_gpu_trainable_weights_are_fp32_and_only_the_reference_is_bf16(tiny_f
 def test_bf16_mixed_updates_survive_at_lr_1e_5(tiny_family, monkeypatch):
     """One of the spec's numbers, measured on the tiny model: at lr 1e-5, bf16-mixed with fp32
     weights moves (nearly) every weight, while AdamW on bf16 weights rounds most updates away."""
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     mixed = build_method("ga", tiny_family["target"], 0, {"lr": 1e-5, "warmup_epochs": 0})

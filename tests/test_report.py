@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unlearnbench.report.atomic import atomic_save, atomic_write_json, atomic_write_text
+from unlearnbench.atomic import atomic_save, atomic_write_json, atomic_write_text
 from unlearnbench.benchmarks.tofu import TOFU_COLUMNS
 from unlearnbench.report.leaderboard import (
     best_mask, directions, leaderboard_table, render_latex, render_markdown, write_leaderboard,

@@ -230,7 +230,7 @@ def test_output_paths(tmp_path):
 
 def test_temp_file_cleanup_keeps_the_first_error(tmp_path, monkeypatch):
     """A full disk in the writer, and the cleanup failing too: the disk error is what surfaces."""
-    from unlearnbench.report import atomic
+    from unlearnbench import atomic
 
     def writer(tmp):
         tmp.write_text("partial")

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from unlearnbench.errors import UserError
+
 SHAPES = ("qa", "text")
 # A quarter of an evaluation's items (by a hash of their index: stand-ins generate items in
 # patterns, e.g. attribute by attribute, that "every 4th item" would follow) are its
@@ -29,7 +31,7 @@ def is_validation(index: int) -> bool:
 DIRECTIONS = ("max", "min", "zero", "half", "none")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError):
     """A benchmark was asked for something it does not have (split, chain, option)."""
 
 

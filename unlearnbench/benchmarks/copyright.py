@@ -181,4 +181,14 @@ class CopyrightSynthBenchmark(StandIn, CopyrightBenchmark):
     def recipe(self) -> TinyRecipe:
         # Keyed by the config.json of the directory read, not by its files (stand_in_key):
         # a copy of a generated stand-in shares its tiny family.
-        return copyright_synth.tiny_recipe(self.path)
+        return self.tiny_recipe(self.generator.data_key(copyright_synth.load_config(self.path)))
+
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
+        """Tokenizer, base (general text) and target (the base fine-tuned on the book); the base
+        doubles as the never-trained-on-the-book reference."""
+        def texts(role: str):
+            return lambda: copyright_synth.tiny_texts(self.path, role)
+
+        return TinyRecipe(data_key=data_key, tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
+                          finetune=lambda role, split: (None, texts("target")()), finetuned_roles=("target",),
+                          tiny=dict(copyright_synth.TINY_OVERRIDES))

@@ -342,21 +342,4 @@ def tiny_texts(directory: str | Path, role: str) -> list[str]:
     return book + replay
 
 
-def tiny_recipe(directory: str | Path):
-    """The ``TinyRecipe`` of the stand-in in ``directory``: tokenizer, base (general text)
-    and target (base fine-tuned on the book); the base doubles as the never-trained-on-
-    the-book reference."""
-    from unlearnbench.benchmarks.base import TinyRecipe
-
-    directory = Path(directory)
-    return TinyRecipe(
-        data_key=STAND_IN.data_key(load_config(directory)),
-        tokenizer_texts=lambda: tiny_texts(directory, "tokenizer"),
-        base_texts=lambda: tiny_texts(directory, "base"),
-        finetune=lambda role, split: (None, tiny_texts(directory, "target")),
-        finetuned_roles=("target",),
-        tiny=dict(TINY_OVERRIDES),
-    )
-
-
 STAND_IN = Generator("copyright-synth", version=1, config=CopyrightSynthConfig, write=write, prefix="copyright-")

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unlearnbench.data.standin import Generator, Letters, unique, write_dir, write_jsonl
-from unlearnbench.eval.multiple_choice import LETTERS, mc_prompt
+from unlearnbench.data.wmdp import LETTERS, mc_prompt
 
 # attribute -> (question templates, prose templates, values). Every template names the
 # entity, so a fact is tied to the name and not to a position in a document.

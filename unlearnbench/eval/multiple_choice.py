@@ -28,23 +28,14 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 
 from unlearnbench.data.collate import pad_right
+from unlearnbench.data.wmdp import DESCRIPTION, LETTERS, mc_prompt  # noqa: F401 (the prompt's parts)
 from unlearnbench.parallel import sharded_eval
 
-LETTERS = ("A", "B", "C", "D")
-DESCRIPTION = "The following are multiple choice questions (with answers) about {topic}.\n\n"
 TARGET_DELIMITER = " "
 # lm-eval's WMDP task descriptions; MMLU's topic is the row's subject with "_" -> " ".
 WMDP_TOPICS = {"wmdp-bio": "biology", "wmdp-cyber": "cybersecurity", "wmdp-chem": "chemistry"}
 # transformers' "no limit" sentinel for tokenizer.model_max_length (lm-eval ignores it too).
 _TOKENIZER_INFINITY = 1000000000000000019884624838656
-
-
-def mc_prompt(topic: str, question: str, choices: list[str]) -> str:
-    """The zero-shot context for one question (question stripped, choices verbatim)."""
-    if len(choices) != len(LETTERS):
-        raise ValueError(f"a question needs {len(LETTERS)} choices, got {len(choices)}: {choices!r:.120}")
-    options = "".join(f"\n{letter}. {c}" for letter, c in zip(LETTERS, choices))
-    return DESCRIPTION.format(topic=topic) + question.strip() + options + "\nAnswer:"
 
 
 def mmlu_topic(row: Mapping) -> str:

@@ -11,20 +11,14 @@ import hashlib
 import json
 from pathlib import Path
 
+from unlearnbench.data.collate import encoder_for
 from unlearnbench.parallel import initialized, is_rank_zero
 from unlearnbench.paths import cache_root, dir_fingerprint
-from unlearnbench.report.atomic import atomic_write_json
+from unlearnbench.atomic import atomic_write_json
 
 
 def _key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def encoder_for(bench, spec, tokenizer):
-    """The encoder a benchmark's data is written with for this model (its template, or the model's)."""
-    from unlearnbench.data.collate import Encoder
-
-    return Encoder(tokenizer, bench.template_for(spec), max_len=512)
 
 
 def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=None, options=None,

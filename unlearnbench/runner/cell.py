@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from unlearnbench.parallel import barrier, is_rank_zero
-from unlearnbench.report.atomic import atomic_write_json
+from unlearnbench.atomic import atomic_write_json
 
 TRACEBACK_TAIL = 4000
 
@@ -93,7 +93,7 @@ def start_model(cell: dict, cell_dir: Path) -> str | None:
 def run_method(cell: dict, cell_dir: Path) -> dict:
     """Unlearn the cell's target (or a chain's previous model) with its method, then evaluate."""
     from unlearnbench.eval.references import evaluate_checkpoint
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     from unlearnbench.runner import periodic_eval
 
@@ -102,11 +102,10 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     method_params, _ = periodic_eval.split_params(cell["params"])  # eval_every, keep: not the method's
     params, placement = place({**cell, "params": method_params}, cell_dir, bench, spec)
     periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(cell, cell_dir))
-    info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
+    info = unlearn(cell["method"], spec, bench, split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=params,
                    strategy=(placement or {}).get("strategy", cell["strategy"]), devices=cell["devices"],
-                   num_nodes=cell["num_nodes"],
-                   data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
+                   num_nodes=cell["num_nodes"], start=start_model(cell, cell_dir),
                    logger=cell.get("logger"), log_dir=cell_dir / "logs", callbacks=[periodic] if periodic else None)
     barrier()  # rank 0 saved the model; every rank evaluates its share of the items
     last = None
@@ -165,7 +164,7 @@ def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
 
 
 def _write_items(cell_dir: Path, records: list[dict]) -> None:
-    from unlearnbench.report.atomic import atomic_write_text
+    from unlearnbench.atomic import atomic_write_text
 
     atomic_write_text(cell_dir / "items.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 

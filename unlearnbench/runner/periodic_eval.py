@@ -350,7 +350,7 @@ class PeriodicEval(L.Callback):
 def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | None) -> PeriodicEval | None:
     """The cell's ``PeriodicEval`` (None without ``eval_every``). Built before training, so
     before DDP/FSDP start the other ranks: the anchor reference is read (or evaluated) here."""
-    from unlearnbench.eval.references import encoder_for
+    from unlearnbench.data.collate import encoder_for
     from unlearnbench.models.loading import load_tokenizer
     from unlearnbench.runner.cell import benchmark_meta
 

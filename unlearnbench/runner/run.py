@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from unlearnbench.report.atomic import _jsonable, atomic_write_json
+from unlearnbench.atomic import _jsonable, atomic_write_json
 from unlearnbench.runner.grid import Cell, Grid
 
 # Cell keys that do not change a cell's numbers: a result computed under other values of
