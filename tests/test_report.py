@@ -430,3 +430,99 @@ def test_muse_published_rows_are_keyed_to_forget_and_llama2_with_their_source():
     assert rows_for(news, "muse-news", [("scal-1", "llama2-7b"), ("forget", "tiny")]) == []
     books = parse(MuseBooksBenchmark.published)
     assert books[0]["values"]["privleak"] == -57.26 and rows_for(books, "muse-news", [("forget", "llama2-7b")]) == []
+
+
+def test_copyright_gap_columns_are_distances_to_the_base_reference_of_the_same_block(tmp_path):
+    """FLAT's forget quality gap (``Column.gap_to``): |x − x_base| of BLEU and ROUGE-L recall,
+    computed by the report from the base reference of the cell's own (split, model) block."""
+    from unlearnbench.benchmarks.copyright import CopyrightBenchmark
+    from unlearnbench.runner.cell import benchmark_meta
+
+    bench = CopyrightBenchmark()
+    meta = benchmark_meta(bench)
+    # (kind, method, model, seed) -> (bleu, rougeL_recall); a second model's base must not leak in.
+    jobs = {("ref", "target", "opt-2.7b", 42): (40.0, 0.80), ("ref", "base", "opt-2.7b", 42): (5.0, 0.25),
+            ("cell", "ga", "opt-2.7b", 42): (0.5, 0.05), ("cell", "ga", "opt-2.7b", 43): (8.0, 0.45),
+            ("ref", "base", "llama2-7b", 42): (2.0, 0.10), ("cell", "ga", "llama2-7b", 42): (3.0, 0.40)}
+    g = tmp_path / "g"
+    for (kind, method, model, seed), (bleu, rouge) in jobs.items():
+        name = f"{method}__{model}__s{seed}"
+        _write(g / f"{kind}s" / name, {
+            "cell_id": name, "kind": kind, "status": "ok", "error": None, "method": method,
+            "method_label": method, "benchmark": "copyright", "split": "train", "model": model, "seed": seed,
+            "summary": {"bleu": bleu, "rougeL_recall": rouge, "perplexity": 10.0},
+            "metrics": bench.metrics({"bleu": bleu, "rougeL_recall": rouge, "perplexity": 10.0}),
+            "benchmark_meta": meta,
+            "cost": {"wall_time_s": 1.0, "tokens": 10, "steps": 0, "peak_host_mem_mib": 1.0,
+                     "peak_accel_mem_mib": None, "world_size": 1}})
+    # A job's own metrics leave the gap out: it needs the reference's evaluation.
+    assert "bleu_gap" not in bench.metrics({"bleu": 1.0}) and bench.metrics({"bleu": 1.0})["bleu"] == 1.0
+    frame = results_frame(load_results(g)).set_index(["method", "model", "seed"])
+    # By hand: opt-2.7b base has BLEU 5, ROUGE-L 0.25.
+    assert frame.loc[("ga", "opt-2.7b", 42), "bleu_gap"] == pytest.approx(4.5)     # |0.5 − 5|
+    assert frame.loc[("ga", "opt-2.7b", 42), "rougeL_gap"] == pytest.approx(0.20)  # |0.05 − 0.25|
+    assert frame.loc[("ga", "opt-2.7b", 43), "bleu_gap"] == pytest.approx(3.0)     # |8 − 5|
+    assert frame.loc[("target", "opt-2.7b", 42), "rougeL_gap"] == pytest.approx(0.55)
+    assert frame.loc[("base", "opt-2.7b", 42), "bleu_gap"] == 0.0
+    assert frame.loc[("ga", "llama2-7b", 42), "bleu_gap"] == pytest.approx(1.0)    # |3 − 2|, its own base
+    assert frame.loc[("ga", "llama2-7b", 42), "rougeL_gap"] == pytest.approx(0.30)
+    table = leaderboard_table(results_frame(load_results(g))).set_index(["method", "model"])
+    assert table.loc[("ga", "opt-2.7b"), "bleu_gap"] == pytest.approx(3.75)  # mean of 4.5 and 3.0
+    md = render_markdown(leaderboard_table(results_frame(load_results(g))))
+    assert "bleu_gap ↓" in md and "rougeL_gap ↓" in md
+    # Without the base reference in the block there is no gap (NaN), never a gap to something else.
+    (g / "refs" / "base__opt-2.7b__s42" / "result.json").unlink()
+    frame = results_frame(load_results(g)).set_index(["method", "model", "seed"])
+    assert math.isnan(frame.loc[("ga", "opt-2.7b", 42), "bleu_gap"])
+    assert frame.loc[("ga", "llama2-7b", 42), "bleu_gap"] == pytest.approx(1.0)
+
+
+def test_every_gap_column_names_a_reference_of_its_benchmark():
+    from unlearnbench.registry import benchmarks
+
+    gaps = [(name, c) for name in benchmarks.names() for c in benchmarks.get(name).columns if c.gap_to]
+    assert {(name, c.name) for name, c in gaps} >= {("copyright", "bleu_gap"), ("copyright-synth", "rougeL_gap")}
+    for name, col in gaps:
+        assert col.gap_to in [r.name for r in benchmarks.get(name).references], (name, col.name)
+
+
+def test_llmu_copyright_block_shows_only_its_model_leak_rates_with_their_source(tmp_path):
+    """benchmarks/llmu.yaml: a copyright / opt-2.7b block shows LLMU's OPT-2.7B leak rates only
+    (never OPT-1.3B's or Llama's, nor the harmful or hallucination rows), marked secondary."""
+    from unlearnbench.benchmarks.copyright import CopyrightBenchmark
+    from unlearnbench.runner.cell import benchmark_meta
+    from unlearnbench.runner.grid import load_grid
+
+    grid = load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "llmu.yaml")
+    meta = benchmark_meta(CopyrightBenchmark())
+    for kind, name in (("ref", "target"), ("ref", "base"), ("cell", "ga")):
+        _write(tmp_path / "g" / f"{kind}s" / name, {
+            "cell_id": name, "kind": kind, "status": "ok", "error": None, "method": name, "method_label": name,
+            "benchmark": "copyright", "split": "train", "model": "opt-2.7b", "seed": 42,
+            "summary": {"bleu": 1.0, "rougeL_recall": 0.1, "perplexity": 9.0}, "benchmark_meta": meta,
+            "cost": {"wall_time_s": 1.0, "tokens": 10, "steps": 0, "peak_host_mem_mib": 1.0,
+                     "peak_accel_mem_mib": None, "world_size": 1}})
+    md = render_markdown(leaderboard_table(results_frame(load_results(tmp_path / "g"))), published=grid.published)
+    headers, rows = _md_table(md)
+    assert [r for r in rows if "(published" in r] == ["Original (published [1])", "GA (published [1])"]
+    unlearned, unseen = _col(headers, "leak_rate_unlearned"), _col(headers, "leak_rate_unseen")
+    assert rows["Original (published [1])"][unlearned] == "0.74" and rows["Original (published [1])"][unseen] == "0.7"
+    assert rows["GA (published [1])"][unlearned] == "0"
+    assert "copyright (Harry Potter) leak rate on unlearned / unseen prompts, OPT-2.7B" in md
+    assert md.count("(secondary)") == 1 and "(first-hand)" not in md
+    assert "harmful_rate" not in md and "0.81" not in md and "0.15" not in md
+
+
+def test_llmu_harmful_rows_of_one_model_come_from_two_named_secondary_sources():
+    from unlearnbench.report.published import parse, rows_for
+    from unlearnbench.runner.grid import load_grid
+
+    rows = parse(load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "llmu.yaml").published)
+    opt = rows_for(rows, "harmful", [("train", "opt-1.3b")])
+    assert [r["label"] for r in opt] == ["Original", "GA", "GA+Mismatch", "Finetuning"]
+    assert opt[3]["values"] == {"harmful_rate_forget": 0.345, "harmful_rate_unseen": 0.345}
+    assert len({r["source"] for r in opt}) == 2 and not any(r["first_hand"] for r in opt)
+    assert "Week12.pdf p.121" in opt[3]["source"]
+    assert rows_for(rows, "harmful", [("train", "opt-2.7b")])[-1]["values"]["harmful_rate_unseen"] == 0.16
+    assert rows_for(rows, "copyright", [("train", "opt-1.3b")])[0]["values"] == {
+        "leak_rate_unlearned": 0.15, "leak_rate_unseen": 0.2}

@@ -41,6 +41,12 @@ class Column:
 
     ``direction``: ``max``/``min`` (higher/lower is better), ``zero`` (closest to 0),
     ``half`` (closest to 0.5, an MIA AUC at chance) or ``none`` (no best marked).
+
+    ``gap_to``: the name of a reference (one of the benchmark's ``references``). The column
+    is then ``|value at path − that reference's value at path|`` in the same (split, model)
+    block, e.g. FLAT's gap to the model that never saw the book. References are separate
+    jobs, so the report computes it (``report.results``) from the two summaries; an
+    evaluation's own ``metrics`` leave it out.
     """
 
     name: str
@@ -48,6 +54,7 @@ class Column:
     direction: str = "none"
     sci: bool = False  # printed as 1.2e-05 (p-values)
     shown: bool = True  # in the Markdown/LaTeX tables (every column is in the CSV)
+    gap_to: str | None = None
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
@@ -296,8 +303,9 @@ class Benchmark:
                              "grid's `select: validation` needs; drop `select` for this benchmark")
 
     def metrics(self, summary: dict) -> dict[str, float | None]:
-        """Flat leaderboard values of an evaluation summary, by ``columns``."""
-        return {c.name: _dig(summary, c.path) for c in self.columns}
+        """Flat leaderboard values of an evaluation summary, by ``columns`` (a ``gap_to``
+        column needs another job's summary: the report adds it)."""
+        return {c.name: _dig(summary, c.path) for c in self.columns if c.gap_to is None}
 
     def column_meta(self) -> list[dict]:
         return [asdict(c) for c in self.columns]

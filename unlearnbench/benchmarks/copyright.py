@@ -25,6 +25,10 @@ COPYRIGHT_COLUMNS = (
     Column("perplexity", ("perplexity",), "min"),
     Column("zero_shot_accuracy", ("zero_shot_accuracy",), "max"),
     Column("word_perplexity", ("word_perplexity",), "min", shown=False),
+    # FLAT's "forget quality gap": how far a model's BLEU and ROUGE-L are from the model that
+    # never saw the book (here the base reference), so over-forgetting scores badly too.
+    Column("bleu_gap", ("bleu",), "min", gap_to="base"),
+    Column("rougeL_gap", ("rougeL_recall",), "min", gap_to="base"),
 )
 WIKITEXT = ("wikitext", "wikitext-2-raw-v1", "test")  # FLAT's utility text
 

@@ -148,7 +148,8 @@ def _flatten(result: dict[str, Any], metas: dict[str, dict]) -> dict[str, Any]:
     metrics = result.get("metrics")
     meta = metas.get(result.get("benchmark"))
     if metrics is None and meta is not None:  # an older result: read its summary by the columns
-        metrics = {c["name"]: _dig(result.get("summary"), tuple(c["path"])) for c in meta["columns"]}
+        metrics = {c["name"]: _dig(result.get("summary"), tuple(c["path"])) for c in meta["columns"]
+                   if not c.get("gap_to")}
     for name, value in (metrics or {}).items():
         row[name] = _number(value)
     for name, value in (result.get("validation_metrics") or {}).items():
@@ -197,6 +198,28 @@ def _fold_attacks(rows: list[dict], attacks: list[dict], metas: dict) -> list[st
     return list(dict.fromkeys(added))
 
 
+def _fold_gaps(rows: list[dict], jobs: list[dict], metas: dict) -> None:
+    """Fill each ``gap_to`` column (``Column.gap_to``): ``|x − x_ref|`` of the value at the
+    column's path in a job's summary and in its block's reference ``gap_to`` (the mean over
+    that reference's seeds, were there several). A chain step's block is its eval split's.
+    NaN where either value is missing."""
+    gaps = {name: [c for c in meta["columns"] if c.get("gap_to")] for name, meta in metas.items()}
+    if not any(gaps.values()):
+        return
+    refs: dict[tuple, list[dict]] = {}
+    for job, row in zip(jobs, rows):
+        if row["kind"] == "ref" and row["status"] == "ok":
+            refs.setdefault((row["benchmark"], row["split"], row["model"], row["method"]), []).append(job)
+    for job, row in zip(jobs, rows):
+        for col in gaps.get(row["benchmark"], ()):
+            path = tuple(col["path"])
+            anchor = [_number(_dig(r.get("summary"), path))
+                      for r in refs.get((row["benchmark"], row["eval_split"], row["model"], col["gap_to"]), ())]
+            anchor = [v for v in anchor if not math.isnan(v)]
+            own = _number(_dig(job.get("summary"), path)) if row["status"] == "ok" else math.nan
+            row[col["name"]] = abs(own - sum(anchor) / len(anchor)) if anchor else math.nan
+
+
 def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     """Flatten loaded results into one row per result.
 
@@ -209,6 +232,7 @@ def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     jobs = [r for r in results if r.get("kind") != "attack"]
     attacks = [r for r in results if r.get("kind") == "attack"]
     rows = [_flatten(r, metas) for r in jobs]
+    _fold_gaps(rows, jobs, metas)
     attacked = _fold_attacks(rows, [{**a, "kind": "attack"} for a in attacks], metas)
     # A failed attack is a failure to report; an ok one lives on its job's row.
     rows += [_flatten(a, metas) for a in attacks if a.get("status") != "ok"]

@@ -78,7 +78,8 @@ def parse_keep(value, bench_cls) -> dict:
         return {"keep": "last"}
     rule = "ranking" if value == "best" else (value.get("best") if isinstance(value, dict) and list(value) == ["best"]
                                               else None)
-    directed = [c.name for c in bench_cls.columns if c.direction != "none"]
+    # A gap_to column needs a reference's evaluation, which a training run does not have.
+    directed = [c.name for c in bench_cls.columns if c.direction != "none" and c.gap_to is None]
     if rule == "ranking":
         if bench_cls.ranking is None:
             raise ValueError(f"keep: benchmark {bench_cls.name!r} has no ranking rule; use keep: {{best: COLUMN}} "
