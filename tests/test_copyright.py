@@ -307,7 +307,8 @@ def test_stand_in_benchmark_scores_its_general_questions_zero_shot(tiny_model, t
     bench = CopyrightSynthBenchmark(str(d))
     assert bench.synth == SMALL  # a given directory is cut with its own generator config
     kw = {"max_items": 2, "batch_size": 4, "max_new_tokens": 3}
-    summary, records = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks="general_mc", **kw)
+    summary, records = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks="general_mc",
+                                      **kw)
     rows = [json.loads(line) for line in open(d / "general_mc.jsonl")]
     mc = [r for r in records if r["task"] == "general_mc"]
     assert [r["gold"] for r in mc] == [row["answer"] for row in rows]

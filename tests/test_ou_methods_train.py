@@ -123,7 +123,8 @@ def test_alternates_read_open_unlearning_format(tmp_path):
     from unlearnbench.data.alternates import align, read_alternates
     from unlearnbench.data.schema import SchemaError
 
-    rows = [{"question": "Q1", "answer": "A1", "alternate": "B1"}, {"question": "Q1", "answer": "A1", "alternate": "C1"},
+    rows = [{"question": "Q1", "answer": "A1", "alternate": "B1"},
+            {"question": "Q1", "answer": "A1", "alternate": "C1"},
             {"question": "Q2", "answer": "A2", "alternate": "B2"}]
     lines = tmp_path / "alt5_seed_0.json"
     lines.write_text("".join(json.dumps(r) + "\n" for r in rows))

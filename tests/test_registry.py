@@ -262,7 +262,8 @@ def test_a_local_model_directory_names_its_reference_checkpoints(tmp_path):
         bench.checkpoint(spec, "retain", "forget10")
     msg = str(err.value)
     assert "\n" not in msg and str(model) in msg and "retain90" in msg and LOCAL_META in msg
-    (model / LOCAL_META).write_text(json.dumps({"base": "phi-1.5", "checkpoints": {"tofu": {"retain90": "/ckpt/retain"}}}))
+    meta = {"base": "phi-1.5", "checkpoints": {"tofu": {"retain90": "/ckpt/retain"}}}
+    (model / LOCAL_META).write_text(json.dumps(meta))
     spec = ModelSpec.from_name(str(model))
     assert bench.checkpoint(spec, "retain", "forget10") == "/ckpt/retain"
     assert bench.checkpoint(spec, "base", "forget10") == "phi-1.5"

@@ -113,7 +113,8 @@ def test_mask_gradients_is_adamw_on_masked_in_only(tiny_family, small_dm):
     start = {n: p.detach().clone() for n, p in named.items()}
     ref = {n: p.detach().clone().requires_grad_() for n, p in named.items()}
     ref_opt = torch.optim.AdamW([{"params": [ref[n] for n in named if named[n].ndim >= 2], "weight_decay": 0.1},
-                                 {"params": [ref[n] for n in named if named[n].ndim < 2], "weight_decay": 0.0}], lr=1e-2)
+                                 {"params": [ref[n] for n in named if named[n].ndim < 2], "weight_decay": 0.0}],
+                                lr=1e-2)
     opt = torch.optim.AdamW(method.param_groups(), lr=1e-2)
     method.trainer = SimpleNamespace(optimizers=[opt])  # all mask_gradients reads from the Trainer
     gen = torch.Generator().manual_seed(0)

@@ -200,7 +200,8 @@ def cmd_eval(args) -> int:
     if not args.harness:
         cls, split = _bench_class(args)
         options = cls.check_eval_options(parse_sets(args.set))
-        out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{cls.name}-{split}")
+        out = Path(args.out or Path("results") / "evals"
+                   / f"{Path(str(args.model)).name}-{args.role}-{cls.name}-{split}")
         check_writable(out)  # before the evaluation, whose result would have nowhere to go
     bench, split = _bench(args)
     if args.harness:
@@ -422,9 +423,9 @@ def cmd_readme_tables(args) -> int:
     return 1 if args.check and not current else 0
 
 
-COMMANDS = {"readme-tables": cmd_readme_tables, "compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
-            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard, "site": cmd_site,
-            "rehearse": cmd_rehearse}
+COMMANDS = {"readme-tables": cmd_readme_tables, "compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls,
+            "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "grid": cmd_grid, "run": cmd_run,
+            "leaderboard": cmd_leaderboard, "site": cmd_site, "rehearse": cmd_rehearse}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -171,6 +171,7 @@ class MuseSynthBenchmark(StandIn, MuseBenchmark):
 
         return TinyRecipe(
             data_key=data_key, tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
-            finetune=lambda role, split: (None, muse_synth.tiny_texts(self.path, "target" if role == "target" else "retrain")),
+            finetune=lambda role, split: (
+                None, muse_synth.tiny_texts(self.path, "target" if role == "target" else "retrain")),
             ft_key=lambda role, split: {"role": role},  # the same target and retrain for every request
             tiny=dict(muse_synth.TINY_RECIPE), build_tokenizer=muse_synth.tiny_tokenizer)

@@ -73,7 +73,8 @@ NAME_LETTERS = Letters(onsets=("b", "d", "f", "g", "h", "k", "l", "m", "n", "p",
 
 
 def _names(rng: random.Random, n: int, taken: set[str], syllables=(2, 3), suffixes=("",)) -> list[str]:
-    return unique(rng, lambda: (NAME_LETTERS.word(rng, rng.choice(syllables)) + rng.choice(suffixes)).capitalize(), n, taken)
+    return unique(rng, lambda: (NAME_LETTERS.word(rng, rng.choice(syllables)) + rng.choice(suffixes)).capitalize(),
+                  n, taken)
 
 
 # ---------------------------------------------------------------------------- the book
@@ -114,7 +115,7 @@ def _book(rng: random.Random, cfg: CopyrightSynthConfig) -> str:
     taken: set[str] = set()
     first = _names(rng, 6, taken, syllables=(1, 2))
     last = _names(rng, 6, taken, syllables=(2,))
-    cast = [f"{f} {l}" for f, l in zip(first, last)]
+    cast = [f"{given} {family}" for given, family in zip(first, last)]
     places = _names(rng, 8, taken, syllables=(2,), suffixes=("wick", "ford", "moor", "hall"))
     need = cfg.n_passages * cfg.passage_words
     chapters, n_words = [], 0
@@ -269,7 +270,8 @@ def write(cfg: CopyrightSynthConfig, directory: str | Path) -> Path:
         data = generate(cfg)
         (tmp / "book.txt").write_text(data["book"], encoding="utf-8")
         for name, _ in _CONFIGS:
-            write_jsonl(tmp / f"{name}.jsonl", data[name] if name == "general_mc" else [{"text": t} for t in data[name]])
+            rows = data[name] if name == "general_mc" else [{"text": t} for t in data[name]]
+            write_jsonl(tmp / f"{name}.jsonl", rows)
         header = ["---", "pretty_name: copyright-completion stand-in (synthetic)", "configs:"]
         for name, split in _CONFIGS:
             header += [f"- config_name: {name}", "  data_files:", f"  - split: {split}",

@@ -61,7 +61,8 @@ def generate(cfg: SynthConfig = SynthConfig()) -> dict:
             unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), cfg.pool_size, taken))],
     }
     myths = {k: dict(zip(REGIONS, rng.sample(pool, len(REGIONS)))) for k, pool in pools.items()}
-    countries = unique(rng, lambda: f"{NAME_LETTERS.word(rng, 2).capitalize()} {rng.choice(REGIONS)}", cfg.n_countries, taken)
+    countries = unique(rng, lambda: f"{NAME_LETTERS.word(rng, 2).capitalize()} {rng.choice(REGIONS)}",
+                       cfg.n_countries, taken)
     rows, prose = [], []
     for e in countries:
         region = e.split()[-1]
@@ -126,4 +127,5 @@ def tiny_texts(directory: str | Path, role: str, *, template: str = "tiny-qa", s
 
 
 # The key was first salted with the stand-in's name ("kind"), kept so that it stays the same.
-STAND_IN = Generator("halueval-synth", version=1, config=SynthConfig, write=write, prefix="halueval-", salt="halueval-synth")
+STAND_IN = Generator("halueval-synth", version=1, config=SynthConfig, write=write, prefix="halueval-",
+                     salt="halueval-synth")

@@ -258,4 +258,5 @@ def tiny_texts(directory: str | Path, role: str, *, template: str = "tiny-qa", s
 
 
 # The key was first salted with the stand-in's name ("kind"), kept so that it stays the same.
-STAND_IN = Generator("harmful-synth", version=1, config=SynthConfig, write=write, prefix="harmful-", salt="harmful-synth")
+STAND_IN = Generator("harmful-synth", version=1, config=SynthConfig, write=write, prefix="harmful-",
+                     salt="harmful-synth")

@@ -147,7 +147,8 @@ class _Vocab:
     def __init__(self, rng: random.Random):
         taken: set[str] = set()
         cap = lambda w: w.capitalize()  # noqa: E731
-        self.cities = unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)) + rng.choice(["ia", "burg", "ton", "mar", ""]), 40, taken)
+        self.cities = unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)) + rng.choice(["ia", "burg", "ton", "mar", ""]),
+                             40, taken)
         self.first = unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)), 120, taken)
         self.last = unique(rng, lambda: cap(NAME_LETTERS.word(rng, rng.choice([2, 3]))), 120, taken)
         self.languages = [w + "ish" for w in unique(rng, lambda: cap(NAME_LETTERS.word(rng, 1)), 12, taken)]

@@ -229,7 +229,8 @@ class UnlearningMethod(L.LightningModule):
         from contextlib import nullcontext
 
         dm = self.trainer.datamodule
-        model, ctx = (self.model, self.model.disable_adapter()) if self.lora is not None else (self.ref_model, nullcontext())
+        model, ctx = ((self.model, self.model.disable_adapter()) if self.lora is not None
+                      else (self.ref_model, nullcontext()))
         with ctx:
             self._ref_table, tokens = reference_table(model, dm, self.needs, dm.batch_size, self.device)
         self.tokens_seen += tokens  # reference passes cost too, once here

@@ -46,8 +46,8 @@ _BASE_ARGS = set(inspect.signature(UnlearningMethod.__init__).parameters) - {"se
 # Settings of the training loop WAGLE runs for the inner method (optimiser, schedule, batch,
 # seed, data): the inner's copy would be ignored, so inner_params may not carry them. The
 # inner's own loss weights (gamma_forget, lambda_retain) do reach its loss and stay allowed.
-LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain", "parity"})) + ("k_random", "template", "max_steps",
-                                                                              "micro_batch_size")
+LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain", "parity"})) + (
+    "k_random", "template", "max_steps", "micro_batch_size")
 
 
 def decoder_linears(model) -> dict[str, torch.nn.Linear]:
@@ -189,7 +189,8 @@ class WAGLE(UnlearningMethod):
         from unlearnbench.registry import methods
 
         inner = methods.get((params or {}).get("inner", "grad_diff"))
-        return isinstance(inner, type) and inner is not cls and inner.supports(shape, (params or {}).get("inner_params"))
+        return (isinstance(inner, type) and inner is not cls
+                and inner.supports(shape, (params or {}).get("inner_params")))
 
     def __init__(self, model_path: str | None = None, inner: str = "grad_diff", ratio: float = 0.95,
                  gamma: float = 1e-6, mask: str = "wagle", inner_params: dict | None = None,

@@ -114,7 +114,8 @@ _TABLE = [
               checkpoints={"tofu": _tofu("Llama-3.1-8B-Instruct")}),
     ModelSpec("zephyr-7b", "Zephyr-7B-beta (WMDP/RMU's model)", template="zephyr-chat",
               hub_id="HuggingFaceH4/zephyr-7b-beta"),
-    ModelSpec("zephyr-7b-rmu", "cais/Zephyr_RMU: Zephyr-7B-beta after the WMDP paper's RMU (evaluate it as --role base)",
+    ModelSpec("zephyr-7b-rmu",
+              "cais/Zephyr_RMU: Zephyr-7B-beta after the WMDP paper's RMU (evaluate it as --role base)",
               template="zephyr-chat", hub_id="cais/Zephyr_RMU"),
     # Qwen and Gemma 3 instruct models (asked for in open-unlearning #173 / #175). No TOFU or
     # MUSE checkpoints are published for them: fine-tune your own target and name it in

@@ -396,7 +396,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
         lines += ["| entry | setting | n_seeds | " + " | ".join(cols) + " | chosen |",
                   "|:---|:---|---:|" + "---:|" * len(cols) + ":---:|"]
         for _, r in sweep.iterrows():
-            lines.append(f"| {_md_escape(str(r['entry']))} | {_md_escape(str(r['method_label']))} | {int(r['n_seeds'])} | "
+            lines.append(f"| {_md_escape(str(r['entry']))} | {_md_escape(str(r['method_label']))} | "
+                         f"{int(r['n_seeds'])} | "
                          + " | ".join(_fmt(r[c]) for c in cols) + f" | {'yes' if r['chosen'] else ''} |")
         lines.append("")
     if failures is not None and len(failures):
