@@ -39,14 +39,20 @@ def _package(path: Path) -> str:
     return parts[0] if len(parts) > 1 else path.stem
 
 
-def _imported(node: ast.AST) -> list[str]:
-    """The harness's top-level names an import statement reaches (``unlearnbench.X`` -> X)."""
+def _imported(node: ast.AST, package: str = "unlearnbench") -> list[str]:
+    """The harness's top-level names an import statement reaches (``unlearnbench.X`` -> X);
+    ``package`` is the dotted package of the importing file, for relative imports."""
     if isinstance(node, ast.Import):
         mods = [a.name for a in node.names]
-    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-        mods = [node.module]
-        if node.module == "unlearnbench":  # from unlearnbench import parallel, __version__
+    elif isinstance(node, ast.ImportFrom):
+        if node.level:  # from .atomic import ...: relative to the importing file's package
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            module = ".".join(base + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        if module == "unlearnbench":  # from unlearnbench import parallel, __version__
             return [a.name for a in node.names if a.name != "__version__"]
+        mods = [module] if node.module or node.level == 0 else [f"{module}.{a.name}" for a in node.names]
     else:
         return []
     return [m.split(".")[1] for m in mods if m.startswith("unlearnbench.")]
@@ -56,8 +62,9 @@ def edges() -> dict[tuple[str, str], list[str]]:
     found: dict[tuple[str, str], list[str]] = {}
     for path in sorted(ROOT.rglob("*.py")):
         src = _package(path)
+        package = ".".join(("unlearnbench", *path.relative_to(ROOT).parts[:-1]))
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            for dst in _imported(node):
+            for dst in _imported(node, package):
                 if dst != src:
                     found.setdefault((src, dst), []).append(str(path.relative_to(ROOT.parent)))
     return found
@@ -79,3 +86,7 @@ def test_the_edge_reader_sees_function_level_imports(tmp_path):
     # The walk must see an import inside a function (where the old cycles hid).
     tree = ast.parse("def f():\n    from unlearnbench.runner.cell import run_method\n")
     assert [d for node in ast.walk(tree) for d in _imported(node)] == ["runner"]
+    # ... and a relative one, resolved from the importing file's package.
+    tree = ast.parse("from .atomic import atomic_save\nfrom ..runner import cell\nfrom . import plots\n")
+    found = [d for node in ast.walk(tree) for d in _imported(node, "unlearnbench.report")]
+    assert found == ["report", "runner", "report"]

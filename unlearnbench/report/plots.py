@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import atomic_save
+from unlearnbench.atomic import atomic_save
 
 FQ_FLOOR = 1e-30  # forget quality can be exactly 0; a log axis cannot show that
 DPI = 120
