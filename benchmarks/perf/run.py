@@ -201,7 +201,7 @@ def _print_eval(ev: dict, detail: str) -> None:
 
 
 def bench_train(path: str, spec, methods: list[str], steps: int, n_params: int, device_name: str) -> list[dict]:
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     out = []
     peak = next((v for k, v in PEAK_BF16.items() if k in device_name), None)
@@ -232,7 +232,7 @@ def memory_child(path: str, mode: str, device: str) -> None:
     import torch
 
     from unlearnbench.models.specs import ModelSpec
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     spec = ModelSpec.from_name(path)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
