@@ -10,7 +10,7 @@ from unlearnbench.parallel import initialized
 
 
 class PDU(UnlearningMethod):
-    """PDU: γ·mean_t (max_v z_t,v − mean_v z_t,v)² + μ·(ℓ(y_r|x_r) − ε), μ ← max(0, μ + η·(ℓ_r − ε)) (Entesari 2025).
+    """PDU: minimise γ·mean_t(max_v z − mean_v z)² + μ·(ℓ(y_r|x_r) − ε), μ ← max(0, μ + η·(ℓ_r − ε)) (Entesari 2025).
 
     Constrained unlearning solved primal-dual (:func:`losses_ou.pdu_forget_loss`): the forget
     term flattens the next-token logits on forget answers; the retain loss must stay under ε
