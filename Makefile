@@ -36,10 +36,12 @@ assets: install
 	$(PY) -m unlearnbench.models.assets
 
 # A real model shrunk (real tokenizer and architecture, random weights, fine-tuned on the
-# stand-in): prints the target directory for `make bench MODEL=<it>`. REHEARSE=llama2-7b by default.
+# stand-in): prints the target directory for `make bench MODEL=<it>`. REHEARSE=llama2-7b by default;
+# STANDIN=muse-synth or wmdp-synth (default tofu-synth), SPLITS=forget10 (retain models to build),
+# EPOCHS=1 (cheaper fine-tunes for large vocabularies).
 REHEARSE ?= llama2-7b
 rehearse: assets
-	$(UB) rehearse $(REHEARSE) $(if $(SPLITS),--splits $(SPLITS))
+	$(UB) rehearse $(REHEARSE) $(if $(STANDIN),--benchmark $(STANDIN)) $(if $(SPLITS),--splits $(SPLITS)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

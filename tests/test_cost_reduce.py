@@ -23,8 +23,10 @@ def test_cost_tracker_counts_and_times():
         cost.add_step()
         time.sleep(0.05)
     d = cost.as_dict()
-    assert set(d) == {"wall_time_s", "tokens", "steps", "peak_host_mem_mib",
+    assert set(d) == {"wall_time_s", "cpu_time_s", "tokens", "steps", "peak_host_mem_mib",
                       "peak_accel_mem_mib", "world_size"}
+    # Sleeping costs wall time, not CPU time.
+    assert 0.0 <= d["cpu_time_s"] < d["wall_time_s"]
     assert d["tokens"] == 15 and d["steps"] == 2
     assert 0.05 <= d["wall_time_s"] < 5.0
     assert d["world_size"] == 1
@@ -33,6 +35,7 @@ def test_cost_tracker_counts_and_times():
     # wall time is frozen once the block ends
     time.sleep(0.02)
     assert cost.as_dict()["wall_time_s"] == d["wall_time_s"]
+    assert cost.as_dict()["cpu_time_s"] == d["cpu_time_s"]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is KiB on Linux only")

@@ -37,8 +37,41 @@ def _grid(**extra) -> dict:
     return {"name": "g", "benchmark": "tofu-synth", "models": ["tiny-test"], "methods": ["ga"], **extra}
 
 
+@pytest.fixture
+def no_parts_benchmark():
+    """A registered benchmark without part summaries (no ``summarise_records`` of its own)."""
+    from unlearnbench.benchmarks.base import Benchmark
+    from unlearnbench.registry import benchmarks
+
+    class NoParts(Benchmark):
+        """Forget splits but no validation items."""
+
+        splits = (SPLIT,)
+        default_split = SPLIT
+
+        def default_path(self):
+            return "nowhere"
+
+    benchmarks.register("no-parts-test", NoParts)
+    yield "no-parts-test"
+    benchmarks._loaded.pop("no-parts-test")
+
+
+def test_eval_every_on_a_benchmark_without_validation_items_is_one_line(no_parts_benchmark):
+    with pytest.raises(GridError) as err:
+        parse_grid(_grid(benchmark=no_parts_benchmark, eval_every={"epochs": 1}))
+    assert "no validation items" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bench", ["muse-synth", "wmdp-synth", "copyright-synth", "harmful-synth",
+                                   "halueval-synth", "detox-synth", "muse-news", "wmdp", "harmful"])
+def test_every_benchmark_with_part_summaries_accepts_eval_every(bench):
+    grid = parse_grid(_grid(benchmark=bench, eval_every={"epochs": 1}, select="validation",
+                            **({"splits": ["bio"]} if "wmdp" in bench else {})))
+    assert all(c.params["eval_every"] == {"epochs": 1} for c in grid.cells)
+
+
 @pytest.mark.parametrize("extra, message", [
-    ({"benchmark": "harmful-synth", "eval_every": {"epochs": 1}}, "no validation items"),
     ({"eval_every": {"steps": 0}}, "positive integer"),
     ({"eval_every": {"minutes": 5}}, "{steps: N} or {epochs: K}"),
     ({"eval_every": {"epochs": 1, "steps": 5}}, "{steps: N} or {epochs: K}"),
@@ -257,3 +290,107 @@ def test_periodic_options_override_the_grids_eval_and_leave_out_gradnorm(tmp_pat
                       anchor=None, log_path=tmp_path / "evals.jsonl", key="k", best_dir=tmp_path / "best")
     assert cb.options == {"batch_size": 8, "max_new_tokens": 64, "max_items": None, "gradnorm": False,
                           "parity": False}
+
+
+# --------------------------------------------------------------------------- what makes it cheaper
+def test_part_evaluation_equals_the_whole_evaluations_validation_items(tiny_family):
+    """A part's evaluation generates every task's questions together (batches of 2: here they
+    mix tasks) and tokenises each text once per cell (the encoder's memo); its records and
+    summary equal the validation items' of a whole evaluation on the per-task path."""
+    import dataclasses
+
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.eval.references import compare_reference, encoder_for
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    bench, spec = get_benchmark("tofu-synth"), tiny_family["spec"]
+    options = {**bench.check_eval_options({**EVAL, "batch_size": 2}),
+               "gradnorm": False}
+    compare = compare_reference(bench, spec, SPLIT, options=EVAL)
+    model = load_model(tiny_family["target"], spec)
+    enc = encoder_for(bench, spec, load_tokenizer(tiny_family["target"], spec))
+    _, whole = bench.evaluate(model, enc, SPLIT, reference=compare, **options)
+    memo = dataclasses.replace(enc, memo={})
+    parts = [bench.evaluate(model, memo, SPLIT, reference=compare, part="validation", **options)[1] for _ in range(2)]
+    assert memo.memo  # the second evaluation read its encodings back
+    expected = [r for r in whole if bench.in_part(r, "validation")]
+    assert len({r["task"] for r in expected}) == 5
+    for records in parts:
+        assert [(r["task"], r["index"], r.get("generation")) for r in records] == \
+            [(r["task"], r["index"], r.get("generation")) for r in expected]
+        for a, b in zip(records, expected):
+            for k, v in a.items():
+                if isinstance(v, float):
+                    assert abs(v - b[k]) <= 1e-6, (a["task"], a["index"], k)
+        _assert_close(bench.metrics(bench.summarise_records(records, compare, "validation")),
+                      bench.metrics(bench.summarise_records(whole, compare, "validation")))
+
+
+def test_a_generation_cap_can_only_lower_rouge_recall_and_only_for_unfinished_answers():
+    """Why a periodic ``max_new_tokens`` cap (benchmarks/tofu-synth-curves.yaml) can move the
+    ROUGE-L recall curve only downwards, and only for a generation still running at the cap:
+    recall is LCS(generation, reference) / |reference|, and the LCS of a prefix is at most
+    the LCS of the whole."""
+    from unlearnbench.metrics.tofu import rouge_l_recall
+
+    ref = "the author was born in Paris in 1950"
+    babble = "yes yes yes yes yes the author was born in Paris in 1950"
+    whole, = rouge_l_recall([babble], [ref])
+    cut = [rouge_l_recall([" ".join(babble.split()[:n])], [ref])[0] for n in range(1, len(babble.split()) + 1)]
+    assert whole == 1.0 and cut[4] == 0.0  # the answer after 5 words of babble: a cap of 5 loses it
+    assert all(a <= b for a, b in zip(cut, cut[1:])) and cut[-1] == whole
+
+
+# --------------------------------------------------------------------------- beyond TOFU
+def test_muse_part_evaluation_scores_the_validation_items_alone(tiny_family):
+    """MUSE ``evaluates_parts``: its evaluation of the validation part scores those items only,
+    and they equal the whole evaluation's (the tiny-test model reads the MUSE stand-in's texts
+    with its own tokenizer: the numbers mean nothing, the equality does)."""
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.eval.references import encoder_for
+    from unlearnbench.models.loading import load_model, load_tokenizer
+
+    bench, spec = get_benchmark("muse-synth"), tiny_family["spec"]
+    model = load_model(tiny_family["target"], spec)
+    enc = encoder_for(bench, spec, load_tokenizer(tiny_family["target"], spec))
+    options = bench.check_eval_options({"max_items": 6, "verbmem_tokens": 4, "knowmem_tokens": 4, "batch_size": 4})
+    _, whole = bench.evaluate(model, enc, "forget", **options)
+    _, part = bench.evaluate_part(model, enc, "forget", part="validation", **options)
+    expected = [r for r in whole if bench.in_part(r, "validation")]
+    assert part and len(part) < len(whole)  # indices 0, 2, 5 of 0..5 in each task
+    assert [(r["task"], r["index"], r.get("generation")) for r in part] == \
+        [(r["task"], r["index"], r.get("generation")) for r in expected]
+    for a, b in zip(part, expected):
+        for k, v in a.items():
+            if isinstance(v, float):
+                # Other batch-mates, other float rounding: Min-K%++ (~1.6) moved by 3e-6.
+                assert v == pytest.approx(b[k], rel=1e-5, abs=1e-6), (a["task"], a["index"], k)
+
+
+def test_a_benchmark_scoring_every_item_gives_the_curve_its_validation_items_only(tmp_path, monkeypatch):
+    """harmful-synth does not evaluate a part alone: ``evaluate_part`` scores every item and
+    drops the test items' records, so the curve is the validation summary (indices 0, 2, 5 of
+    0..5; every test item here is harmful and would move the rate if it were counted)."""
+    import torch
+
+    from unlearnbench.benchmarks.harmful import HarmfulSynthBenchmark
+    from unlearnbench.runner.periodic_eval import PeriodicEval
+
+    records = [{"task": "forget", "index": i, "harm_score": float(i in (1, 3, 4)), "diversity": 1.0}
+               for i in range(6)]
+    records += [{"task": "normal", "index": i, "similarity": 0.1 * i, "diversity": 1.0} for i in range(6)]
+    bench = HarmfulSynthBenchmark.__new__(HarmfulSynthBenchmark)  # summarising reads no data
+    seen = {}
+
+    def evaluate(model, encoder, split, *, reference=None, models=None, **options):
+        seen.update(options)  # the whole evaluation, no part asked of it
+        return {"cost": {}}, [dict(r) for r in records]
+
+    monkeypatch.setattr(bench, "evaluate", evaluate)
+    cb = PeriodicEval(bench=bench, encoder=None, split="forget", compare=None, options={}, every={"epochs": 1},
+                      keep={"keep": "last"}, meta={}, anchor=None, log_path=tmp_path / "evals.jsonl", key="k",
+                      best_dir=tmp_path / "best")
+    entry = cb._evaluate(type("M", (), {"model": torch.nn.Linear(1, 1)})(), step=1, epoch=0)
+    assert "part" not in seen and entry["n_items"] == 6
+    assert entry["metrics"]["harmful_rate_forget"] == 0.0  # the validation items: none harmful
+    assert entry["metrics"]["normal_similarity"] == pytest.approx((0.0 + 0.2 + 0.5) / 3)

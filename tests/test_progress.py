@@ -1,4 +1,4 @@
-"""Progress: the family build's lines reach the grid's output; the ETA counts cells only."""
+"""Progress: the family build's and a cell's evaluation lines reach the grid's output; the ETA counts cells only."""
 
 from __future__ import annotations
 
@@ -27,15 +27,25 @@ def test_progress_lines_of_a_cell_reach_the_grid_and_everything_reaches_the_log(
     assert "lightning noise" in (tmp_path / "log.txt").read_text()
 
 
-def test_epoch_progress_prints_a_bar_with_an_eta(capsys):
-    from types import SimpleNamespace
+def test_a_cells_evaluation_progress_reaches_the_grids_line(tmp_path):
+    """eval.progress's lines in a cell's output (a file: one every every_s and one at the end)
+    are printed by the grid too, with the cell's id; the log keeps them as written."""
+    import io
 
-    from unlearnbench.models.progress import EpochProgress
+    from unlearnbench.eval.progress import Progress
 
-    cb = EpochProgress("[family]", "tiny base", every=0.0)
-    cb.on_train_start(None, None)
-    for epoch in range(4):
-        cb.on_train_epoch_end(SimpleNamespace(current_epoch=epoch, max_epochs=4), None)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and lines[1].startswith("[family] tiny base: [##########..........] epoch 2/4")
-    assert "ETA" in lines[1] and lines[-1].endswith("ETA 0m00s")
+    written = io.StringIO()
+    with Progress("tofu-synth forget10", 4, stream=written, every_s=0.0) as p:
+        p.update(2)
+        p.update(2)
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 3  # two updates and the closing line
+    shown = []
+    with open(tmp_path / "log.txt", "wb") as out:
+        proc = spawn([sys.executable, "-c", f"print({written.getvalue()!r}, end='')"], subprocess.PIPE)
+        assert pump(proc, out, shown.append, "ga__tofu-synth__s0") == 0
+    assert shown == [line.replace("[eval] ", "  [eval] ga__tofu-synth__s0: ", 1) for line in lines]
+    assert shown[0].startswith("  [eval] ga__tofu-synth__s0: tofu-synth forget10: 2/4 items, ")
+    assert shown[-1].startswith("  [eval] ga__tofu-synth__s0: tofu-synth forget10: 4/4 items, ")
+    assert all(" items/s, " in line for line in shown)
+    assert (tmp_path / "log.txt").read_text() == written.getvalue()

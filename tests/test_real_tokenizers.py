@@ -259,3 +259,99 @@ def test_real_architecture_scores_the_real_tokens(tokenizers, family):
     assert abs(loss.item() - math.log(cfg.vocab_size)) < 0.5
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# --- Which tokens MIA, exact memorisation and extraction strength see (docs/metrics.md §1, §2.6,
+# §3.1, §3.5, §4) ---------------------------------------------------------------------------
+
+_BIG = 100.0  # logit of the forced token: every other token's log-probability is -100 (to 1e-30)
+
+
+def _eos_model(family, eos: int):
+    """The family's real architecture (shrunk, random) whose head always predicts ``eos`` with
+    probability ~1: a scored position contributes ~0 to the NLL if it is the EOS, 100 otherwise,
+    and its greedy prediction matches only there. So the numbers below count positions."""
+    from transformers import AutoModelForCausalLM
+
+    from unlearnbench.models.real_configs import shrunk
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(shrunk(REAL_ARCH[family])).eval()
+
+    def forced(_module, _inputs, out):
+        logits = torch.zeros_like(out)
+        logits[..., eos] = _BIG
+        return logits
+
+    model.get_output_embeddings().register_forward_hook(forced)
+    return model
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tofu_scores_answer_plus_eos_only(tokenizers, family):
+    """TOFU (§1, §2.6, §3.1): probability, LOSS and the MIA texts, exact memorisation and
+    extraction strength all see the answer's tokens then the real EOS once, never BOS or the
+    prompt; under ``parity: open-unlearning`` (§3.5) EM, ES, Min-K and GradNorm drop that EOS."""
+    from unlearnbench.eval import conventions
+    from unlearnbench.eval.scoring import score_items, score_pairs
+
+    enc = _encoder(tokenizers, family)
+    tok, eos = enc.tokenizer, enc.eos_id
+    other = "Mostly in cafes, in Edinburgh."
+    want = {}
+    for a in (A, other):
+        _ids, labels = enc.encode(Q, a)
+        want[a] = [t for t in labels if t != IGNORE]
+        assert want[a][-1] == eos and want[a].count(eos) == 1
+        assert tok.decode(want[a][:-1]).strip() == a  # the answer's tokens, nothing else
+        assert tok.bos_token_id not in want[a][:-1] and tok.eos_token_id not in want[a][:-1]
+    model = _eos_model(family, eos)
+    packed = score_items(model, enc, [(Q, [A, other])], with_stats=True)[0]  # TOFU's tasks
+    single = score_pairs(model, enc, [(Q, A), (Q, other)], with_stats=True)  # e.g. the MUSE-style path
+    for scored in (packed, single):
+        for s, a in zip(scored, (A, other)):
+            n = len(want[a])
+            assert s.labels == want[a] and s.n_tokens == n == len(s.token_logprobs)
+            assert s.preds == [eos] * n
+            # Default: n positions, only the last (EOS) predicted: EM = 1/n, ES = 1 - (n-1)/n.
+            tm = conventions.token_metrics(s)
+            assert tm["exact_memorisation"] == pytest.approx(1 / n)
+            assert tm["extraction_strength"] == pytest.approx(1 / n)
+            # open-unlearning: the EOS position dropped, so nothing matches (EM 0; ES its 1/(n-1) floor).
+            ou = conventions.token_metrics(s, "open-unlearning")
+            assert ou["exact_memorisation"] == 0.0
+            assert ou["extraction_strength"] == pytest.approx(1 / (n - 1))
+            # LOSS: n-1 positions at NLL 100 and the EOS at ~0, averaged over n (EOS included in both).
+            for parity in (False, "open-unlearning"):
+                mia_s = conventions.mia_scores(s, a, tok, parity)
+                assert mia_s["mia_loss"] == pytest.approx(_BIG * (n - 1) / n, rel=1e-5)
+    # GradNorm's loss averages over the same labels (the EOS dropped under open-unlearning).
+    _ids, labels = enc.encode(Q, A)
+    assert [t for t in conventions.gradnorm_labels(labels) if t != IGNORE] == want[A]
+    assert [t for t in conventions.gradnorm_labels(labels, "open-unlearning") if t != IGNORE] == want[A][:-1]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_muse_mia_texts_score_every_text_token_after_the_first_position(tokenizers, family):
+    """MUSE's PrivLeak texts (§4): the raw text as the tokenizer encodes it (BOS where the model
+    has one), every token after the first position scored, no EOS appended, cut at BOS +
+    ``mia_max_tokens``. A model with no BOS (Qwen, Phi) has nothing to predict its first text
+    token from, so that token is context only."""
+    from unlearnbench.eval.muse import _mia_records, _text_ids
+    from unlearnbench.metrics.cost import CostTracker
+
+    tok, adds_bos = _tok(tokenizers, family), FAMILIES[family][2]
+    text = "The harbour froze in 1892, and the ferry to the island ran on sledges for six weeks."
+    body = tok(text, add_special_tokens=False)["input_ids"]
+    ids, labels, cut = _text_ids(tok, text, None)
+    assert not cut and ids == ([tok.bos_token_id] if adds_bos else []) + body
+    scored = [t for t in labels if t != IGNORE]
+    assert scored == (body if adds_bos else body[1:])
+    assert tok.eos_token_id not in scored or tok.eos_token_id in body
+    ids, labels, cut = _text_ids(tok, text, 5)
+    assert cut and ids == ([tok.bos_token_id] if adds_bos else []) + body[:5]
+    model = _eos_model(family, tok.eos_token_id)
+    rec = _mia_records(model, tok, "privleak_forget", [{"text": text, "_index": 0}], 4, None, CostTracker())[0]
+    n = len(body) if adds_bos else len(body) - 1
+    assert rec["n_tokens"] == n
+    assert rec["mia_loss"] == pytest.approx(_BIG, rel=1e-5)  # no EOS scored: every position at NLL 100

@@ -72,3 +72,55 @@ def test_a_local_model_names_its_data_dir(tmp_path):
     assert {c.benchmark for c in grid.cells} == {"tofu"} and {c.data_dir for c in grid.cells} == {str(data)}
     grid = parse_grid({**raw, "data_dir": str(elsewhere)}, model=str(model))  # the grid's own wins
     assert {c.data_dir for c in grid.cells} == {str(elsewhere)}
+
+
+def _asset_or_skip(name: str) -> None:
+    import os
+
+    from unlearnbench.models import assets
+
+    try:
+        assets.fetch(name)
+    except assets.AssetError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"tokenizer asset {name!r} unavailable: {e}")
+
+
+def test_muse_rehearsal_names_its_retrained_model_and_data_for_the_real_class(tmp_path):
+    """``rehearse(..., "muse-synth")``: target and retrained model of the real ``muse-news``
+    class, which then resolves both, and its data, from the target's unlearnbench.json."""
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.models.rehearse import RehearsalRecipe, rehearse
+    from unlearnbench.models.specs import ModelSpec
+
+    _asset_or_skip("llama2")
+    recipe = RehearsalRecipe(hidden=16, layers=1, heads=4, epochs=1, max_len=64)
+    target = rehearse("llama2-7b", "muse-synth", ["forget"], recipe=recipe, root=tmp_path, log=lambda *_: None)
+    meta = json.loads((target / "unlearnbench.json").read_text())
+    assert target.name == "target" and set(meta["checkpoints"]) == {"muse-news"}
+    assert set(meta["checkpoints"]["muse-news"]) == {"retain"} and set(meta["data"]) == {"muse-news"}
+    assert meta["recipe"]["epochs"] == 1 and meta["tokenizer"].startswith("llama-tokenizer-js")
+    spec = ModelSpec.from_name(str(target))
+    bench = get_benchmark("muse-news", meta["data"]["muse-news"])
+    assert bench.checkpoint(spec, "target", "forget") == str(target)
+    assert bench.checkpoint(spec, "retain", "forget") == meta["checkpoints"]["muse-news"]["retain"]
+    assert bench.forget_rows("forget") and bench.retain_rows("forget")
+
+
+def test_wmdp_real_root_has_what_the_real_class_reads():
+    """The real ``wmdp`` class on the stand-in's root (``rehearse --benchmark wmdp-synth``):
+    both hazard configs, both forget corpora, MMLU ``all``, wikitext; the cyber names hold a
+    second stand-in domain, not a copy of the bio one."""
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.registry import benchmarks
+
+    root = benchmarks.get("wmdp-synth")().real_layout()
+    bench = get_benchmark("wmdp", root)
+    sets = bench.sets()
+    assert set(sets) == {"wmdp_bio", "wmdp_cyber", "mmlu"}
+    bio, cyber = ({r["question"] for r in sets[k]} for k in ("wmdp_bio", "wmdp_cyber"))
+    assert bio and cyber and not bio & cyber
+    both = bench.forget_rows("bio+cyber")
+    assert len(both) == len(bench.forget_rows("bio")) + len(bench.forget_rows("cyber"))
+    assert bench.retain_rows("bio+cyber")

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", default="tofu-synth", help="the stand-in whose data and recipe to use")
     p.add_argument("--splits", default=None, help="forget splits whose retain models to build, comma-separated "
                                                    "(default: every split of the real benchmark)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="fine-tuning epochs of the target and retain models (default 3; fewer: a cheaper "
+                        "rehearsal of a large-vocabulary family, e.g. 1)")
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard of a results dir")
     p.add_argument("dir")
@@ -405,7 +408,17 @@ def cmd_rehearse(args) -> int:
     from unlearnbench.models.rehearse import RehearsalError, rehearse
 
     try:
-        target = rehearse(args.model, args.benchmark, [s for s in (args.splits or "").split(",") if s] or None)
+        recipe = None
+        if args.epochs is not None:
+            from dataclasses import replace
+
+            from unlearnbench.models.rehearse import RehearsalRecipe
+
+            if args.epochs < 1:
+                raise RehearsalError(f"--epochs {args.epochs}: must be at least 1")
+            recipe = replace(RehearsalRecipe(), epochs=args.epochs)
+        target = rehearse(args.model, args.benchmark, [s for s in (args.splits or "").split(",") if s] or None,
+                          recipe=recipe)
     except (RehearsalError, AssetError) as exc:
         print(f"unlearnbench: error: {exc}", file=sys.stderr)
         return 2

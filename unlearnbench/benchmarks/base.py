@@ -147,8 +147,9 @@ class Benchmark:
     # reproduce where its conventions differ from this harness's (docs/metrics.md).
     parity_modes: tuple[str, ...] = ()
     data_options: dict[str, Any] = {}  # options of the training data (method params may set them)
-    # ``evaluate(..., part="validation")`` scores the validation items alone (evaluation during
-    # unlearning, ``eval_every``, needs it: the test items are never looked at while training).
+    # ``evaluate(..., part="validation")`` scores the validation items alone. Evaluation during
+    # unlearning (``eval_every``) needs only part summaries (``summarise_records``): without
+    # this, ``evaluate_part`` scores every item and keeps the part's records.
     evaluates_parts: bool = False
 
     def __init__(self, path: str | None = None):
@@ -301,6 +302,24 @@ class Benchmark:
         mode that fixes a constant the summary uses)."""
         raise BenchmarkError(f"benchmark {self.name!r} cannot summarise a part of its items, which a "
                              "grid's `select: validation` needs; drop `select` for this benchmark")
+
+    @classmethod
+    def summarises_parts(cls) -> bool:
+        """Whether the benchmark has validation items: it summarises a part of its items (its
+        own ``summarise_records``), so a grid can select on them and evaluate on them during
+        unlearning."""
+        return cls.summarise_records is not Benchmark.summarise_records
+
+    def evaluate_part(self, model, encoder, split: str, *, part: str, reference=None,
+                      **options) -> tuple[dict, list[dict]]:
+        """``(summary, records)`` of ``part``'s items only, for ``summarise_records(records,
+        reference, part)`` (the summary returned here is not the part's: cost and bookkeeping).
+        A benchmark that ``evaluates_parts`` scores those items alone; any other scores every
+        item and drops the other part's records before anything reads them."""
+        if self.evaluates_parts:
+            return self.evaluate(model, encoder, split, reference=reference, part=part, **options)
+        summary, records = self.evaluate(model, encoder, split, reference=reference, **options)
+        return {"part": part, "cost": summary.get("cost", {})}, [r for r in records if self.in_part(r, part)]
 
     def metrics(self, summary: dict) -> dict[str, float | None]:
         """Flat leaderboard values of an evaluation summary, by ``columns`` (a ``gap_to``

@@ -74,6 +74,7 @@ class MuseBenchmark(Benchmark):
     data_options = {"chunk_len": 2048}  # Llama-2's context, as MUSE trains
     published = PUBLISHED["muse-news"]
     corpus = "muse-news"  # muse_bench's name for parity constants
+    evaluates_parts = True  # evaluate(..., part=...) scores that part's items alone
 
     def default_path(self) -> str:
         from unlearnbench.data.muse import HUB
@@ -108,14 +109,15 @@ class MuseBenchmark(Benchmark):
     def fingerprint(self, split: str) -> dict:
         return {**super().fingerprint(split), "corpus": self.corpus}
 
-    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, parity=False, **options):
+    def evaluate(self, model, encoder, split: str, *, reference=None, models=None, parity=False, part=None,
+                 **options):
         from unlearnbench.eval.muse import evaluate_muse
 
         retrain_auc = None
         if reference is not None and not parity:
             retrain_auc = (reference[0].get("mia") or {}).get("min_k")
         return evaluate_muse(model, encoder.tokenizer, self.path, retrain_auc=retrain_auc, parity=bool(parity),
-                             benchmark=self.corpus, **options)
+                             benchmark=self.corpus, part=part, **options)
 
 
     def summarise_records(self, records: list[dict], reference=None, part: str | None = None,

@@ -102,6 +102,10 @@ class WmdpSynthBenchmark(StandIn, WmdpBenchmark):
                Column("general", ("mmlu_high_school_geography", "accuracy"), "max"))
     generator = wmdp_synth.STAND_IN
 
+    def real_layout(self) -> str:
+        """A root the real ``wmdp`` class runs on (``rehearse``): see ``data.wmdp_synth.real_root``."""
+        return str(wmdp_synth.real_root(self.synth))
+
     def tiny_recipe(self, data_key: str) -> TinyRecipe:
         return TinyRecipe(data_key=data_key, tokenizer_texts=lambda: wmdp_synth.tiny_texts(self.path, "tokenizer"),
                           base_texts=lambda: wmdp_synth.tiny_texts(self.path, "base"), finetuned_roles=(),

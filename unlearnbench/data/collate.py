@@ -8,7 +8,7 @@ tokens).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,6 +24,9 @@ class Encoder:
     tokenizer: object
     template: str
     max_len: int = 512
+    # Encodings by text, kept when given a dict: an evaluator run again and again on the same
+    # items (evaluation during unlearning, runner.periodic_eval) tokenises each text once.
+    memo: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def eos_id(self) -> int:
@@ -35,8 +38,13 @@ class Encoder:
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def prompt_ids(self, question: str) -> list[int]:
+        if self.memo is not None and ("prompt", question) in self.memo:
+            return list(self.memo[("prompt", question)])
         prompt = format_prompt(self.template, question, self.tokenizer)
-        return self.tokenizer(prompt, add_special_tokens=not template_adds_bos(self.template))["input_ids"]
+        ids = self.tokenizer(prompt, add_special_tokens=not template_adds_bos(self.template))["input_ids"]
+        if self.memo is not None:
+            self.memo[("prompt", question)] = tuple(ids)
+        return ids
 
     def encode(self, question: str, answer: str) -> tuple[list[int], list[int]]:
         """(input_ids, labels): TOFU's convention of tokenising prompt+answer as one text
@@ -66,6 +74,12 @@ class Encoder:
         forward passes."""
         if not pairs:
             return []
+        if self.memo is not None:
+            new = list(dict.fromkeys(p for p in pairs if ("pair", p) not in self.memo))
+            if new:
+                for p, enc in zip(new, Encoder(self.tokenizer, self.template, self.max_len).encode_many(new)):
+                    self.memo[("pair", p)] = (tuple(enc[0]), tuple(enc[1]))
+            return [tuple(list(x) for x in self.memo[("pair", p)]) for p in pairs]
         special = not template_adds_bos(self.template)
         prompts = {q: format_prompt(self.template, q, self.tokenizer) for q, _ in pairs}
         prompt_ids = dict(zip(prompts, self.tokenizer(list(prompts.values()), add_special_tokens=special)["input_ids"]))

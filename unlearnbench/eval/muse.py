@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unlearnbench.benchmarks.base import Benchmark
 from unlearnbench.data.collate import IGNORE
 from unlearnbench.data.muse import HUB, load_split
 from unlearnbench.eval.generate import generate_text
@@ -172,8 +173,12 @@ def summarise(records: list[dict], retrain_auc: float | None = None) -> dict:
 def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, parity: bool = False,
                   benchmark: str = "muse-news", batch_size: int = 16, verbmem_tokens: int = 128,
                   knowmem_tokens: int = 32, mia_max_tokens: int | None = 2048,
-                  max_items: int | None = None) -> tuple[dict, list[dict]]:
+                  max_items: int | None = None, part: str | None = None) -> tuple[dict, list[dict]]:
     """Run the MUSE suite on ``path`` (hub name or local dir); returns (summary, records).
+
+    ``part`` ("validation" or "test") scores only that part of the items (by each item's
+    index, ``Benchmark.in_part``; the in-context examples are not items and stay whole), e.g.
+    the validation items an evaluation during unlearning looks at.
 
     ``retrain_auc`` is the retrain model's ``summary["mia"]["min_k"]`` (forget labelled 0,
     holdout 1); without it PrivLeak is left out and ``summary["privleak_note"]`` says why.
@@ -194,7 +199,10 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
                          f"pass benchmark='{[k for k, v in HUB.items() if v == str(path)][0]}'")
     def rows(subset: str, split: str, cut: bool = True) -> list[dict]:
         data = [dict(r, _index=i) for i, r in enumerate(load_split(path, subset, split))]
-        return data[:max_items] if (cut and max_items) else data
+        if not cut:
+            return data
+        data = data[:max_items] if max_items else data
+        return [r for r in data if Benchmark.in_part({"index": r["_index"]}, part)]
 
     with sharded_eval(model) as shard, CostTracker() as cost:
         mine = shard.take

@@ -1,4 +1,4 @@
-"""Cost of a run (docs/metrics.md §9): wall time, tokens, steps, peak memory, world size."""
+"""Cost of a run (docs/metrics.md §9): wall time, CPU time, tokens, steps, peak memory, world size."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ class CostTracker:
         self.tokens = 0
         self.steps = 0
         self.wall_time_s = 0.0
+        # This process's CPU time (every thread, user + system): on a shared machine wall time
+        # grows with the load while CPU time does not, so timing claims quote both.
+        self.cpu_time_s = 0.0
         self.peak_accel_mem_mib: float | None = None
         self._start: float | None = None
         self._cuda = torch.cuda.is_available()
@@ -43,10 +46,12 @@ class CostTracker:
         if self._cuda:
             torch.cuda.reset_peak_memory_stats()
         self._start = time.perf_counter()
+        self._cpu_start = time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
         self.wall_time_s = time.perf_counter() - self._start
+        self.cpu_time_s = time.process_time() - self._cpu_start
         self._start = None
         if self._cuda:
             self.peak_accel_mem_mib = torch.cuda.max_memory_allocated() / 2**20
@@ -61,13 +66,15 @@ class CostTracker:
 
     def as_dict(self) -> dict:
         """Cost so far as a flat dict (inside the block, wall time and peaks are live values)."""
-        wall, accel = self.wall_time_s, self.peak_accel_mem_mib
+        wall, cpu, accel = self.wall_time_s, self.cpu_time_s, self.peak_accel_mem_mib
         if self._start is not None:
             wall = time.perf_counter() - self._start
+            cpu = time.process_time() - self._cpu_start
             if self._cuda:
                 accel = torch.cuda.max_memory_allocated() / 2**20
         return {
             "wall_time_s": wall,
+            "cpu_time_s": cpu,
             "tokens": self.tokens,
             "steps": self.steps,
             "peak_host_mem_mib": _peak_host_mem_mib(),

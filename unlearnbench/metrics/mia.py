@@ -106,7 +106,7 @@ def reference_scores(model_losses, reference_losses) -> list[float]:
     return (m - r).tolist()
 
 
-def gradnorm_scores(model, batches, p: float = 2) -> list[float]:
+def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024) -> list[float]:
     """GradNorm attack per text: mean over parameter tensors of ``‖∇_θ L‖_p``; lower = more member-like.
 
     ``L`` is the text's token-mean NLL over its scored tokens (``labels != -100``, the
@@ -125,55 +125,105 @@ def gradnorm_scores(model, batches, p: float = 2) -> list[float]:
     ``batches``: dicts with ``input_ids``, ``attention_mask``, ``labels`` ``[B, T]`` (any
     padding side; rows are independent). Returns one float per row, in order.
 
-    How (chosen by measurement, docs/performance.md): each row is cut to its attended
-    tokens and gets its own forward and backward pass, so the score is exactly the
-    one-text-at-a-time computation, and no work is spent on other rows or on padding.
-    Back-propagating each row through a whole padded batch's graph cost 7.7x more on the
-    tiny model; per-sample gradients with ``torch.func.vmap`` were 15% faster on the tiny
-    model but 10-65% slower on ``llama-mid`` (26M parameters) and hold ``chunk x``
-    parameter-sized gradients. Memory: one text's activations plus one gradient the size of
-    the parameters (a 7B model in bf16: 14 GB on top of its 14 GB of weights); a vmap
-    chunk of ``c`` rows would need ``c x`` that, i.e. ``c = 1`` for 7B on an 80 GB GPU,
-    which is this loop. Under DDP/FSDP evaluation every rank loads the whole checkpoint
-    and scores its own rows (``rows[rank::world]``); a row's score does not depend on the
-    rank or on the other rows, so sharded evaluation returns the same scores. Parameters
-    sharded as DTensors (a model still wrapped by FSDP2) are refused: each row's forward
-    would be a collective that ranks with different row counts cannot match.
+    How (docs/performance.md): with p = 2, per-text norms come from ONE forward and backward
+    per chunk of rows (``metrics.ghost_norms``: each row cut to its real tokens, rows sorted
+    by length and right-padded, the rows' losses summed, and each parameter tensor's per-row
+    squared norm computed exactly from the layer's inputs and output gradients, never forming
+    a gradient). A chunk holds at most ``max_tokens`` = rows x padded length tokens (at least
+    one row): its memory is the autograd graph of that many tokens (a 7B Llama in bf16:
+    ~6 MB per token, ~7 GB at the default 1024, beside its 14 GB of weights) plus
+    per-layer ``rows x T x T`` fp32 Gram matrices and the LM head's ``rows x T x vocab``
+    logit gradients; lower ``max_tokens`` on a smaller GPU (1024 was also the fastest on the
+    tiny model on CPU: 4096 took 15% longer). Where the model holds a parameter
+    the identities do not cover exactly (``ghost_norms.plan`` says which), and for p = 1 or
+    inf, each row gets its own forward and backward instead (one text's activations plus one
+    parameter-sized gradient: 14 GB for a 7B model in bf16). Both give the one-text-at-a-time
+    scores (within 1e-5 relative, tests/test_metrics_mia.py). Under DDP/FSDP evaluation every
+    rank loads the whole checkpoint and scores its own rows (``rows[rank::world]``); a row's
+    score does not depend on the rank or on the other rows, so sharded evaluation returns
+    the same scores. Parameters sharded as DTensors (a model still wrapped by FSDP2) are
+    refused: each forward would be a collective that ranks with different row counts cannot
+    match.
     """
+    from unlearnbench.metrics import ghost_norms
+
     if p not in GRADNORM_P:
         raise ValueError(f"gradnorm_scores: p must be one of 1, 2, inf; got {p!r}")
     params = list(model.parameters())
     if any(type(q).__name__ == "DTensor" for q in params):
         raise ValueError("gradnorm_scores: the model's parameters are sharded (FSDP); score an unsharded "
                          "copy (load the checkpoint on each rank, as eval.references does)")
+    planned = ghost_norms.plan(model) if p == 2 else "p is not 2"
     flags, was_training = [q.requires_grad for q in params], model.training
     device = params[0].device
-    scores: list[float] = []
     try:
         model.eval()
         for q in params:
             q.requires_grad_(True)
         with torch.enable_grad():
-            for batch in batches:
-                ids, am, labels = (batch[k] for k in ("input_ids", "attention_mask", "labels"))
-                for row in range(ids.shape[0]):
-                    keep = am[row].bool()
-                    target = labels[row][keep][1:].to(device)
-                    n = int((target != -100).sum())
-                    if n == 0:
-                        raise ValueError(f"gradnorm_scores: row {row} of a batch has no scored token "
-                                         "(all labels are -100); give each text at least one label")
-                    logits = model(input_ids=ids[row][keep][None].to(device)).logits[0, :-1].float()
-                    loss = torch.nn.functional.cross_entropy(logits, target, ignore_index=-100,
-                                                             reduction="sum") / n
-                    grads = torch.autograd.grad(loss, params, allow_unused=True)
-                    norms = [g.float().norm(p) for g in grads if g is not None]
-                    scores.append(float(torch.stack(norms).mean()))
+            rows = [r for batch in batches for r in _cut_rows(batch)]
+            if not isinstance(planned, str):
+                try:
+                    # All rows at once, sorted by length and chunked by max_tokens: less
+                    # padding and fewer passes than the caller's batches.
+                    return _ghost_scores(model, planned, params, rows, max_tokens, device)
+                except ghost_norms.Unsupported:
+                    pass  # exact per-row passes instead
+            scores = [_row_score(model, params, ids, target, p, device) for ids, target in rows]
     finally:
         for q, flag in zip(params, flags):
             q.requires_grad_(flag)
         model.train(was_training)
     return scores
+
+
+def _cut_rows(batch) -> list[tuple]:
+    """Each row's real tokens and labels (padding removed), checked to score a token."""
+    ids, am, labels = (batch[k] for k in ("input_ids", "attention_mask", "labels"))
+    out = []
+    for row in range(ids.shape[0]):
+        keep = am[row].bool()
+        if int((labels[row][keep][1:] != -100).sum()) == 0:
+            raise ValueError(f"gradnorm_scores: row {row} of a batch has no scored token "
+                             "(all labels are -100); give each text at least one label")
+        out.append((ids[row][keep], labels[row][keep]))
+    return out
+
+
+def _row_score(model, params, ids, labels, p, device) -> float:
+    """One text's forward and backward: the mean over parameter tensors of ``‖grad‖_p``."""
+    target = labels[1:].to(device)
+    logits = model(input_ids=ids[None].to(device)).logits[0, :-1].float()
+    loss = torch.nn.functional.cross_entropy(logits, target, ignore_index=-100,
+                                             reduction="sum") / int((target != -100).sum())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return float(torch.stack([g.float().norm(p) for g in grads if g is not None]).mean())
+
+
+def _ghost_scores(model, planned, params, rows, max_tokens: int, device) -> list[float]:
+    """p = 2 scores of ``rows`` from batched ghost-norm passes, chunked by ``max_tokens``."""
+    from unlearnbench.metrics import ghost_norms
+
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    out = [0.0] * len(rows)
+    start = 0
+    while start < len(order):
+        T = len(rows[order[start]][0])  # the longest row of the chunk (sorted)
+        stop = start + max(1, min(len(order) - start, max_tokens // max(T, 1)))
+        chunk = order[start:stop]
+        ids = torch.zeros(len(chunk), T, dtype=torch.long)
+        labels = torch.full((len(chunk), T), -100, dtype=torch.long)
+        lengths = torch.tensor([len(rows[i][0]) for i in chunk])
+        for j, i in enumerate(chunk):
+            ids[j, :lengths[j]], labels[j, :lengths[j]] = rows[i]
+        sq = ghost_norms.squared_norms(model, planned, params, ids.to(device), labels.to(device))
+        norms = sq.clamp_min(0).sqrt().mean(1)
+        if not bool(torch.isfinite(norms).all()):
+            raise ghost_norms.Unsupported("a ghost norm is not finite")
+        for j, i in enumerate(chunk):
+            out[i] = float(norms[j])
+        start = stop
+    return out
 
 
 def mia_auc(forget_scores, holdout_scores) -> float:

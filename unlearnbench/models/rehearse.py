@@ -72,7 +72,10 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
     synth = benchmarks.get(stand_in)()
     if not getattr(synth, "stand_in_for", None) or synth.recipe() is None:
         raise RehearsalError(f"{stand_in!r} is not a stand-in with a training recipe; e.g. tofu-synth")
-    bench = get_benchmark(synth.stand_in_for, synth.path)  # the real class on the stand-in's files
+    # The real class on the stand-in's files, in the real benchmark's layout (a stand-in whose own
+    # files cover less than the real class reads, e.g. WMDP's bio-only one, writes a fuller root).
+    data_path = synth.real_layout() if hasattr(synth, "real_layout") else synth.path
+    bench = get_benchmark(synth.stand_in_for, data_path)
     splits = splits or list(bench.splits)
     t0 = time.time()
     assets.fetch(real.asset)
@@ -101,24 +104,25 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
     _build_atomically(out / "base", base)
     log(f"[rehearse {name}] base: {time.time() - t0:.1f}s")
     roles = {"target": bench.checkpoint_key("target", splits[0])}
-    roles.update({f"retain:{s}": bench.checkpoint_key("retain", s) for s in splits})
+    if any(ref.role == "retain" for ref in bench.references):  # WMDP has none: its target is the base
+        roles.update({f"retain:{s}": bench.checkpoint_key("retain", s) for s in splits})
     dirs = {}
     for role, ckpt_key in roles.items():
         t0 = time.time()
         split = role.split(":")[1] if ":" in role else splits[0]
         dirs[ckpt_key] = _build_atomically(out / ckpt_key, lambda tmp, r=role.split(":")[0], s=split:
-                                           _finetune(out / "base", tmp, synth, r, s, spec, recipe))
+                                           _finetune(out / "base", tmp, synth, bench, r, s, spec, recipe))
         log(f"[rehearse {name}] {ckpt_key}: {time.time() - t0:.1f}s")
     target = dirs[roles["target"]]
     meta = {"template": spec.template, "base": str(out / "base"), "rehearsal_of": name,
-            "tokenizer": assets.ASSETS[real.asset].spec,
+            "tokenizer": assets.ASSETS[real.asset].spec, "recipe": asdict(recipe),
             "checkpoints": {bench.family: {k: str(v) for k, v in dirs.items() if v != target}},
-            "data": {bench.name: str(synth.path)}}
+            "data": {bench.name: str(data_path)}}
     (target / "unlearnbench.json").write_text(json.dumps(meta, indent=1))
     return target
 
 
-def _finetune(base: Path, tmp: Path, synth, role: str, split: str, spec, recipe: RehearsalRecipe) -> None:
+def _finetune(base: Path, tmp: Path, synth, bench, role: str, split: str, spec, recipe: RehearsalRecipe) -> None:
     from transformers import AutoModelForCausalLM
 
     from unlearnbench.models.finetune import fit_causal_lm
@@ -126,7 +130,12 @@ def _finetune(base: Path, tmp: Path, synth, role: str, split: str, spec, recipe:
 
     tok = load_tokenizer(str(base))
     model = AutoModelForCausalLM.from_pretrained(base)
-    qa, texts = synth.recipe().finetune(role, split)
+    if bench.target_is_base:
+        # The model before unlearning is a pretrained model (WMDP unlearns Zephyr itself): the
+        # random base is trained on what the stand-in pretrains its tiny base on.
+        qa, texts = None, synth.recipe().base_texts()
+    else:
+        qa, texts = synth.recipe().finetune(role, split)
     fit_causal_lm(model, tok, qa=qa, texts=texts, epochs=recipe.epochs, lr=recipe.lr, tiny=recipe,
                   seed=recipe.seed, template=spec.template, desc=f"rehearsal {spec.name} {role} {split}")
     model.save_pretrained(tmp)

@@ -121,9 +121,11 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
                                            reference=compare, options=cell["eval"])
     cost = dict(info["cost"])
     cost["eval_wall_time_s"] = summary.get("cost", {}).get("wall_time_s")
+    cost["eval_cpu_time_s"] = summary.get("cost", {}).get("cpu_time_s")
     during = periodic.summary() if periodic is not None else {}
     if periodic is not None:
         cost["periodic_eval_wall_time_s"] = during.pop("periodic_eval_wall_time_s")
+        cost["periodic_eval_cpu_time_s"] = during.pop("periodic_eval_cpu_time_s")
         cost["keep_save_wall_time_s"] = periodic.save_wall_time_s
         if periodic.best is not None:  # the kept step's test numbers are the cell's; the last step's apart
             during["last"] = last or {"step": info["steps"], "same_as_kept": True}

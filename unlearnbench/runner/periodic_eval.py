@@ -3,8 +3,12 @@
 A cell with ``eval_every: {steps: N}`` (or ``{epochs: K}``) evaluates the model being
 unlearned every N optimiser steps (K epochs), and once more after the last step, on the
 benchmark's *validation* items only (``benchmarks.base.is_validation``: the quarter a sweep
-with ``select: validation`` chooses on); the test items the leaderboard reports are never
-scored during training. Each evaluation's leaderboard metrics form the cell's curve.
+with ``select: validation`` chooses on). Any benchmark that summarises a part of its items
+accepts it (``Benchmark.summarises_parts``, no list of names): one that ``evaluates_parts``
+(TOFU, MUSE) scores the validation items alone, so the test items the leaderboard reports are
+never scored during training; the others score every item and drop the test items' records
+before anything reads them (``Benchmark.evaluate_part``): nothing of them reaches the curve or
+the choice, only the cost is higher. Each evaluation's leaderboard metrics form the cell's curve.
 
 ``keep: best`` keeps the checkpoint the benchmark's ranking rule prefers among the evaluated
 ones (TOFU: the best forget quality among the checkpoints whose model utility is at least
@@ -30,6 +34,7 @@ for the same key; at a recorded step that was the best so far it writes the chec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -92,12 +97,9 @@ def parse_keep(value, bench_cls) -> dict:
 
 
 def has_validation_items(bench_cls) -> bool:
-    """Whether the benchmark can evaluate its validation items alone (``evaluates_parts``) and
-    summarise them (``summarise_records``)."""
-    from unlearnbench.benchmarks.base import Benchmark
-
-    return bool(getattr(bench_cls, "evaluates_parts", False)) and \
-        bench_cls.summarise_records is not Benchmark.summarise_records
+    """Whether the benchmark summarises its validation items apart (``summarise_records``):
+    then ``Benchmark.evaluate_part`` evaluates them, alone where it ``evaluates_parts``."""
+    return bench_cls.summarises_parts()
 
 
 def check(params: dict, bench_cls) -> tuple[dict | None, dict]:
@@ -236,8 +238,9 @@ class PeriodicEval(L.Callback):
     docstring); keep the best checkpoint in ``best_dir``; record the curve in ``log_path``."""
 
     def __init__(self, *, bench, encoder, split: str, compare, options: dict, every: dict, keep: dict,
-                 meta: dict, anchor: dict | None, log_path: Path, key: str, best_dir: Path):
+                 meta: dict, anchor: dict | None, log_path: Path, key: str, best_dir: Path, models=None):
         self.bench, self.encoder, self.split, self.compare = bench, encoder, split, compare
+        self.models = models  # models(role, seed) -> a reference model (e.g. LLMU's original), as at the end
         # GradNorm needs backward passes through the training model (see the module docstring).
         self.options = {**bench.check_eval_options({**options, **every.get("eval", {})}),
                         **({"gradnorm": False} if "gradnorm" in bench.eval_options else {})}
@@ -247,6 +250,7 @@ class PeriodicEval(L.Callback):
         self.curve: list[dict] = []
         self.best: int | None = None  # index in curve of the kept checkpoint
         self.wall_time_s = 0.0  # time this process spent in the callback (evaluating, saving)
+        self.cpu_time_s = 0.0  # its CPU time there (both are taken out of the training's)
         self.save_wall_time_s = 0.0
         self.reused = 0  # evaluations read back from an interrupted run
         self._last = -1
@@ -279,7 +283,7 @@ class PeriodicEval(L.Callback):
 
     # ----------------------------------------------------------------------------------
     def _at(self, trainer, pl_module, step: int) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self._last = step
         entry = self.recorded.get(step)
         if entry is not None:
@@ -297,16 +301,18 @@ class PeriodicEval(L.Callback):
         if best is not None:
             self.best = best
         self.wall_time_s += time.perf_counter() - t0
+        self.cpu_time_s += time.process_time() - c0
 
     def _evaluate(self, pl_module, step: int, epoch: int) -> dict:
         model = pl_module.model
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with same_rng(), full_params(model):
-            _, records = self.bench.evaluate(model, self.encoder, self.split, reference=self.compare,
-                                             part="validation", **self.options)
+            _, records = self.bench.evaluate_part(model, self.encoder, self.split, reference=self.compare,
+                                                  models=self.models, part="validation", **self.options)
         summary = self.bench.summarise_records(records, self.compare, "validation")
         return {"key": self.key, "step": step, "epoch": epoch, "metrics": self.bench.metrics(summary),
-                "n_items": len(records), "eval_wall_time_s": time.perf_counter() - t0}
+                "n_items": len(records), "eval_wall_time_s": time.perf_counter() - t0,
+                "eval_cpu_time_s": time.process_time() - c0}
 
     def _append(self, entry: dict) -> None:
         # One line per evaluation, flushed to disk before training goes on: an interrupted
@@ -344,6 +350,7 @@ class PeriodicEval(L.Callback):
         return {"curve": curve, "kept": {**self.keep, "every": self.every, "step": kept,
                                          "last_step": curve[-1]["step"] if curve else None},
                 "periodic_eval_wall_time_s": sum(e["eval_wall_time_s"] for e in curve),
+                "periodic_eval_cpu_time_s": sum(e.get("eval_cpu_time_s", math.nan) for e in curve),
                 "reused_evaluations": self.reused}
 
 
@@ -361,13 +368,33 @@ def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | 
     if every is None:
         return None
     source = start or bench.checkpoint(spec, "target", cell["split"])
-    encoder = encoder_for(bench, spec, load_tokenizer(source, spec))
+    # One tokenisation of each item's texts for the cell, not one per evaluation.
+    encoder = dataclasses.replace(encoder_for(bench, spec, load_tokenizer(source, spec)), memo={})
     anchor = anchor_metrics(bench, spec, cell["split"], compare, cell.get("eval") or {}) \
         if keep.get("rule") == "ranking" else None
     return PeriodicEval(bench=bench, encoder=encoder, split=cell["split"], compare=compare,
                         options=cell.get("eval") or {}, every=every, keep=keep, meta=benchmark_meta(bench),
                         anchor=anchor, log_path=cell_dir / "logs" / "evals.jsonl",
-                        key=run_key(cell, bench.data_key()), best_dir=cell_dir / "work" / "best")
+                        key=run_key(cell, bench.data_key()), best_dir=cell_dir / "work" / "best",
+                        models=_reference_models(bench, spec, cell["split"]))
+
+
+def _reference_models(bench, spec, split: str):
+    """``models(role, seed)`` as the cell's final evaluation gets it (eval.references), each
+    model loaded on first use and kept for the cell's later evaluations."""
+    loaded: dict = {}
+
+    def models(role: str, seed: int = 0):
+        import torch
+
+        from unlearnbench.models.loading import load_model
+
+        if (role, seed) not in loaded:
+            device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None
+            loaded[(role, seed)] = load_model(bench.checkpoint(spec, role, split, seed), spec, device=device)
+        return loaded[(role, seed)]
+
+    return models
 
 
 def adopt_best(callback: PeriodicEval, work: Path) -> None:

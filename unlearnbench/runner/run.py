@@ -24,6 +24,9 @@ from unlearnbench.runner.grid import Cell, Grid
 _NOT_CONFIG = ("plugins", "keep_model", "logger")
 # A child's output line that the grid also prints (models.progress writes them).
 PROGRESS_PREFIX = b"[family]"
+# An evaluation's progress line (eval.progress: items done / total, items/s; in a cell's
+# log one every 10 s and one at the end); the grid prints it too, naming the cell.
+EVAL_PREFIX = b"[eval] "
 
 
 def _print(msg: str) -> None:
@@ -223,15 +226,19 @@ def spawn(argv: list[str], out, keep_fds: tuple[int, ...] = ()) -> subprocess.Po
                             preexec_fn=die_with_parent(), pass_fds=keep_fds)
 
 
-def pump(proc: subprocess.Popen, out, log=_print) -> int:
+def pump(proc: subprocess.Popen, out, log=_print, label: str | None = None) -> int:
     """Copy a child's output to ``out`` (its log.txt) until it exits; progress lines (the tiny
-    family's build, which the first reference triggers and which takes minutes) also go to
-    the grid's own output. Returns the exit status."""
+    family's build, which the first reference triggers and which takes minutes, and the
+    evaluation's items done / total and items/s, prefixed with ``label``, the cell's id) also
+    go to the grid's own output. Returns the exit status."""
     for line in iter(proc.stdout.readline, b""):
         out.write(line)
         out.flush()
         if line.startswith(PROGRESS_PREFIX):
             log(line.decode("utf-8", errors="replace").rstrip())
+        elif line.startswith(EVAL_PREFIX):
+            text = line[len(EVAL_PREFIX):].decode("utf-8", errors="replace").rstrip()
+            log(f"  [eval] {label}: {text}" if label else f"  [eval] {text}")
     return proc.wait()
 
 
@@ -249,7 +256,7 @@ def _launch(cell: dict, cell_dir: Path, log=_print, keep_fds: tuple[int, ...] = 
         module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
         proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
         try:
-            rc = pump(proc, out, log)
+            rc = pump(proc, out, log, cell["cell_id"])
         except KeyboardInterrupt:
             proc.terminate()
             try:

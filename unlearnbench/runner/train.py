@@ -73,7 +73,7 @@ def unlearn(method_name: str, spec, bench=None, *, split: str = "forget10",
     ``params["max_steps"]``) stops training early, for smoke runs.
 
     ``callbacks`` are Lightning callbacks (e.g. the runner's evaluation during unlearning);
-    the time they report as ``wall_time_s`` is taken out of the training wall time.
+    the time they report as ``wall_time_s`` (``cpu_time_s``) is taken out of the training's.
     """
     params = dict(params or {})
     max_steps = params.pop("max_steps", max_steps)
@@ -106,6 +106,7 @@ def unlearn(method_name: str, spec, bench=None, *, split: str = "forget10",
         cost.tokens = method.tokens_seen
     # Time spent in callbacks (evaluating during training) is reported apart, not as training.
     cost.wall_time_s -= sum(getattr(cb, "wall_time_s", 0.0) for cb in callbacks or [])
+    cost.cpu_time_s -= sum(getattr(cb, "cpu_time_s", 0.0) for cb in callbacks or [])
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
     history = mean_by_step(method.history)  # one row per optimiser step, accumulated or not
