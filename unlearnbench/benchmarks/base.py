@@ -17,17 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from unlearnbench.data.parts import in_part, is_validation  # noqa: F401 (is_validation: public here too)
 from unlearnbench.errors import UserError
 
 SHAPES = ("qa", "text")
-# A quarter of an evaluation's items (by a hash of their index: stand-ins generate items in
-# patterns, e.g. attribute by attribute, that "every 4th item" would follow) are its
-# validation part, on which a sweep selects; the rest are the test part the leaderboard reports.
-
-
-def is_validation(index: int) -> bool:
-    """Fibonacci hashing of the item index: the top bits of ``index · 2^32/φ`` are well mixed."""
-    return ((int(index) * 0x9E3779B1) & 0xFFFFFFFF) >> 30 == 0  # the top 2 bits: one item in 4
 DIRECTIONS = ("max", "min", "zero", "half", "none")
 
 
@@ -289,10 +282,7 @@ class Benchmark:
     @staticmethod
     def in_part(record: dict, part: str | None) -> bool:
         """Whether an evaluation record is in ``part`` ("validation", "test", or None: all)."""
-        if part is None:
-            return True
-        validation = is_validation(record.get("index", 0))
-        return validation if part == "validation" else not validation
+        return in_part(record, part)
 
     def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
                           options: dict | None = None) -> dict:

@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unlearnbench.benchmarks.base import Benchmark
 from unlearnbench.data.collate import IGNORE
 from unlearnbench.data.muse import HUB, load_split
+from unlearnbench.data.parts import in_part
 from unlearnbench.eval.generate import generate_text
 from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_pairs
@@ -177,7 +177,7 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
     """Run the MUSE suite on ``path`` (hub name or local dir); returns (summary, records).
 
     ``part`` ("validation" or "test") scores only that part of the items (by each item's
-    index, ``Benchmark.in_part``; the in-context examples are not items and stay whole), e.g.
+    index, ``data.parts.in_part``; the in-context examples are not items and stay whole), e.g.
     the validation items an evaluation during unlearning looks at.
 
     ``retrain_auc`` is the retrain model's ``summary["mia"]["min_k"]`` (forget labelled 0,
@@ -202,7 +202,7 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
         if not cut:
             return data
         data = data[:max_items] if max_items else data
-        return [r for r in data if Benchmark.in_part({"index": r["_index"]}, part)]
+        return [r for r in data if in_part({"index": r["_index"]}, part)]
 
     with sharded_eval(model) as shard, CostTracker() as cost:
         mine = shard.take
