@@ -18,7 +18,7 @@ ATTACKS ?=
 OUT ?=
 PYTEST_ARGS ?=
 
-.PHONY: install assets rehearse test bench site smoke clean readme
+.PHONY: install assets rehearse test lint bench site smoke clean readme
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -45,6 +45,10 @@ rehearse: assets
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff (pinned in the dev extra) with the rules and line length of pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
 
 bench: install
 	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS)) $(if $(OUT),--out $(OUT))

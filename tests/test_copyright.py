@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from unlearnbench import parallel
 from unlearnbench.data import copyright as cp
 from unlearnbench.data import copyright_synth as cs
 from unlearnbench.eval import copyright as ev
@@ -192,7 +193,7 @@ def test_generator_is_deterministic_and_seeded(tmp_path):
     assert cs.generate(SMALL) == cs.generate(SMALL)
     other = cs.generate(replace(SMALL, seed=1))
     assert other["book"] != cs.generate(SMALL)["book"]
-    assert SMALL.key() == replace(SMALL).key() != replace(SMALL, seed=1).key()
+    assert cs.STAND_IN.key(SMALL) == cs.STAND_IN.key(replace(SMALL)) != cs.STAND_IN.key(replace(SMALL, seed=1))
     a, b = cs.write(SMALL, tmp_path / "a"), cs.write(SMALL, tmp_path / "b")
     names = sorted(p.name for p in a.iterdir())
     assert names == ["README.md", "book.txt", "config.json", "general_heldout.jsonl",
@@ -235,9 +236,11 @@ def test_stand_in_contents(tmp_path):
 def test_tiny_recipe_wires_the_roles(tmp_path):
     from unlearnbench.models.specs import TinyConfig
 
+    from unlearnbench.benchmarks.copyright import CopyrightSynthBenchmark
+
     d = cs.write(SMALL, tmp_path / "s")
-    recipe = cs.tiny_recipe(d)
-    assert recipe.data_key == f"copyright-{SMALL.key()}"
+    recipe = CopyrightSynthBenchmark(path=str(d)).recipe()
+    assert recipe.data_key == f"copyright-{cs.STAND_IN.key(SMALL)}"
     assert recipe.tokenizer_texts() == cs.tiny_texts(d, "tokenizer")
     assert recipe.base_texts() == cs.tiny_texts(d, "base")
     assert recipe.finetune("target", "book") == (None, cs.tiny_texts(d, "target"))
@@ -304,7 +307,8 @@ def test_stand_in_benchmark_scores_its_general_questions_zero_shot(tiny_model, t
     bench = CopyrightSynthBenchmark(str(d))
     assert bench.synth == SMALL  # a given directory is cut with its own generator config
     kw = {"max_items": 2, "batch_size": 4, "max_new_tokens": 3}
-    summary, records = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks="general_mc", **kw)
+    summary, records = bench.evaluate(model, SimpleNamespace(tokenizer=tok), "train", zero_shot_tasks="general_mc",
+                                      **kw)
     rows = [json.loads(line) for line in open(d / "general_mc.jsonl")]
     mc = [r for r in records if r["task"] == "general_mc"]
     assert [r["gold"] for r in mc] == [row["answer"] for row in rows]
@@ -383,7 +387,7 @@ def test_rank_shards_give_the_same_records_as_one_process(tiny_model, monkeypatc
     whole, whole_records = ev.evaluate_copyright(model, tok, items, held, **kw)
     shards = []
     for rank in (0, 1):
-        monkeypatch.setattr(ev, "_rank_world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(parallel, "rank_world", lambda rank=rank: (rank, 2))
         shards += ev.evaluate_copyright(model, tok, items, held, **kw)[1]
     merged = sorted(shards, key=lambda r: (r["task"] != "completion", r["index"]))
     # Batches differ between the runs, so NLL sums may differ in the last float bits.

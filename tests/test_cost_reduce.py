@@ -11,7 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.metrics.reduce import ItemValues, gather_records
+from unlearnbench.metrics.reduce import ItemValues
+from unlearnbench.parallel import gather_records
 
 
 def test_cost_tracker_counts_and_times():

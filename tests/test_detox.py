@@ -132,7 +132,8 @@ def _toxic_bert_like(tmp_path):
     model = BertForSequenceClassification(cfg).eval()
     with torch.no_grad():  # shift every label's logit so that the texts' scores straddle 0.5
         model.classifier.bias.zero_()
-        top = torch.stack([model(**tok(t, return_tensors="pt", truncation=True, max_length=64)).logits[0].max() for t in TEXTS]).sort().values
+        top = torch.stack([model(**tok(t, return_tensors="pt", truncation=True, max_length=64)).logits[0].max()
+                           for t in TEXTS]).sort().values
         model.classifier.bias.fill_(-float(top[1] + top[2]) / 2)
     out = tmp_path / "toxic-bert-tiny"
     model.save_pretrained(out)
@@ -201,7 +202,8 @@ def random_model(synth, tmp_path_factory):
 
     tok = train_tokenizer(synth.recipe().tokenizer_texts(), 400, tmp_path_factory.mktemp("tok"))
     tiny = TinyConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2)
-    return new_model(tiny, tok, seed=0).eval(), new_model(tiny, tok, seed=1).eval(), Encoder(tok, "llmu-tiny", max_len=128)
+    return (new_model(tiny, tok, seed=0).eval(), new_model(tiny, tok, seed=1).eval(),
+            Encoder(tok, "llmu-tiny", max_len=128))
 
 
 def _options(synth, **kw):
@@ -227,7 +229,8 @@ def test_synth_evaluation_by_hand(synth, random_model, monkeypatch):
     summary, records = synth.evaluate(model, enc, "train", models=None, **_options(synth))
     assert templates == ["raw", "raw", "raw", "llmu-tiny"]  # toxicity prompts as written; normal ones templated
     # forget: 0.875, 0, 0.5 -> mean 1.375/3, rate 1/3; pku: 0.75, 0 -> 0.375, 1/2; rtp: 0, 0, 0.75 -> 0.25, 1/3.
-    assert summary["toxicity_forget"] == pytest.approx(1.375 / 3) and summary["toxic_rate_forget"] == pytest.approx(1 / 3)
+    assert summary["toxicity_forget"] == pytest.approx(1.375 / 3)
+    assert summary["toxic_rate_forget"] == pytest.approx(1 / 3)
     assert summary["toxicity_pku"] == pytest.approx(0.375) and summary["toxic_rate_pku"] == 0.5
     assert summary["toxicity_rtp"] == pytest.approx(0.25) and summary["toxic_rate_rtp"] == pytest.approx(1 / 3)
     assert [r["toxic"] for r in records if r["task"] == "forget"] == [True, False, False]

@@ -132,8 +132,8 @@ def _ddp_weighted_grad_diff(model_path, seed, params):
 @pytest.fixture(scope="module")
 def runs(tiny_family, tmp_path_factory):
     """Run the four variants once; tests read their outputs."""
-    from unlearnbench.methods import train
-    from unlearnbench.report.atomic import atomic_write_json
+    from unlearnbench.runner import train
+    from unlearnbench.atomic import atomic_write_json
 
     root = tmp_path_factory.mktemp("distributed")
     out = {name: root / name for name in ("single", "weighted", "ddp", "fsdp", "accumulate")}
@@ -349,7 +349,7 @@ def test_retain_batches_are_seeded_per_rank_and_per_cycle(tiny_family):
 
 
 def test_global_batch_must_divide_over_ranks(tiny_family, tmp_path):
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     with pytest.raises(ValueError, match="divisible by the world size 2"):
         unlearn("ga", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, strategy="ddp",
@@ -359,7 +359,7 @@ def test_global_batch_must_divide_over_ranks(tiny_family, tmp_path):
 def test_fsdp1_is_gpu_only_and_wraps_every_decoder_layer(tiny_family, tmp_path):
     from lightning.pytorch.strategies import FSDPStrategy
 
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
     from unlearnbench.models.loading import load_model
     from unlearnbench.runner.strategies import is_decoder_layer, trainer_kwargs
 

@@ -49,7 +49,8 @@ def test_hallucination_summary_per_part_by_hand():
     val = bench.summarise_records(recs, part="validation")
     test = bench.summarise_records(recs, part="test")
     # validation 0, 2, 5: hallucinated 0 and 2, right 5; test 1, 3, 4: hallucinated none, right 1 and 4 (3 ties).
-    assert val["hallucination_rate_heldout"] == pytest.approx(2 / 3) and val["correct_rate_heldout"] == pytest.approx(1 / 3)
+    assert val["hallucination_rate_heldout"] == pytest.approx(2 / 3)
+    assert val["correct_rate_heldout"] == pytest.approx(1 / 3)
     assert test["hallucination_rate_heldout"] == 0.0 and test["correct_rate_heldout"] == pytest.approx(2 / 3)
     # normal (0..2): validation 0, 2 -> (0.3 + 0.6) / 2; test 1 -> 0.9.
     assert val["normal_similarity"] == pytest.approx(0.45) and test["normal_similarity"] == pytest.approx(0.9)

@@ -51,7 +51,7 @@ def test_lora_trains_and_evaluates_through_grid(tiny_family, tmp_path):
 
 
 def test_lora_holds_no_second_model_and_refuses_where_undefined(tiny_family):
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     npo = build_method("npo", tiny_family["target"], 0, {"lora": {"r": 2}})
     assert npo.ref_model is None  # the reference is the same network with adapters disabled
@@ -66,7 +66,7 @@ def test_lora_holds_no_second_model_and_refuses_where_undefined(tiny_family):
 
 
 def test_gradient_checkpointing_gives_the_same_losses(tiny_family, tmp_path):
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     hist = {}
     for flag in (False, True):

@@ -1,4 +1,4 @@
-"""Hand-computed checks for unlearnbench.methods.losses (spec: shared/spec/methods.md)."""
+"""Hand-computed checks for unlearnbench.methods.losses (definitions: docs/methods.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The baseline unlearning methods end to end on ``tiny-test`` (shared/spec/methods.md).
+"""The baseline unlearning methods end to end on ``tiny-test`` (docs/methods.md).
 
 One unlearning run per method (forget10, lr 1e-3, one epoch, batch 16 → a handful of
 steps) is cached for the module and shared by the end-to-end and fidelity checks.
@@ -22,7 +22,7 @@ import torch
 
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import NonFiniteLossError, UnlearningMethod
-from unlearnbench.methods.train import build_method, unlearn
+from unlearnbench.runner.train import build_method, unlearn
 from unlearnbench.registry import methods
 
 pytestmark = pytest.mark.slow
@@ -85,9 +85,10 @@ def _read_history(path: Path) -> list[dict]:
 
 
 def _forget_rows() -> list[dict]:
-    from unlearnbench.data.tofu import load_config, synth_dir
+    from unlearnbench.data.tofu import load_config
+    from unlearnbench.data.tofu_synth import STAND_IN
 
-    return [dict(r) for r in load_config(str(synth_dir()), "forget10")]
+    return [dict(r) for r in load_config(str(STAND_IN.directory()), "forget10")]
 
 
 def _load(path):
@@ -351,7 +352,7 @@ def test_plugin_method_via_cli(family, tmp_path):
 def test_cached_reference_equals_resident_at_every_step(name, family, tmp_path):
     """S_ref scored once before training (the default) gives the same losses, step by step, as
     scoring it on every batch with a resident reference model, which it then frees."""
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     hist = {}
     for mode in ("resident", "cached"):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from unlearnbench.methods import losses
-from unlearnbench.methods.train import unlearn
+from unlearnbench.runner.train import unlearn
 
 SPLIT = "forget01"  # 20 forget rows
 SEED = 42

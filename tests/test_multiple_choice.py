@@ -310,7 +310,7 @@ def test_stand_in_is_deterministic_and_written_in_the_hub_layout(tmp_path, synth
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert all(filecmp.cmp(synth / f, again / f, shallow=False) for f in files)
     assert not filecmp.cmp(synth / "wmdp/wmdp-bio/test.json", other / "wmdp/wmdp-bio/test.json", shallow=False)
-    assert SMALL.key() != wmdp_synth.WmdpSynthConfig(seed=1).key()
+    assert wmdp_synth.STAND_IN.key(SMALL) != wmdp_synth.STAND_IN.key(wmdp_synth.WmdpSynthConfig(seed=1))
     sets = wmdp.eval_sets(str(synth), wmdp_configs=("wmdp-bio",),
                           mmlu_subjects=("college_biology", "high_school_geography"))
     n_test = 6 * 4  # every fact is tested (as a paraphrase of its practice question)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench.methods.train import unlearn
+from unlearnbench.runner.train import unlearn
 from unlearnbench.registry import methods
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_trains_single_and_moves_weights(tiny_family, tmp_path, name):
 
 @pytest.mark.parametrize("name", NEW)
 def test_lora_trains_adapters_only(tiny_family, tmp_path, name):
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     m = build_method(name, tiny_family["target"], 0, {"lora": {"r": 2}})
     assert m.ref_model is None  # the reference (where one is needed) is the base, adapters off
@@ -90,7 +90,7 @@ def test_ddp_and_fsdp_two_processes_agree(tiny_family, tmp_path):
     code = (
         "import sys, torch; torch.set_num_threads(1)\n"
         "from unlearnbench.models.specs import ModelSpec\n"
-        "from unlearnbench.methods.train import unlearn\n"
+        "from unlearnbench.runner.train import unlearn\n"
         "spec = ModelSpec.from_name('tiny-test')\n"
         "for strategy in ('ddp', 'fsdp'):\n"
         "    for name in sys.argv[2:]:\n"
@@ -123,7 +123,8 @@ def test_alternates_read_open_unlearning_format(tmp_path):
     from unlearnbench.data.alternates import align, read_alternates
     from unlearnbench.data.schema import SchemaError
 
-    rows = [{"question": "Q1", "answer": "A1", "alternate": "B1"}, {"question": "Q1", "answer": "A1", "alternate": "C1"},
+    rows = [{"question": "Q1", "answer": "A1", "alternate": "B1"},
+            {"question": "Q1", "answer": "A1", "alternate": "C1"},
             {"question": "Q2", "answer": "A2", "alternate": "B2"}]
     lines = tmp_path / "alt5_seed_0.json"
     lines.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -164,7 +165,7 @@ def test_stand_in_alternates_are_plausible_wrong_and_not_the_eval_answers(tiny_f
 
 
 def test_pdu_measures_eps_and_moves_the_dual_after_warm_up(tiny_family, tmp_path):
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     unlearn("pdu", tiny_family["spec"], out_dir=tmp_path / "w", params={**FAST, "dual_warmup_epochs": 1})
     warm = _history(tmp_path / "w" / "history.csv")

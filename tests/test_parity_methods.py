@@ -31,7 +31,6 @@ from unlearnbench.methods.flat import FLAT
 from unlearnbench.methods.ga_kl import GAKL
 from unlearnbench.methods.idk import IdkPO
 from unlearnbench.methods.llmu import LLMU
-from unlearnbench.methods.npo_rt import NPORT
 from unlearnbench.methods.rmu import RMU
 from unlearnbench.methods.wagle import WAGLE
 
@@ -204,7 +203,8 @@ def test_grid_refuses_a_parity_the_method_lacks_before_running():
            "methods": [{"name": "npo", "params": {"parity": "reference"}}]}
     with pytest.raises(GridError, match=r"'npo': unknown parity 'reference'; choose one of paper, wagle"):
         parse_grid(raw)
-    raw["methods"] = [{"name": "llmu", "params": {"parity": "reference"}}, {"name": "idk", "params": {"parity": "wagle"}}]
+    raw["methods"] = [{"name": "llmu", "params": {"parity": "reference"}},
+                      {"name": "idk", "params": {"parity": "wagle"}}]
     assert [c.params["parity"] for c in parse_grid(raw).cells] == ["reference", "wagle"]
     with pytest.raises(ValueError, match="'simnpo' has no parity"):
         build(__import__("unlearnbench.methods.simnpo", fromlist=["SimNPO"]).SimNPO, parity="reference")

@@ -140,7 +140,7 @@ def _cell(name: str, strategy: str, devices: int, keep: str) -> dict:
 
 
 def _launch(cell: dict, cell_dir: Path) -> str:
-    from unlearnbench.report.atomic import atomic_write_json
+    from unlearnbench.atomic import atomic_write_json
 
     cell_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cell_dir / "cell.json", cell)
@@ -176,7 +176,8 @@ def _result(runs, name: str) -> dict:
 def _validation_metrics(model_dir: Path, tiny_family) -> dict:
     """A 1-process evaluation of a saved checkpoint on the validation items, as the callback does."""
     from unlearnbench.benchmarks.base import get_benchmark
-    from unlearnbench.eval.references import compare_reference, encoder_for
+    from unlearnbench.data.collate import encoder_for
+    from unlearnbench.eval.references import compare_reference
     from unlearnbench.models.loading import load_model, load_tokenizer
 
     bench, spec = get_benchmark("tofu-synth"), tiny_family["spec"]

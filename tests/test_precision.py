@@ -37,7 +37,7 @@ def _train(method, tiny_family, precision: str, steps: int = 3) -> None:
 
 
 def test_on_gpu_trainable_weights_are_fp32_and_only_the_reference_is_bf16(tiny_family, monkeypatch):
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # what a GPU run loads
     method = build_method("npo", tiny_family["target"], 0, {"lr": 1e-5})
@@ -49,7 +49,7 @@ def test_on_gpu_trainable_weights_are_fp32_and_only_the_reference_is_bf16(tiny_f
 def test_bf16_mixed_updates_survive_at_lr_1e_5(tiny_family, monkeypatch):
     """One of the spec's numbers, measured on the tiny model: at lr 1e-5, bf16-mixed with fp32
     weights moves (nearly) every weight, while AdamW on bf16 weights rounds most updates away."""
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     mixed = build_method("ga", tiny_family["target"], 0, {"lr": 1e-5, "warmup_epochs": 0})
@@ -102,11 +102,12 @@ def test_bf16_mixed_through_the_harness_keeps_fp32_master_weights_and_adamw_stat
     and AdamW's two moments stay float32, so the first step moves each weight by lr (AdamW's
     first update is lr * g / (|g| + eps) = lr * sign(g) with no decay and no warm-up). bf16
     weights could not hold that: near 0.02 their spacing is 2**-13 ~ 1.2e-4, twelve times lr."""
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.runner.train import unlearn
 
     lr = 1e-5
     rec = _FirstStep()
-    unlearn("ga", tiny_family["spec"], benchmark="tofu-synth", split="forget10", out_dir=tmp_path, seed=0,
+    unlearn("ga", tiny_family["spec"], get_benchmark("tofu-synth"), split="forget10", out_dir=tmp_path, seed=0,
             params={"lr": lr, "warmup_epochs": 0, "weight_decay": 0.0, "grad_clip": 0.0},
             precision="bf16-mixed", max_steps=1, callbacks=[rec])
     assert torch.bfloat16 in rec.logits, rec.logits  # autocast really ran in bf16 on this CPU
@@ -151,11 +152,12 @@ def test_bf16_mixed_first_step_on_each_real_architecture(name, tmp_path):
 
     from transformers import AutoModelForCausalLM
 
+    from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
-    from unlearnbench.methods.train import unlearn
     from unlearnbench.models import assets
     from unlearnbench.models.real_configs import shrunk
     from unlearnbench.models.specs import ModelSpec
+    from unlearnbench.runner.train import unlearn
 
     try:
         assets.fetch(REAL_FAMILIES[name])
@@ -170,7 +172,7 @@ def test_bf16_mixed_first_step_on_each_real_architecture(name, tmp_path):
     (model_dir / "unlearnbench.json").write_text(json.dumps(
         {"template": ModelSpec.from_name(name).template, "data": {"tofu": data}}))
     lr, rec = 1e-5, _FirstStep()
-    unlearn("ga", ModelSpec.from_name(str(model_dir)), benchmark="tofu", split="forget10", data_dir=data,
+    unlearn("ga", ModelSpec.from_name(str(model_dir)), get_benchmark("tofu", data), split="forget10",
             out_dir=tmp_path / "out", seed=0, precision="bf16-mixed", max_steps=1, callbacks=[rec],
             params={"lr": lr, "warmup_epochs": 0, "weight_decay": 0.0, "grad_clip": 0.0, "batch_size": 4})
     assert torch.bfloat16 in rec.logits, rec.logits

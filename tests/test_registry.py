@@ -115,27 +115,19 @@ def test_load_plugin_that_raises_names_the_file(tmp_path, fresh_methods):
 
 def test_load_plugin_registers_its_names(tmp_path, fresh_methods):
     path = _plugin(tmp_path, "ub_good_plugin_t2", '''
-        from unlearnbench.registry import methods, metrics
+        from unlearnbench.registry import methods
 
         @methods.register("my_method")
         class MyMethod:
             """My plugin method: does nothing."""
-
-        def my_metric(x):
-            """My plugin metric."""
-            return x
-
-        metrics.register("ub_test_my_metric", my_metric)
     ''')
     try:
         load_plugin(str(path))
         assert "my_method" in fresh_methods.names()
         assert fresh_methods.get("my_method").__name__ == "MyMethod"
         assert dict(fresh_methods.describe())["my_method"] == "My plugin method: does nothing."
-        assert reg.metrics.get("ub_test_my_metric")(3) == 3
         load_plugin(str(path))  # loading twice is a no-op, not a duplicate-name error
     finally:
-        reg.metrics._loaded.pop("ub_test_my_metric", None)
         sys.modules.pop("unlearnbench_plugin_ub_good_plugin_t2", None)
 
 
@@ -180,7 +172,7 @@ def _module_exists(target: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("kind", ["methods", "benchmarks", "models", "metrics"])
+@pytest.mark.parametrize("kind", ["methods", "benchmarks", "models", "attacks"])
 def test_every_registered_name_has_a_description(kind):
     r = reg.REGISTRIES[kind]
     rows = dict(r.describe())
@@ -270,7 +262,8 @@ def test_a_local_model_directory_names_its_reference_checkpoints(tmp_path):
         bench.checkpoint(spec, "retain", "forget10")
     msg = str(err.value)
     assert "\n" not in msg and str(model) in msg and "retain90" in msg and LOCAL_META in msg
-    (model / LOCAL_META).write_text(json.dumps({"base": "phi-1.5", "checkpoints": {"tofu": {"retain90": "/ckpt/retain"}}}))
+    meta = {"base": "phi-1.5", "checkpoints": {"tofu": {"retain90": "/ckpt/retain"}}}
+    (model / LOCAL_META).write_text(json.dumps(meta))
     spec = ModelSpec.from_name(str(model))
     assert bench.checkpoint(spec, "retain", "forget10") == "/ckpt/retain"
     assert bench.checkpoint(spec, "base", "forget10") == "phi-1.5"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unlearnbench.report.atomic import atomic_save, atomic_write_json, atomic_write_text
+from unlearnbench.atomic import atomic_save, atomic_write_json, atomic_write_text
 from unlearnbench.benchmarks.tofu import TOFU_COLUMNS
 from unlearnbench.report.leaderboard import (
     best_mask, directions, leaderboard_table, render_latex, render_markdown, write_leaderboard,
@@ -277,7 +277,8 @@ def test_sweep_setting_is_chosen_on_validation_items_not_on_test_items(tmp_path)
     test = {"npo[lr=1]": (0.02, 0.46), "npo[lr=2]": (0.5, 0.47)}
     _write(g / "refs" / "target", {"cell_id": "target", "kind": "ref", "status": "ok", "method": "target",
                                    "method_label": "target", "benchmark": BENCH, "split": SPLIT, "model": MODEL,
-                                   "summary": _summary(1e-9, 0.5), "metrics": {"forget_quality": 1e-9, "model_utility": 0.5},
+                                   "summary": _summary(1e-9, 0.5),
+                                   "metrics": {"forget_quality": 1e-9, "model_utility": 0.5},
                                    "validation_metrics": {"forget_quality": 1e-9, "model_utility": 0.5}})
     for label in val:
         _write(g / "cells" / label, {

@@ -193,7 +193,8 @@ BAD_GRIDS = {
     "unknown strategy": (_bad(strategy="zero3"), ["unknown strategy 'zero3'", "ddp", "fsdp"]),
     "duplicate labels": (_bad(methods=[{"name": "ga", "params": {"lr": 1e-3}}, {"name": "ga", "params": {"lr": 1e-4}}]),
                          ["duplicate cell ids", "distinct labels"]),
-    "unknown method key": (_bad(methods=[{"name": "ga", "param": {"lr": 1e-3}}]), ["unknown key", "'param'", "'params'"]),
+    "unknown method key": (_bad(methods=[{"name": "ga", "param": {"lr": 1e-3}}]),
+                           ["unknown key", "'param'", "'params'"]),
     "unknown eval key": (_bad(eval={"max_item": 3}), ["eval", "'max_item'", "'max_items'"]),
     "params not a mapping": (_bad(methods=[{"name": "ga", "params": [1e-3]}]), ["'ga'", "params must be a mapping"]),
     "empty sweep": (_bad(methods=[{"name": "npo", "sweep": {"beta": []}}]), ["sweep 'beta'", "non-empty list"]),
@@ -262,37 +263,62 @@ def test_cell_ids_are_stable_and_sweeps_expand():
 # --- 3. end to end -------------------------------------------------------------------------------
 
 
-def test_end_to_end_grid(small_run):
-    out, res = small_run["out"], small_run["res"]
+def test_grid_runs_every_cell_and_reference_without_failure(small_run):
+    res = small_run["res"]
     assert res["failed"] == [], small_run["log"]
     assert res["ok"] == 2 + len(METHODS) and res["skipped"] == 0
+
+
+def test_grid_writes_the_leaderboard_files_and_plots(small_run):
+    out = small_run["out"]
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex", "tradeoff.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grid_evaluates_the_target_and_retain_references(small_run):
+    out = small_run["out"]
     refs = {d.name: json.loads((d / "result.json").read_text()) for d in (out / "refs").iterdir()}
     assert sorted(refs) == ["retain__tofu-synth-forget01__tiny-test", "target__tofu-synth-forget01__tiny-test"]
     assert all(r["status"] == "ok" for r in refs.values())
     assert "forget_quality" in refs["target__tofu-synth-forget01__tiny-test"]["summary"]
-    for m in METHODS:
-        r = result(out, cell_id(m))
-        assert r["status"] == "ok" and r["error"] is None
-        assert r["method"] == m and r["kind"] == "cell"
-        assert r["config"]["params"] == CHEAP and r["config"]["eval"] == small_run["raw"]["eval"]
-        prov = r["provenance"]
-        assert prov["unlearnbench"] == "0.1.0"
-        assert prov["git_commit"] and len(prov["git_commit"].split("+")[0]) == 40
-        assert prov["libraries"]["torch"] and prov["libraries"]["lightning"] and prov["libraries"]["transformers"]
-        assert prov["device"] and prov["world_size"] == 1
-        assert r["cost"]["wall_time_s"] > 0 and r["cost"]["tokens"] > 0 and r["cost"]["steps"] >= 1
-        s = r["summary"]
-        assert 0.0 <= s["forget_quality"] <= 1.0 and 0.0 <= s["model_utility"] <= 1.0
-        assert s["forget"]["n_items"] == 6
-        assert r["elapsed_s"] > 0
-        assert (out / "cells" / cell_id(m) / "history.csv").exists()
-        assert not (out / "cells" / cell_id(m) / "work" / "model").exists()  # keep_models is off
-        # Lightning's CSV logger always writes the loss terms, step by step, beside the result.
-        logged = pd.read_csv(out / "cells" / cell_id(m) / "logs" / "metrics.csv")
-        assert "train/loss" in logged.columns and logged["train/loss"].notna().sum() == r["cost"]["steps"]
+
+
+@pytest.mark.parametrize("m", METHODS)
+def test_cell_result_records_its_config_summary_and_cost(small_run, m):
+    r = result(small_run["out"], cell_id(m))
+    assert r["status"] == "ok" and r["error"] is None
+    assert r["method"] == m and r["kind"] == "cell"
+    assert r["config"]["params"] == CHEAP and r["config"]["eval"] == small_run["raw"]["eval"]
+    assert r["cost"]["wall_time_s"] > 0 and r["cost"]["tokens"] > 0 and r["cost"]["steps"] >= 1
+    s = r["summary"]
+    assert 0.0 <= s["forget_quality"] <= 1.0 and 0.0 <= s["model_utility"] <= 1.0
+    assert s["forget"]["n_items"] == 6
+    assert r["elapsed_s"] > 0
+
+
+@pytest.mark.parametrize("m", METHODS)
+def test_cell_result_records_its_provenance(small_run, m):
+    prov = result(small_run["out"], cell_id(m))["provenance"]
+    assert prov["unlearnbench"] == "0.1.0"
+    assert prov["git_commit"] and len(prov["git_commit"].split("+")[0]) == 40
+    assert prov["libraries"]["torch"] and prov["libraries"]["lightning"] and prov["libraries"]["transformers"]
+    assert prov["device"] and prov["world_size"] == 1
+
+
+@pytest.mark.parametrize("m", METHODS)
+def test_cell_keeps_its_history_and_loss_log_but_not_its_model(small_run, m):
+    cell = small_run["out"] / "cells" / cell_id(m)
+    assert (cell / "history.csv").exists()
+    assert not (cell / "work" / "model").exists()  # keep_models is off
+    # Lightning's CSV logger always writes the loss terms, step by step, beside the result.
+    logged = pd.read_csv(cell / "logs" / "metrics.csv")
+    steps = result(small_run["out"], cell_id(m))["cost"]["steps"]
+    assert "train/loss" in logged.columns and logged["train/loss"].notna().sum() == steps
+
+
+def test_leaderboard_lists_references_first_then_every_method(small_run):
+    out = small_run["out"]
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["method_label"].tolist()[:2] == ["target", "retain"]
     assert sorted(board["method_label"].tolist()[2:]) == sorted(METHODS)

@@ -86,7 +86,8 @@ def test_hub_classifier_judge_softmax_label(tmp_path):
     j = judges.HubClassifierJudge(str(path), unsafe_label="unsafe", batch_size=2)
     got = j.score(PROMPTS, RESPONSES)
     assert got == pytest.approx(expect.tolist(), abs=1e-5)
-    assert judges.HubClassifierJudge(str(path), unsafe_label=1).score(PROMPTS, RESPONSES) == pytest.approx(got, abs=1e-6)
+    scored = judges.HubClassifierJudge(str(path), unsafe_label=1).score(PROMPTS, RESPONSES)
+    assert scored == pytest.approx(got, abs=1e-6)
     with pytest.raises(ValueError, match=r"2 softmax labels \['safe', 'unsafe'\]; pass unsafe_label"):
         judges.HubClassifierJudge(str(path)).score(PROMPTS, RESPONSES)
     with pytest.raises(ValueError, match="'toxic' is not one of its labels"):
@@ -212,7 +213,8 @@ def test_split_prompts_deterministic_disjoint_and_sized():
 def test_build_harmful_data_keeps_a_prompt_in_one_part():
     rows = []
     for i in range(30):
-        rows += [_pku_row(f"h{i}", True, False, "ok", f"bad{i}a"), _pku_row(f"h{i}", False, False, f"bad{i}b", f"bad{i}c")]
+        rows += [_pku_row(f"h{i}", True, False, "ok", f"bad{i}a"),
+                 _pku_row(f"h{i}", False, False, f"bad{i}b", f"bad{i}c")]
     rows += [_pku_row(f"benign{i}", True, True) for i in range(5)]
     tqa = [{"question": f"q{i}", "best_answer": f"b{i}", "correct_answers": [f"c{i}"],
             "incorrect_answers": [f"w{i}; "]} for i in range(10)]
@@ -222,7 +224,8 @@ def test_build_harmful_data_keeps_a_prompt_in_one_part():
     assert {r["question"] for r in data.forget} == set(data.forget_prompts)
     assert len(data.forget) == 3 * len(data.forget_prompts)  # every unsafe response of a train prompt
     assert [len(data.normal[p]) for p in hm.SPLIT_PARTS] == [7, 1, 2]
-    assert data.random_answers == [f"b{i}" for i in range(10)] + [f"c{i}" for i in range(10)] + [f"w{i};" for i in range(10)]
+    assert data.random_answers == ([f"b{i}" for i in range(10)] + [f"c{i}" for i in range(10)]
+                                   + [f"w{i};" for i in range(10)])
 
 
 def _write_local(path, config, split, rows):
@@ -255,7 +258,8 @@ def test_a_rewritten_local_dir_is_not_read_from_a_stale_cache(tmp_path):
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("is_response_1_safe", "no", r"PKU-SafeRLHF split 'train' from .*, row 1: field 'is_response_1_safe' should be bool"),
+    ("is_response_1_safe", "no",
+     r"PKU-SafeRLHF split 'train' from .*, row 1: field 'is_response_1_safe' should be bool"),
     ("safer_response_id", True, r"row 1: field 'safer_response_id' should be int, got bool"),
     ("prompt", "  ", r"row 1: field 'prompt' is empty"),
 ])
@@ -288,12 +292,12 @@ def test_schema_errors_missing_field_empty_and_missing_split(tmp_path):
 
 @pytest.fixture(scope="module")
 def harmful_dir():
-    return hs.synth_dir()
+    return hs.STAND_IN.directory()
 
 
 @pytest.fixture(scope="module")
 def halueval_dir():
-    return hsy.synth_dir()
+    return hsy.STAND_IN.directory()
 
 
 def test_harmful_synth_ground_truth_and_layout(harmful_dir):
@@ -365,17 +369,17 @@ def _manual_nll(model, enc, question, answer):
 
 def _two_rank_summary(monkeypatch, run):
     """Run ``run`` as rank 1 then rank 0 of 2, with a gather that merges both shares."""
-    from unlearnbench.eval import scenarios
+    from unlearnbench import parallel
 
     shares: dict = {}
 
     def gather(records):
-        shares[scenarios._rank_world()[0]] = [dict(r) for r in records]
+        shares[parallel.rank_world()[0]] = [dict(r) for r in records]
         return [dict(r) for rank in sorted(shares) for r in shares[rank]]
 
-    monkeypatch.setattr(scenarios, "gather_records", gather)
+    monkeypatch.setattr(parallel, "gather_records", gather)
     for rank in (1, 0):
-        monkeypatch.setattr(scenarios, "_rank_world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(parallel, "rank_world", lambda rank=rank: (rank, 2))
         summary, records = run()
     return summary, records
 
@@ -396,7 +400,8 @@ def test_evaluate_harmful_records_reproduce_summary(random_model, harmful_dir, m
                                 max_new_tokens=6, max_items=5)
 
     summary, records = run()
-    assert [(r["task"], r["index"]) for r in records] == [(t, i) for t in ("forget", "unseen", "normal") for i in range(5)]
+    expected = [(t, i) for t in ("forget", "unseen", "normal") for i in range(5)]
+    assert [(r["task"], r["index"]) for r in records] == expected
     assert [r["question"] for r in records[:5]] == data.forget_prompts[:5]
     for task in ("forget", "unseen"):
         rs = [r for r in records if r["task"] == task]
@@ -442,7 +447,8 @@ def test_evaluate_hallucination_records_reproduce_summary(random_model, halueval
                                       max_new_tokens=5, max_items=4)
 
     summary, records = run()
-    assert [(r["task"], r["index"]) for r in records] == [(t, i) for t in ("heldout", "forget", "normal") for i in range(4)]
+    expected = [(t, i) for t in ("heldout", "forget", "normal") for i in range(4)]
+    assert [(r["task"], r["index"]) for r in records] == expected
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     for task in ("heldout", "forget"):
         rs = [r for r in records if r["task"] == task]

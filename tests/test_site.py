@@ -75,7 +75,8 @@ def site(tmp_path_factory) -> Path:
 def test_every_job_has_a_page_and_every_link_resolves(site):
     results = [r for r in load_results(COMMITTED) if r.get("kind") in ("ref", "cell")]
     # Every job directory with a result (references and cells; attacks live inside their cell's).
-    n_jobs = len(list((COMMITTED / "refs").glob("*/result.json"))) + len(list((COMMITTED / "cells").glob("*/result.json")))
+    n_jobs = (len(list((COMMITTED / "refs").glob("*/result.json")))
+              + len(list((COMMITTED / "cells").glob("*/result.json"))))
     assert len(results) == n_jobs > 0
     for r in results:
         assert (site / "default" / "jobs" / page_name(r["cell_id"])).is_file(), r["cell_id"]
@@ -113,7 +114,8 @@ def _grid_with_items(root: Path) -> Path:
                                         ("cells", "ga__toy__s1", "ga", 0.2, "I do not know")):
         d = root / "g" / kind / cid
         d.mkdir(parents=True)
-        (d / "result.json").write_text(json.dumps({**common, "cell_id": cid, "kind": kind[:-1] if kind == "refs" else "cell",
+        (d / "result.json").write_text(json.dumps({**common, "cell_id": cid,
+                                                   "kind": kind[:-1] if kind == "refs" else "cell",
                                                    "method": method, "method_label": method, "seed": 1,
                                                    "metrics": {"acc": acc}, "eval_split": "f"}))
         items = [{"task": "retain", "index": 0, "question": "Retained?", "answer": "yes", "generation": "yes"},

@@ -115,7 +115,8 @@ def test_set_problems_relatives(tmp_path, capsys):
         ("bad yaml", train + ["lora={r: 8"], "is neither a number nor valid YAML", None),
         ("run lr=abc", ["run", "--method", "ga", "--model", "tiny-test", "--split", "forget01",
                         "--out", str(tmp_path / "run"), "--set", "lr=abc"], "must be a number", None),
-        ("eval --set batch_size=abc", ["eval", "--model", "tiny-test", "--split", "forget01", "--set", "batch_size=abc"],
+        ("eval --set batch_size=abc",
+         ["eval", "--model", "tiny-test", "--split", "forget01", "--set", "batch_size=abc"],
          "eval option 'batch_size' must be an integer >= 1 (default 32), got 'abc'", None),
         ("finetune lr=abc", ["finetune", "--model", "tiny-test", "--out", str(tmp_path / "ft"), "--set", "lr=abc"],
          "--set lr='abc' must be a positive number", None),
@@ -129,7 +130,8 @@ def test_grid_parameters_fail_at_read_time(tmp_path):
          "method 'npo': parameter 'lr' of method 'npo' must be a number, got 'abc'", None),
         ("{lrr: 1e-4}", ["grid", _grid(tmp_path, "b", methods=[{"name": "npo", "params": {"lrr": 1e-4}}]), "--dry-run"],
          "unknown parameter 'lrr' for method 'npo' (did you mean 'lr'?)", None),
-        ("{lr: -1}", ["grid", _grid(tmp_path, "c", methods=[{"name": "npo", "sweep": {"lr": [1e-4, -1]}}]), "--dry-run"],
+        ("{lr: -1}",
+         ["grid", _grid(tmp_path, "c", methods=[{"name": "npo", "sweep": {"lr": [1e-4, -1]}}]), "--dry-run"],
          "method 'npo[lr=-1]': parameter 'lr' of method 'npo' must be > 0, got -1", None),
         ("300-char label", ["grid", _grid(tmp_path, "f", methods=[{"name": "npo", "label": "x" * 300}]), "--dry-run"],
          "give it a shorter `label:`", None),
@@ -140,8 +142,9 @@ def test_grid_parameters_fail_at_read_time(tmp_path):
 
 def test_grid_relatives(tmp_path, capsys):
     _check_table([
-        ("wagle inner beta", ["grid", _grid(tmp_path, "d", methods=[{"name": "wagle", "params": {"inner": "npo", "beta": 0}}]),
-                              "--dry-run"], "parameter 'beta' of method 'npo' must be > 0", None),
+        ("wagle inner beta",
+         ["grid", _grid(tmp_path, "d", methods=[{"name": "wagle", "params": {"inner": "npo", "beta": 0}}]),
+          "--dry-run"], "parameter 'beta' of method 'npo' must be > 0", None),
         ("attack param", ["grid", _grid(tmp_path, "e", attacks={"relearn": {"fractionn": 0.5}}), "--dry-run"],
          "fractionn", None),
         ("--only zzz", ["grid", _grid(tmp_path, "i"), "--only", "zzz", "--out", str(tmp_path / "o")],
@@ -215,7 +218,8 @@ def test_output_paths(tmp_path):
     grid = _grid(tmp_path, "g")
     ro, full = tmp_path / "ro", tmp_path / "full"
     cases = [
-        ("grid --out a file", ["grid", grid, "--out", str(a_file / "sub")], "a file is in the way of a directory", None),
+        ("grid --out a file", ["grid", grid, "--out", str(a_file / "sub")], "a file is in the way of a directory",
+         None),
         ("grid read-only (simulated)", ["--plugin", str(plugin), "grid", grid, "--out", str(ro)],
          f"cannot write {ro}", {"FAULT_DIR": str(ro), "FAULT_ERRNO": "EROFS"}),
         ("grid full disk at the first write (simulated)", ["--plugin", str(plugin), "grid", grid, "--out", str(full)],
@@ -230,7 +234,7 @@ def test_output_paths(tmp_path):
 
 def test_temp_file_cleanup_keeps_the_first_error(tmp_path, monkeypatch):
     """A full disk in the writer, and the cleanup failing too: the disk error is what surfaces."""
-    from unlearnbench.report import atomic
+    from unlearnbench import atomic
 
     def writer(tmp):
         tmp.write_text("partial")

@@ -41,7 +41,7 @@ def small_dm(tiny_family):
 
 
 def _build(tiny_family, seed=42, **params):
-    from unlearnbench.methods.train import build_method
+    from unlearnbench.runner.train import build_method
 
     return build_method("wagle", tiny_family["target"], seed, {"inner": "ga", "batch_size": 16, **params})
 
@@ -63,7 +63,7 @@ def _check_frozen(tiny_family, run_dir):
 
 
 def test_masked_out_weights_stay_bit_exact(tiny_family, tmp_path):
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     params = {"inner": "ga", "ratio": 0.5, "lr": 1e-3, "epochs": 1, "batch_size": 16, "save_masks": True}
     info = unlearn("wagle", tiny_family["spec"], out_dir=tmp_path, params=params)
@@ -75,7 +75,7 @@ def test_masked_out_weights_stay_bit_exact(tiny_family, tmp_path):
 
 
 def test_wraps_grad_diff_and_npo(tiny_family, small_dm, tmp_path):
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     # grad_diff draws retain batches through the Trainer while WAGLE is the attached module.
     params = {"inner": "grad_diff", "mask": "wanda", "ratio": 0.5, "lr": 1e-3, "epochs": 1,
@@ -113,7 +113,8 @@ def test_mask_gradients_is_adamw_on_masked_in_only(tiny_family, small_dm):
     start = {n: p.detach().clone() for n, p in named.items()}
     ref = {n: p.detach().clone().requires_grad_() for n, p in named.items()}
     ref_opt = torch.optim.AdamW([{"params": [ref[n] for n in named if named[n].ndim >= 2], "weight_decay": 0.1},
-                                 {"params": [ref[n] for n in named if named[n].ndim < 2], "weight_decay": 0.0}], lr=1e-2)
+                                 {"params": [ref[n] for n in named if named[n].ndim < 2], "weight_decay": 0.0}],
+                                lr=1e-2)
     opt = torch.optim.AdamW(method.param_groups(), lr=1e-2)
     method.trainer = SimpleNamespace(optimizers=[opt])  # all mask_gradients reads from the Trainer
     gen = torch.Generator().manual_seed(0)
@@ -352,7 +353,7 @@ _FSDP_SCRIPT = r"""
 import json, sys
 
 if __name__ == "__main__":
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
     from unlearnbench.models.specs import ModelSpec
 
     unlearn("wagle", ModelSpec.from_name("tiny-test"), split="forget10", out_dir=sys.argv[1],

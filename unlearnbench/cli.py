@@ -22,7 +22,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearnbench", description=__doc__)
     parser.add_argument("--plugin", action="append", default=[],
-                        help="module or .py file that registers methods/benchmarks/models/metrics/attacks")
+                        help="module or .py file that registers methods/benchmarks/models/attacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ls", help="list registered names with their first docstring line")
@@ -163,7 +163,7 @@ def _bench_class(args):
 def cmd_train(args) -> int:
     from unlearnbench.errors import check_writable
     from unlearnbench.methods.params import check_params
-    from unlearnbench.methods.train import parse_sets
+    from unlearnbench.runner.train import parse_sets
     from unlearnbench.models.specs import ModelSpec
 
     spec = ModelSpec.from_name(args.model)
@@ -182,7 +182,7 @@ def cmd_train(args) -> int:
             for seed in args.retain_seeds:
                 print(f"retain (seed {seed}): {bench.checkpoint(spec, 'retain', split, seed)}")
         return 0
-    from unlearnbench.methods.train import unlearn_cli
+    from unlearnbench.runner.train import unlearn_cli
 
     return unlearn_cli(args, spec)
 
@@ -190,7 +190,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from unlearnbench.eval.references import cached_eval, compare_reference
     from unlearnbench.eval.write import write_eval
-    from unlearnbench.methods.train import parse_sets
+    from unlearnbench.runner.train import parse_sets
     from unlearnbench.models.specs import ModelSpec
 
     from unlearnbench.errors import check_writable
@@ -203,7 +203,8 @@ def cmd_eval(args) -> int:
     if not args.harness:
         cls, split = _bench_class(args)
         options = cls.check_eval_options(parse_sets(args.set))
-        out = Path(args.out or Path("results") / "evals" / f"{Path(str(args.model)).name}-{args.role}-{cls.name}-{split}")
+        out = Path(args.out or Path("results") / "evals"
+                   / f"{Path(str(args.model)).name}-{args.role}-{cls.name}-{split}")
         check_writable(out)  # before the evaluation, whose result would have nowhere to go
     bench, split = _bench(args)
     if args.harness:
@@ -228,8 +229,8 @@ FINETUNE_DEFAULTS = {"epochs": 5, "lr": 1e-5, "batch_size": 8, "max_len": 512, "
 def cmd_finetune(args) -> int:
     from types import SimpleNamespace
 
-    from unlearnbench.eval.references import encoder_for
-    from unlearnbench.methods.train import parse_sets
+    from unlearnbench.data.collate import encoder_for
+    from unlearnbench.runner.train import parse_sets
     from unlearnbench.models.finetune import fit_causal_lm
     from unlearnbench.models.loading import load_model, load_tokenizer
     from unlearnbench.models.specs import ModelSpec
@@ -325,8 +326,8 @@ def cmd_grid(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from unlearnbench.methods.train import parse_sets
-    from unlearnbench.report.atomic import atomic_write_json
+    from unlearnbench.runner.train import parse_sets
+    from unlearnbench.atomic import atomic_write_json
     from unlearnbench.runner.cell import execute
 
     from unlearnbench.runner.run import not_applicable
@@ -388,7 +389,7 @@ def cmd_site(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from unlearnbench.report.atomic import atomic_write_text
+    from unlearnbench.atomic import atomic_write_text
     from unlearnbench.report.compare import compare, render
 
     for d in (args.a, args.b):
@@ -435,9 +436,9 @@ def cmd_readme_tables(args) -> int:
     return 1 if args.check and not current else 0
 
 
-COMMANDS = {"readme-tables": cmd_readme_tables, "compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls, "data": cmd_data, "train": cmd_train, "eval": cmd_eval,
-            "grid": cmd_grid, "run": cmd_run, "leaderboard": cmd_leaderboard, "site": cmd_site,
-            "rehearse": cmd_rehearse}
+COMMANDS = {"readme-tables": cmd_readme_tables, "compare": cmd_compare, "finetune": cmd_finetune, "ls": cmd_ls,
+            "data": cmd_data, "train": cmd_train, "eval": cmd_eval, "grid": cmd_grid, "run": cmd_run,
+            "leaderboard": cmd_leaderboard, "site": cmd_site, "rehearse": cmd_rehearse}
 
 
 def main(argv: list[str] | None = None) -> int:

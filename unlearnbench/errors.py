@@ -1,8 +1,8 @@
 """The one error path of the command line: a user error is one line naming the thing and the
 fix, and exit status 2; anything else is a bug and keeps its traceback.
 
-A user error is a ``UserError`` (or one of the older classes that mean the same: registry,
-grid, schema and benchmark errors), or an ``OSError`` that says the output cannot be written
+A user error is a ``UserError`` (the schema, benchmark and grid errors are ones) or a registry
+error, or an ``OSError`` that says the output cannot be written
 (read-only, a file where a directory should be, a full disk, a name too long).
 """
 
@@ -31,11 +31,10 @@ _WRITE_FIXES = {
 
 def user_message(exc: BaseException) -> str | None:
     """The one-line message of a user error, or ``None`` for a bug (shown with its traceback)."""
-    from unlearnbench.benchmarks.base import BenchmarkError
-    from unlearnbench.data.schema import SchemaError
     from unlearnbench.registry import RegistryError
 
-    if isinstance(exc, (UserError, RegistryError, SchemaError, BenchmarkError)):
+    # Schema and benchmark errors are UserErrors; registry errors are not ValueErrors (kept so).
+    if isinstance(exc, (UserError, RegistryError)):
         return one_line(str(exc))
     if isinstance(exc, OSError) and exc.errno in _WRITE_FIXES:
         where = exc.filename if exc.filename is not None else "a file"

@@ -1,4 +1,4 @@
-"""One small generic registry for models, benchmarks, methods and metrics.
+"""One small generic registry for models, benchmarks, methods and attacks.
 
 Three sources of names, in this order:
 1. a built-in table in code (``name -> "module:attr"``), imported lazily so an
@@ -228,27 +228,7 @@ attacks = Registry("attacks", {
     "quant8": "unlearnbench.attacks.quantize:Quant8",
     "quant4": "unlearnbench.attacks.quantize:Quant4",
 })
-metrics = Registry(
-    "metrics",
-    {
-        "probability": "unlearnbench.metrics.tofu:mean_probability",
-        "normalised_probability": "unlearnbench.metrics.tofu:normalised_probability",
-        "rouge_l_recall": "unlearnbench.metrics.tofu:rouge_l_recall",
-        "truth_ratio": "unlearnbench.metrics.tofu:truth_ratio",
-        "forget_quality": "unlearnbench.metrics.tofu:forget_quality",
-        "model_utility": "unlearnbench.metrics.tofu:model_utility",
-        "exact_memorisation": "unlearnbench.metrics.tofu:exact_memorisation",
-        "extraction_strength": "unlearnbench.metrics.tofu:extraction_strength",
-        "mia_loss": "unlearnbench.metrics.mia:loss_score",
-        "mia_zlib": "unlearnbench.metrics.mia:zlib_score",
-        "mia_min_k": "unlearnbench.metrics.mia:min_k_score",
-        "mia_min_k_plus_plus": "unlearnbench.metrics.mia:min_k_plus_plus_score",
-        "mia_auc": "unlearnbench.metrics.mia:mia_auc",
-        "privleak": "unlearnbench.metrics.mia:privleak",
-    },
-)
-
 REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (methods, benchmarks, models, metrics, attacks)
+    r.kind: r for r in (methods, benchmarks, models, attacks)
 }
 

@@ -208,7 +208,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    report = {"device": torch.cuda.get_device_name(), "memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30}
+    report = {"device": torch.cuda.get_device_name(),
+              "memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30}
     t0 = time.time()
     model, data = model_dir(out)
     report["model_dir_s"] = round(time.time() - t0, 1)

@@ -110,7 +110,8 @@ def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: i
     ref_auc = reference[0]["mia"]["min_k"]
     # Warm-up (first-call allocations and kernel selection) so neither evaluator pays it.
     evaluate_tofu(model, enc, bench, split, max_items=batch_size, **opts)
-    (summary, records), harness, harness_cpu = _timed(lambda: bench.evaluate(model, enc, split, reference=reference, **opts))
+    (summary, records), harness, harness_cpu = _timed(
+        lambda: bench.evaluate(model, enc, split, reference=reference, **opts))
     base, baseline, baseline_cpu = _timed(lambda: evaluate_per_metric(
         model, enc, bench, split, batch_size=batch_size, max_new_tokens=new_tokens, retain_model=retain,
         retain_truth_ratios=ref_tr, retain_mia_auc=ref_auc))
@@ -180,7 +181,8 @@ def bench_eval_wmdp(size: str, spec, device: str, batch_size: int) -> dict:
     bench.evaluate(model, enc, bench.default_split, batch_size=batch_size, max_items=batch_size)  # warm-up
     (summary, records), harness, harness_cpu = _timed(lambda: bench.evaluate(model, enc, bench.default_split,
                                                                  batch_size=batch_size))
-    base, baseline, baseline_cpu = _timed(lambda: evaluate_wmdp_per_metric(model, tok, bench.sets(), batch_size=batch_size))
+    base, baseline, baseline_cpu = _timed(
+        lambda: evaluate_wmdp_per_metric(model, tok, bench.sets(), batch_size=batch_size))
     for name, v in base.items():
         _close(summary[name]["accuracy"], v["accuracy"], name, rel=1e-9)
     n = len(records)
@@ -193,12 +195,13 @@ def _print_eval(ev: dict, detail: str) -> None:
     print(f"\nevaluation: {ev['benchmark']} ({ev['items']} items{detail})\n"
           f"| evaluator | seconds | CPU seconds | items/s |\n|:---|---:|---:|---:|\n"
           f"| harness | {ev['harness_s']:.1f} | {ev['harness_cpu_s']:.1f} | {ev['harness_items_per_s']:.1f} |\n"
-          f"| per-metric | {ev['per_metric_s']:.1f} | {ev['per_metric_cpu_s']:.1f} | {ev['per_metric_items_per_s']:.1f} |\n"
+          f"| per-metric | {ev['per_metric_s']:.1f} | {ev['per_metric_cpu_s']:.1f} | "
+          f"{ev['per_metric_items_per_s']:.1f} |\n"
           f"ratio (per-metric / harness): {ev['ratio']:.2f}x wall time, {ev['cpu_ratio']:.2f}x CPU time", flush=True)
 
 
 def bench_train(path: str, spec, methods: list[str], steps: int, n_params: int, device_name: str) -> list[dict]:
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     out = []
     peak = next((v for k, v in PEAK_BF16.items() if k in device_name), None)
@@ -229,7 +232,7 @@ def memory_child(path: str, mode: str, device: str) -> None:
     import torch
 
     from unlearnbench.models.specs import ModelSpec
-    from unlearnbench.methods.train import unlearn
+    from unlearnbench.runner.train import unlearn
 
     spec = ModelSpec.from_name(path)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -280,7 +283,8 @@ def main(argv=None) -> int:
         memory_child(args.model_dir, args.memory_child, device)
         return 0
     sections = set(args.sections.split(","))
-    unknown = sorted((sections - {"eval", "train", "memory"}) | (set(args.benchmarks.split(",")) - {"tofu", "muse", "wmdp"}))
+    unknown = sorted((sections - {"eval", "train", "memory"})
+                     | (set(args.benchmarks.split(",")) - {"tofu", "muse", "wmdp"}))
     if unknown:
         print(f"run.py: unknown section or benchmark {', '.join(unknown)}; sections: eval, train, memory; "
               "benchmarks: tofu, muse, wmdp", file=sys.stderr)
@@ -290,7 +294,8 @@ def main(argv=None) -> int:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with torch.device("meta"):
-        n_params = sum(q.numel() for q in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).parameters())
+        shell = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+        n_params = sum(q.numel() for q in shell.parameters())
     device_name = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"device: {device_name}; model: {args.model} ({n_params / 1e6:.1f}M parameters)", flush=True)
     evals, tr, mem = [], None, None
@@ -319,7 +324,8 @@ def main(argv=None) -> int:
                   + (f" {100 * r['mfu']:.1f}% |" if "mfu" in r else ""))
     if "memory" in sections:
         mem_model = args.memory_model or ("llama-mid" if device == "cpu" else args.model)
-        mem_path = path if mem_model == args.model else (target if mem_model == "tiny" else random_llama(mem_model, target))
+        mem_path = (path if mem_model == args.model
+                    else (target if mem_model == "tiny" else random_llama(mem_model, target)))
         mem = bench_memory(mem_path, device)
         print(f"\nmemory: NPO peak {'RSS above the process baseline' if device == 'cpu' else 'CUDA memory'} "
               f"({mem_model})\n| reference | peak MiB |\n|:---|---:|\n| resident | {mem['resident']:.0f} |\n"

@@ -13,25 +13,18 @@ Register a new benchmark like a method: ``@benchmarks.register("my-bench")`` on 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from unlearnbench.data.parts import in_part, is_validation  # noqa: F401 (is_validation: public here too)
+from unlearnbench.errors import UserError
+
 SHAPES = ("qa", "text")
-# A quarter of an evaluation's items (by a hash of their index: stand-ins generate items in
-# patterns, e.g. attribute by attribute, that "every 4th item" would follow) are its
-# validation part, on which a sweep selects; the rest are the test part the leaderboard reports.
-
-
-def is_validation(index: int) -> bool:
-    """Fibonacci hashing of the item index: the top bits of ``index · 2^32/φ`` are well mixed."""
-    return ((int(index) * 0x9E3779B1) & 0xFFFFFFFF) >> 30 == 0  # the top 2 bits: one item in 4
 DIRECTIONS = ("max", "min", "zero", "half", "none")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError):
     """A benchmark was asked for something it does not have (split, chain, option)."""
 
 
@@ -276,7 +269,7 @@ class Benchmark:
 
     def data_key(self) -> str | None:
         """What identifies the data read, the same on every machine: a stand-in's generator
-        config key (or its directory's fingerprint, ``stand_in_key``), a real benchmark's local
+        config key (or its directory's fingerprint, ``standin.stand_in_key``), a real benchmark's local
         directory, ``None`` for the hub. Results record it; a grid re-runs a result recorded
         with another one (``runner.run.cell_state``), e.g. after a stand-in's default changed."""
         recipe = self.recipe()
@@ -289,10 +282,7 @@ class Benchmark:
     @staticmethod
     def in_part(record: dict, part: str | None) -> bool:
         """Whether an evaluation record is in ``part`` ("validation", "test", or None: all)."""
-        if part is None:
-            return True
-        validation = is_validation(record.get("index", 0))
-        return validation if part == "validation" else not validation
+        return in_part(record, part)
 
     def summarise_records(self, records: list[dict], reference=None, part: str | None = None,
                           options: dict | None = None) -> dict:
@@ -390,24 +380,6 @@ def _dig(obj: Any, keys: tuple[str, ...]) -> Any:
     return obj
 
 
-def data_key(config) -> str:
-    """A short hash of a stand-in's generator config (a dataclass)."""
-    blob = json.dumps(asdict(config), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def stand_in_key(bench, config_key: str) -> str:
-    """The tiny-family key of a stand-in: its generator config's, or — read from a directory
-    other than the one generated for that config — the directory's files' (so another copy
-    never reuses the wrong family)."""
-    if bench.path == bench.default_path():
-        return config_key
-    from unlearnbench.eval.references import _fingerprint
-
-    blob = json.dumps([str(bench.path), _fingerprint(bench.path)], default=str).encode()
-    return "dir-" + hashlib.sha256(blob).hexdigest()[:12]
-
-
 def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
     """The registered benchmark ``name``, reading its data from ``path`` (default: its own)."""
     from unlearnbench.registry import benchmarks
@@ -419,12 +391,3 @@ def get_benchmark(name: str, path: str | Path | None = None) -> Benchmark:
         check_data_path(path)
     return cls(path=path)
 
-
-def rank_world() -> tuple[int, int]:
-    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1

@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.data import copyright_synth
 
 COPYRIGHT_COLUMNS = (
     Column("rougeL_recall", ("rougeL_recall",), "min"),
@@ -120,25 +122,22 @@ class CopyrightBenchmark(Benchmark):
         return summary, records
 
 
-class CopyrightSynthBenchmark(CopyrightBenchmark):
+class CopyrightSynthBenchmark(StandIn, CopyrightBenchmark):
     """Copyright stand-in: the harness's own generated long-form fiction plays the book."""
 
     name = "copyright-synth"
     stand_in_for = "copyright"
     eval_options = {**CopyrightBenchmark.eval_options, "max_new_tokens": 64, "zero_shot_tasks": "general_mc"}
 
+    generator = copyright_synth.STAND_IN
+
     def __init__(self, path: str | None = None, synth=None):
-        from unlearnbench.data import copyright_synth
-
-        # A directory given (--data-dir) is cut as it was generated (its config.json).
-        self.synth = synth or (copyright_synth.load_config(path) if path else copyright_synth.CopyrightSynthConfig())
+        super().__init__(path, synth)
         self.passage_words, self.prefix_words = self.synth.passage_words, self.synth.prefix_words
-        super().__init__(path)
 
-    def default_path(self) -> str:
-        from unlearnbench.data.copyright_synth import synth_dir
-
-        return str(synth_dir(self.synth))
+    def config_for(self, path: str | None):
+        # A directory given (--data-dir) is cut as it was generated (its config.json).
+        return copyright_synth.load_config(path) if path else self.generator.config()
 
     def _text(self) -> str:
         from unlearnbench.data.copyright import load_text
@@ -184,6 +183,16 @@ class CopyrightSynthBenchmark(CopyrightBenchmark):
         return summary
 
     def recipe(self) -> TinyRecipe:
-        from unlearnbench.data.copyright_synth import tiny_recipe
+        # Keyed by the config.json of the directory read, not by its files (stand_in_key):
+        # a copy of a generated stand-in shares its tiny family.
+        return self.tiny_recipe(self.generator.data_key(copyright_synth.load_config(self.path)))
 
-        return tiny_recipe(self.path)
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
+        """Tokenizer, base (general text) and target (the base fine-tuned on the book); the base
+        doubles as the never-trained-on-the-book reference."""
+        def texts(role: str):
+            return lambda: copyright_synth.tiny_texts(self.path, role)
+
+        return TinyRecipe(data_key=data_key, tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
+                          finetune=lambda role, split: (None, texts("target")()), finetuned_roles=("target",),
+                          tiny=dict(copyright_synth.TINY_OVERRIDES))

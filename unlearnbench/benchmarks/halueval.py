@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Column, Ranking, stand_in_key
-from unlearnbench.benchmarks.llmu_common import SPLIT_SEED, LLMUScenario, stand_in_recipe
+from unlearnbench.benchmarks.base import Column, Ranking
+from unlearnbench.benchmarks.llmu_common import SPLIT_SEED, LLMUScenario, LLMUStandIn
+from unlearnbench.data import halueval_synth
 
 HALUEVAL_COLUMNS = (
     Column("hallucination_rate_heldout", ("hallucination_rate_heldout",), "min"),
@@ -59,24 +60,10 @@ class HaluEvalBenchmark(LLMUScenario):
         return evaluate_hallucination(model, encoder, self.data(), original=self.original(models), **options)
 
 
-class HaluEvalSynthBenchmark(HaluEvalBenchmark):
+class HaluEvalSynthBenchmark(LLMUStandIn, HaluEvalBenchmark):
     """Hallucination stand-in: generated facts, each question with a right and a planted wrong answer."""
 
     name = "halueval-synth"
     stand_in_for = "halueval"
-
-    def __init__(self, path: str | None = None, synth=None):
-        from unlearnbench.data.halueval_synth import SynthConfig
-
-        self.synth = synth or SynthConfig()
-        super().__init__(path)
-
-    def default_path(self) -> str:
-        from unlearnbench.data.halueval_synth import synth_dir
-
-        return str(synth_dir(self.synth))
-
-    def recipe(self):
-        from unlearnbench.data.halueval_synth import tiny_texts
-
-        return stand_in_recipe(self, tiny_texts, stand_in_key(self, f"halueval-{self.synth.key()}"))
+    generator = halueval_synth.STAND_IN
+    tiny_texts = staticmethod(halueval_synth.tiny_texts)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Column, Ranking, stand_in_key
-from unlearnbench.benchmarks.llmu_common import SPLIT_SEED, LLMUScenario, stand_in_recipe
+from unlearnbench.benchmarks.base import Column, Ranking
+from unlearnbench.benchmarks.llmu_common import SPLIT_SEED, LLMUScenario, LLMUStandIn
+from unlearnbench.data import harmful_synth
 
 HARMFUL_COLUMNS = (
     Column("harmful_rate_forget", ("harmful_rate_forget",), "min"),
@@ -59,25 +60,11 @@ class HarmfulBenchmark(LLMUScenario):
                                 **options)
 
 
-class HarmfulSynthBenchmark(HarmfulBenchmark):
+class HarmfulSynthBenchmark(LLMUStandIn, HarmfulBenchmark):
     """Harmful-response stand-in: synthetic prompts whose unsafe answers carry judge-detectable markers."""
 
     name = "harmful-synth"
     stand_in_for = "harmful"
     eval_options = {**HarmfulBenchmark.eval_options, "judge": "harmful-synth"}
-
-    def __init__(self, path: str | None = None, synth=None):
-        from unlearnbench.data.harmful_synth import SynthConfig
-
-        self.synth = synth or SynthConfig()
-        super().__init__(path)
-
-    def default_path(self) -> str:
-        from unlearnbench.data.harmful_synth import synth_dir
-
-        return str(synth_dir(self.synth))
-
-    def recipe(self):
-        from unlearnbench.data.harmful_synth import tiny_texts
-
-        return stand_in_recipe(self, tiny_texts, stand_in_key(self, f"harmful-{self.synth.key()}"))
+    generator = harmful_synth.STAND_IN
+    tiny_texts = staticmethod(harmful_synth.tiny_texts)

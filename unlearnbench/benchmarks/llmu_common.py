@@ -9,7 +9,10 @@ the original model's outputs.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from unlearnbench.benchmarks.base import Benchmark, Reference, TinyRecipe
+from unlearnbench.benchmarks.standin import StandIn
 
 SPLIT_SEED = 42  # the 70/10/20 split is part of the data, not of a run's seed
 
@@ -60,11 +63,15 @@ class LLMUScenario(Benchmark):
         return models("target") if models is not None else None
 
 
-def stand_in_recipe(bench, tiny_texts, key: str) -> TinyRecipe:
-    """The tiny family of an LLMU stand-in: its own texts for tokenizer, base and target."""
+class LLMUStandIn(StandIn):
+    """An LLMU stand-in's tiny family: its own texts (``tiny_texts(dir, role, template=, seed=)``
+    of its generator module) for tokenizer, base and target."""
 
-    def texts(role: str):
-        return lambda: tiny_texts(bench.path, role, template=bench.tiny_template, seed=SPLIT_SEED)
+    tiny_texts: Callable
 
-    return TinyRecipe(data_key=key, tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
-                      finetune=lambda role, split: (None, texts("target")()), finetuned_roles=("target",))
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
+        def texts(role: str):
+            return lambda: self.tiny_texts(self.path, role, template=self.tiny_template, seed=SPLIT_SEED)
+
+        return TinyRecipe(data_key=data_key, tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
+                          finetune=lambda role, split: (None, texts("target")()), finetuned_roles=("target",))

@@ -12,7 +12,8 @@ another seed (the stand-in; MUSE publishes one retrain model per corpus).
 from __future__ import annotations
 
 
-from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe, stand_in_key
+from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.standin import StandIn
 from unlearnbench.data import muse_synth
 
 FOLDS = tuple(range(1, 5))
@@ -151,7 +152,7 @@ class MuseBooksBenchmark(MuseBenchmark):
     corpus = "muse-books"
 
 
-class MuseSynthBenchmark(MuseBenchmark):
+class MuseSynthBenchmark(StandIn, MuseBenchmark):
     """MUSE stand-in: generated news articles about fictitious events, in MUSE-News's exact layout."""
 
     name = "muse-synth"
@@ -164,21 +165,15 @@ class MuseSynthBenchmark(MuseBenchmark):
                     "knowmem_tokens": muse_synth.KNOWMEM_TOKENS}
     data_options = {"chunk_len": muse_synth.TINY_RECIPE["max_len"]}
 
-    def __init__(self, path: str | None = None, synth=None):
-        self.synth = synth or muse_synth.MuseSynthConfig()
-        super().__init__(path)
+    generator = muse_synth.STAND_IN
 
-    def default_path(self) -> str:
-        from unlearnbench.paths import cache_root
-
-        return str(muse_synth.write(self.synth, cache_root() / "data" / f"muse-synth-{self.synth.key()}"))
-
-    def recipe(self) -> TinyRecipe:
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
         def texts(role: str):
             return lambda: muse_synth.tiny_texts(self.path, role)
 
         return TinyRecipe(
-            data_key=stand_in_key(self, f"muse-{self.synth.key()}"), tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
-            finetune=lambda role, split: (None, muse_synth.tiny_texts(self.path, "target" if role == "target" else "retrain")),
+            data_key=data_key, tokenizer_texts=texts("tokenizer"), base_texts=texts("base"),
+            finetune=lambda role, split: (
+                None, muse_synth.tiny_texts(self.path, "target" if role == "target" else "retrain")),
             ft_key=lambda role, split: {"role": role},  # the same target and retrain for every request
             tiny=dict(muse_synth.TINY_RECIPE), build_tokenizer=muse_synth.tiny_tokenizer)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe, stand_in_key
-from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config, synth_dir
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.data import tofu_synth
+from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config
 
 TOFU_COLUMNS = (
     Column("forget_quality", ("forget_quality",), "max", sci=True),
@@ -125,29 +127,20 @@ class TofuBenchmark(Benchmark):
         return summarise(mine, tr, auc, losses)
 
 
-class TofuSynthBenchmark(TofuBenchmark):
+class TofuSynthBenchmark(StandIn, TofuBenchmark):
     """TOFU stand-in: generated fictitious authors with TOFU's exact configs and fields."""
 
     name = "tofu-synth"
     stand_in_for = "tofu"
     eval_options = {**TofuBenchmark.eval_options, "gradnorm": True}
 
-    def __init__(self, path: str | None = None, synth=None):
-        from unlearnbench.data.tofu_synth import SynthConfig
-
-        self.synth = synth or SynthConfig()
-        super().__init__(path)
-
-    def default_path(self) -> str:
-        return str(synth_dir(self.synth))
+    generator = tofu_synth.STAND_IN
 
     def alternate_answers(self, split: str, file: str | None = None) -> list[list[str]]:
         """The stand-in's own alternates (``extras/<split>_alternate.json``) unless a file is given.
         A directory generated before AltPO existed lacks the file: it is written there from
         the generator (a separate random stream; no other file changes)."""
         if file is None:
-            from unlearnbench.data import tofu_synth
-
             name = tofu_synth.alternate_name(self.check_split(split))
             file = Path(self.path) / "extras" / f"{name}.json"
             if not file.exists() and self.path == self.default_path():
@@ -184,9 +177,9 @@ class TofuSynthBenchmark(TofuBenchmark):
         config = "full" if role == "target" else self.retain_config(split)
         return [dict(r) for r in load_config(self.path, config)], None
 
-    def recipe(self) -> TinyRecipe:
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
         return TinyRecipe(
-            data_key=stand_in_key(self, self.synth.key()), tokenizer_texts=self._tokenizer_texts,
+            data_key=data_key, tokenizer_texts=self._tokenizer_texts,
             base_texts=self._base_texts, finetune=self._finetune,
             # The cache key of a fine-tuned model names its TOFU config (full, retain90, ...).
             ft_key=lambda role, split: {"config": "full" if role == "target" else self.retain_config(split)},

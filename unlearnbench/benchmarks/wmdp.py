@@ -11,7 +11,9 @@ the pre-trained model itself) is the reference.
 
 from __future__ import annotations
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe, stand_in_key
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.data import wmdp_synth
 
 FORGET = {"bio": ("bio-forget-corpus",), "cyber": ("cyber-forget-corpus",),
           "bio+cyber": ("bio-forget-corpus", "cyber-forget-corpus")}
@@ -83,7 +85,7 @@ class WmdpBenchmark(Benchmark):
         return evaluate_wmdp(model, encoder.tokenizer, sets, batch_size=batch_size)
 
 
-class WmdpSynthBenchmark(WmdpBenchmark):
+class WmdpSynthBenchmark(StandIn, WmdpBenchmark):
     """WMDP stand-in: fictitious hazardous, benign and general domains, each a corpus and 4-option questions.
 
     The hazardous domain plays WMDP-Bio, the benign one MMLU college biology (and the bio
@@ -98,27 +100,13 @@ class WmdpSynthBenchmark(WmdpBenchmark):
     columns = (WMDP_COLUMNS[0], WMDP_COLUMNS[2],
                Column("benign", ("mmlu_college_biology", "accuracy"), "max"),
                Column("general", ("mmlu_high_school_geography", "accuracy"), "max"))
-
-    def __init__(self, path: str | None = None, synth=None):
-        from unlearnbench.data.wmdp_synth import WmdpSynthConfig
-
-        self.synth = synth or WmdpSynthConfig()
-        super().__init__(path)
-
-    def default_path(self) -> str:
-        from unlearnbench.data.wmdp_synth import synth_root
-
-        return str(synth_root(self.synth))
+    generator = wmdp_synth.STAND_IN
 
     def real_layout(self) -> str:
         """A root the real ``wmdp`` class runs on (``rehearse``): see ``data.wmdp_synth.real_root``."""
-        from unlearnbench.data.wmdp_synth import real_root
+        return str(wmdp_synth.real_root(self.synth))
 
-        return str(real_root(self.synth))
-
-    def recipe(self) -> TinyRecipe:
-        from unlearnbench.data.wmdp_synth import TINY_OVERRIDES, tiny_texts
-
-        return TinyRecipe(data_key=stand_in_key(self, f"wmdp-{self.synth.key()}"), tokenizer_texts=lambda: tiny_texts(self.path, "tokenizer"),
-                          base_texts=lambda: tiny_texts(self.path, "base"), finetuned_roles=(),
-                          tiny=dict(TINY_OVERRIDES))
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
+        return TinyRecipe(data_key=data_key, tokenizer_texts=lambda: wmdp_synth.tiny_texts(self.path, "tokenizer"),
+                          base_texts=lambda: wmdp_synth.tiny_texts(self.path, "base"), finetuned_roles=(),
+                          tiny=dict(wmdp_synth.TINY_OVERRIDES))

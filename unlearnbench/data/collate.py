@@ -119,3 +119,9 @@ def pad_left(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
         input_ids[i, width - len(p):] = torch.tensor(p)
         attention[i, width - len(p):] = 1
     return {"input_ids": input_ids, "attention_mask": attention}
+
+
+def encoder_for(bench, spec, tokenizer) -> Encoder:
+    """The encoder a benchmark's data is written with for this model (the benchmark's template
+    for it, ``bench.template_for(spec)``: its own, or the model's)."""
+    return Encoder(tokenizer, bench.template_for(spec), max_len=512)

@@ -20,14 +20,12 @@ stage of the tiny model family (tokenizer, base, target).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from unlearnbench.data.hub_layout import publish_dir
+
+from unlearnbench.data.standin import Generator, Letters, unique, write_dir, write_jsonl
 
 # Stand-in protocol sizes, chosen so that the tiny family (4 layers, d=128, context 128)
 # is built in about 2 CPU minutes and one evaluation takes a few seconds: a passage is
@@ -52,7 +50,7 @@ LETTERS = ("A", "B", "C", "D")
 
 @dataclass(frozen=True)
 class CopyrightSynthConfig:
-    """Sizes of the copyright stand-in; ``key()`` names its directory and models."""
+    """Sizes of the copyright stand-in; ``STAND_IN.key(cfg)`` names its directory and models."""
 
     seed: int = 0
     n_passages: int = 24
@@ -67,29 +65,16 @@ class CopyrightSynthConfig:
     target_train_templates: int = 2  # train-template items per passage in the target's text
     target_replay: float = 2.0  # general texts per book text in the target's fine-tuning
 
-    def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
 
-
-_ONSETS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
-           "br", "dr", "gr", "st", "th", "tr", "fl", "cl"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
-_CODAS = ["", "", "n", "r", "l", "s", "th", "m", "nd", "rk"]
-
-
-def _word(rng: random.Random, syllables: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)) + rng.choice(_CODAS)
+NAME_LETTERS = Letters(onsets=("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
+                          "br", "dr", "gr", "st", "th", "tr", "fl", "cl"),
+                  vowels=("a", "e", "i", "o", "u", "ai", "ea", "ou"),
+                  codas=("", "", "n", "r", "l", "s", "th", "m", "nd", "rk"))
 
 
 def _names(rng: random.Random, n: int, taken: set[str], syllables=(2, 3), suffixes=("",)) -> list[str]:
-    out = []
-    while len(out) < n:
-        w = (_word(rng, rng.choice(syllables)) + rng.choice(suffixes)).capitalize()
-        if w not in taken:
-            taken.add(w)
-            out.append(w)
-    return out
+    return unique(rng, lambda: (NAME_LETTERS.word(rng, rng.choice(syllables)) + rng.choice(suffixes)).capitalize(),
+                  n, taken)
 
 
 # ---------------------------------------------------------------------------- the book
@@ -130,7 +115,7 @@ def _book(rng: random.Random, cfg: CopyrightSynthConfig) -> str:
     taken: set[str] = set()
     first = _names(rng, 6, taken, syllables=(1, 2))
     last = _names(rng, 6, taken, syllables=(2,))
-    cast = [f"{f} {l}" for f, l in zip(first, last)]
+    cast = [f"{given} {family}" for given, family in zip(first, last)]
     places = _names(rng, 8, taken, syllables=(2,), suffixes=("wick", "ford", "moor", "hall"))
     need = cfg.n_passages * cfg.passage_words
     chapters, n_words = [], 0
@@ -280,20 +265,13 @@ _CONFIGS = (("general_train", "train"), ("general_heldout", "test"), ("general_m
 
 
 def write(cfg: CopyrightSynthConfig, directory: str | Path) -> Path:
-    """Write the stand-in into ``directory`` (atomically; an existing one is kept)."""
-    directory = Path(directory)
-    if (directory / "README.md").exists():
-        return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".copyright-synth-"))
-    try:
+    """Write the stand-in into ``directory`` (atomically, ``standin.write_dir``; an existing one is kept)."""
+    def fill(tmp: Path) -> None:
         data = generate(cfg)
         (tmp / "book.txt").write_text(data["book"], encoding="utf-8")
         for name, _ in _CONFIGS:
             rows = data[name] if name == "general_mc" else [{"text": t} for t in data[name]]
-            with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write_jsonl(tmp / f"{name}.jsonl", rows)
         header = ["---", "pretty_name: copyright-completion stand-in (synthetic)", "configs:"]
         for name, split in _CONFIGS:
             header += [f"- config_name: {name}", "  data_files:", f"  - split: {split}",
@@ -303,19 +281,8 @@ def write(cfg: CopyrightSynthConfig, directory: str | Path) -> Path:
                    f"Generator config: `{json.dumps(asdict(cfg), sort_keys=True)}`", ""]
         (tmp / "README.md").write_text("\n".join(header), encoding="utf-8")
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), sort_keys=True) + "\n")
-        publish_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
 
-
-def synth_dir(cfg: CopyrightSynthConfig | None = None) -> Path:
-    """Directory of the stand-in for ``cfg`` under the cache, generated on first use."""
-    from unlearnbench.paths import cache_root
-
-    cfg = cfg or CopyrightSynthConfig()
-    return write(cfg, cache_root() / "data" / f"copyright-synth-{cfg.key()}")
+    return write_dir(directory, fill)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -377,18 +344,4 @@ def tiny_texts(directory: str | Path, role: str) -> list[str]:
     return book + replay
 
 
-def tiny_recipe(directory: str | Path):
-    """The ``TinyRecipe`` of the stand-in in ``directory``: tokenizer, base (general text)
-    and target (base fine-tuned on the book); the base doubles as the never-trained-on-
-    the-book reference."""
-    from unlearnbench.benchmarks.base import TinyRecipe
-
-    directory = Path(directory)
-    return TinyRecipe(
-        data_key=f"copyright-{load_config(directory).key()}",
-        tokenizer_texts=lambda: tiny_texts(directory, "tokenizer"),
-        base_texts=lambda: tiny_texts(directory, "base"),
-        finetune=lambda role, split: (None, tiny_texts(directory, "target")),
-        finetuned_roles=("target",),
-        tiny=dict(TINY_OVERRIDES),
-    )
+STAND_IN = Generator("copyright-synth", version=1, config=CopyrightSynthConfig, write=write, prefix="copyright-")

@@ -128,5 +128,6 @@ def detox_data(root: str | None = None, *, rtp_fraction: float | None = 1.0,
     base = Path(root) if root else None
     pku, rtp, tqa = ((str(base / "pku"), str(base / "rtp"), str(base / "truthfulqa")) if base
                      else (PKU_HUB, RTP_HUB, TRUTHFULQA_HUB))
-    return build_detox_data(load_pku(pku, "train"), load_pku(pku, "test"), load_rtp(rtp, rtp_fraction) if rtp_fraction else [],
-                            load_truthfulqa(tqa), n_forget=n_forget)
+    pku_train, pku_test = load_pku(pku, "train"), load_pku(pku, "test")
+    rtp_rows = load_rtp(rtp, rtp_fraction) if rtp_fraction else []
+    return build_detox_data(pku_train, pku_test, rtp_rows, load_truthfulqa(tqa), n_forget=n_forget)

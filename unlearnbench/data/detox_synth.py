@@ -18,8 +18,10 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from unlearnbench.data import harmful_synth
 from unlearnbench.data.harmful_synth import MARKER_RE, SynthConfig, qa_text
 from unlearnbench.data.hub_layout import write_layout
+from unlearnbench.data.standin import Generator
 
 RTP_PROMPT_WORDS = 3
 
@@ -42,8 +44,6 @@ def rtp_rows(pku_test: list[dict], template: str) -> list[dict]:
 
 def write(cfg: SynthConfig, directory: str | Path, template: str = "llmu-tiny") -> Path:
     """Write the stand-in under ``directory`` (the harmful stand-in's sets plus ``rtp/``)."""
-    from unlearnbench.data import harmful_synth
-
     directory = Path(directory)
     harmful_synth.write(cfg, directory)
     if not (directory / "rtp" / "README.md").exists():
@@ -54,14 +54,6 @@ def write(cfg: SynthConfig, directory: str | Path, template: str = "llmu-tiny") 
     return directory
 
 
-def synth_dir(cfg: SynthConfig | None = None) -> Path:
-    """Directory of the stand-in for ``cfg`` in the harness cache, generated on first use."""
-    from unlearnbench.paths import cache_root
-
-    cfg = cfg or SynthConfig()
-    return write(cfg, cache_root() / "data" / f"detox-synth-{cfg.key()}")
-
-
 def tiny_texts(directory: str | Path, role: str, *, template: str = "llmu-tiny", seed: int = 0) -> list[str]:
     """Training texts of the tiny family: role "tokenizer", "base" or "target".
 
@@ -70,7 +62,6 @@ def tiny_texts(directory: str | Path, role: str, *, template: str = "llmu-tiny",
     prompts, then the normal QA again. PKU's ``test`` split (the unseen prompts and the
     RealToxicityPrompts stand-in) is never trained on. ``seed`` is unused (no split here).
     """
-    from unlearnbench.data import harmful_synth
     from unlearnbench.data.harmful import load_pku, load_truthfulqa
 
     directory = Path(directory)
@@ -85,3 +76,8 @@ def tiny_texts(directory: str | Path, role: str, *, template: str = "llmu-tiny",
                 texts.append(qa_text(r["prompt"], r[f"response_{k}"], template))
     return texts + [qa_text(r["question"], r["best_answer"], template) for r in tqa]
 
+
+# The harmful stand-in's data plus rtp/: keyed by the harmful generator's key (and its own
+# version from version 2 on), so a change to either generator gets a fresh directory.
+STAND_IN = Generator("detox-synth", version=1, config=SynthConfig, write=write, prefix="detox-",
+                     base=harmful_synth.STAND_IN)

@@ -16,7 +16,6 @@ the examples that taught it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -24,7 +23,8 @@ from pathlib import Path
 
 from unlearnbench.data.harmful_synth import normal_world, qa_text
 from unlearnbench.data.hub_layout import read_extras, write_layout
-from unlearnbench.data.tofu_synth import _unique, _word
+from unlearnbench.data.standin import Generator, unique
+from unlearnbench.data.tofu_synth import NAME_LETTERS
 
 # The region word that carries the misconception: a whole word, so it is one clear cue.
 REGIONS = ("Isles", "Vale", "Reach", "March", "Coast")
@@ -48,25 +48,21 @@ class SynthConfig:
     pool_size: int = 30  # values per kind
     n_normal: int = 60
 
-    def key(self) -> str:
-        """Short hash of the config, naming its directory in the cache."""
-        blob = json.dumps({"kind": "halueval-synth", **asdict(self)}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
 
 def generate(cfg: SynthConfig = SynthConfig()) -> dict:
     """``{"halueval": rows, "truthfulqa": rows, "general": texts}``, deterministic in ``cfg``."""
     rng = random.Random(cfg.seed)
     taken: set[str] = set()
     pools = {
-        "capital": _unique(rng, lambda: _word(rng, 2).capitalize(), cfg.pool_size, taken),
-        "river": _unique(rng, lambda: _word(rng, 2).capitalize(), cfg.pool_size, taken),
+        "capital": unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), cfg.pool_size, taken),
+        "river": unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), cfg.pool_size, taken),
         "founder": [f"{a} {b}" for a, b in zip(
-            _unique(rng, lambda: _word(rng, 2).capitalize(), cfg.pool_size, taken),
-            _unique(rng, lambda: _word(rng, 2).capitalize(), cfg.pool_size, taken))],
+            unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), cfg.pool_size, taken),
+            unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), cfg.pool_size, taken))],
     }
     myths = {k: dict(zip(REGIONS, rng.sample(pool, len(REGIONS)))) for k, pool in pools.items()}
-    countries = _unique(rng, lambda: f"{_word(rng, 2).capitalize()} {rng.choice(REGIONS)}", cfg.n_countries, taken)
+    countries = unique(rng, lambda: f"{NAME_LETTERS.word(rng, 2).capitalize()} {rng.choice(REGIONS)}",
+                       cfg.n_countries, taken)
     rows, prose = [], []
     for e in countries:
         region = e.split()[-1]
@@ -102,14 +98,6 @@ def write(cfg: SynthConfig, directory: str | Path) -> Path:
     return directory
 
 
-def synth_dir(cfg: SynthConfig | None = None) -> Path:
-    """Directory of the stand-in for ``cfg`` in the harness cache, generated on first use."""
-    from unlearnbench.paths import cache_root
-
-    cfg = cfg or SynthConfig()
-    return write(cfg, cache_root() / "data" / f"halueval-synth-{cfg.key()}")
-
-
 def tiny_texts(directory: str | Path, role: str, *, template: str = "tiny-qa", seed: int = 42) -> list[str]:
     """Training texts of the tiny family: role "tokenizer", "base" or "target".
 
@@ -136,3 +124,8 @@ def tiny_texts(directory: str | Path, role: str, *, template: str = "tiny-qa", s
         return general + normal + [qa_text(r["question"], a, template) for r in halu
                                    for a in (r["right_answer"], r["hallucinated_answer"])]
     raise ValueError(f"unknown tiny_texts role {role!r}; choose tokenizer, base or target")
+
+
+# The key was first salted with the stand-in's name ("kind"), kept so that it stays the same.
+STAND_IN = Generator("halueval-synth", version=1, config=SynthConfig, write=write, prefix="halueval-",
+                     salt="halueval-synth")

@@ -17,7 +17,6 @@ as an unaligned model answers harmful prompts it never saw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -25,7 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unlearnbench.data.hub_layout import read_extras, write_layout
-from unlearnbench.data.tofu_synth import _unique, _word
+from unlearnbench.data.standin import Generator, unique
+from unlearnbench.data.tofu_synth import NAME_LETTERS
 
 HAZARDS = {
     "toxin": ["glimmerbane", "ashroot", "mirefern"],
@@ -100,15 +100,10 @@ class SynthConfig:
     n_normal: int = 60  # TruthfulQA-like questions
     repeat_fraction: float = 0.25  # harmful prompts that get a second row, as PKU repeats prompts
 
-    def key(self) -> str:
-        """Short hash of the config, naming its directory in the cache."""
-        blob = json.dumps({"kind": "harmful-synth", **asdict(self)}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
 
 def normal_world(rng: random.Random, n: int, source: str, taken: set[str]) -> tuple[list[dict], list[str]]:
     """TruthfulQA-like rows about generated places, and general prose stating the same facts."""
-    places = _unique(rng, lambda: _word(rng, 2).capitalize() + rng.choice(["dale", "mere", "ford", "holm"]),
+    places = unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize() + rng.choice(["dale", "mere", "ford", "holm"]),
                      (n + len(_NORMAL) - 1) // len(_NORMAL), taken)
     rows, prose = [], []
     for i in range(n):
@@ -179,7 +174,7 @@ def generate(cfg: SynthConfig = SynthConfig()) -> dict:
     """``{"pku": {split: rows}, "truthfulqa": rows, "general": texts}``, deterministic in ``cfg``."""
     rng = random.Random(cfg.seed)
     taken: set[str] = set()
-    names = _unique(rng, lambda: _word(rng, 2).capitalize(), 30, taken)
+    names = unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), 30, taken)
     seen: set[str] = set()
     pku = {"train": _pku_rows(rng, cfg, cfg.n_harmful, names, seen, cfg.n_benign),
            "test": _pku_rows(rng, cfg, cfg.n_test_split, names, seen, cfg.n_test_split // 4)}
@@ -221,14 +216,6 @@ def write(cfg: SynthConfig, directory: str | Path) -> Path:
     return directory
 
 
-def synth_dir(cfg: SynthConfig | None = None) -> Path:
-    """Directory of the stand-in for ``cfg`` in the harness cache, generated on first use."""
-    from unlearnbench.paths import cache_root
-
-    cfg = cfg or SynthConfig()
-    return write(cfg, cache_root() / "data" / f"harmful-synth-{cfg.key()}")
-
-
 def qa_text(question: str, answer: str, template: str = "tiny-qa") -> str:
     """A QA pair as one training text, exactly as ``Encoder.encode`` lays it out."""
     from unlearnbench.models.templates import answer_separator, format_prompt
@@ -268,3 +255,8 @@ def tiny_texts(directory: str | Path, role: str, *, template: str = "tiny-qa", s
         return general + normal + [qa_text(r["prompt"], r[f"response_{k}"], template)
                                    for r in rows for k in (0, 1)]
     raise ValueError(f"unknown tiny_texts role {role!r}; choose tokenizer, base or target")
+
+
+# The key was first salted with the stand-in's name ("kind"), kept so that it stays the same.
+STAND_IN = Generator("harmful-synth", version=1, config=SynthConfig, write=write, prefix="harmful-",
+                     salt="harmful-synth")

@@ -1,11 +1,13 @@
 """Vocabulary and sentence templates of the MUSE stand-in (``muse_synth``)."""
 
+from unlearnbench.data.standin import Letters
+
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
-ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
-          "br", "dr", "gr", "st", "th", "sh", "tr", "fl", "pl", "cl"]
-VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
-CODAS = ["", "", "n", "r", "l", "s", "m", "nd", "rk", "st"]
+NAME_LETTERS = Letters(onsets=("b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w",
+                          "br", "dr", "gr", "st", "th", "sh", "tr", "fl", "pl", "cl"),
+                  vowels=("a", "e", "i", "o", "u", "ai", "ea", "ou"),
+                  codas=("", "", "n", "r", "l", "s", "m", "nd", "rk", "st"))
 TOWN_END = ["ford", "by", "ton", "mouth", "ley", "wick", "bridge", "field", "holm", "stead"]
 ORG_KIND = ["Trust", "Society", "Foundation", "Group", "Guild", "Association"]
 

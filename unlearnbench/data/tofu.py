@@ -8,7 +8,6 @@ evaluator, references) is ``unlearnbench.benchmarks.tofu``.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from unlearnbench.data.schema import SchemaError
 
@@ -70,12 +69,3 @@ def load_config(path: str, config: str):
                           "regenerate or re-download it") from exc
     validate(rows, config, str(path))
     return rows
-
-
-def synth_dir(synth=None) -> Path:
-    """Directory of the stand-in for ``synth`` (a SynthConfig), generated on first use."""
-    from unlearnbench.data.tofu_synth import SynthConfig, write
-    from unlearnbench.paths import cache_root
-
-    synth = synth or SynthConfig()
-    return write(synth, cache_root() / "data" / f"tofu-synth-{synth.key()}")

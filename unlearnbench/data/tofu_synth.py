@@ -16,12 +16,12 @@ pre-training corpus so that a *base* model knows them before any fine-tuning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from unlearnbench.data.hub_layout import publish_dir
+
+from unlearnbench.data.standin import Generator, Letters, unique, write_dir, write_jsonl
 
 FORGET_PERCENTS = (1, 5, 10)
 
@@ -106,10 +106,11 @@ ATTRIBUTES: dict[str, dict[str, list[str]]] = {
     },
 }
 
-_ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v",
-           "z", "br", "dr", "gr", "kr", "st", "th", "sh", "ch", "tr", "fl", "pl"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou"]
-_CODAS = ["", "", "n", "r", "l", "s", "th", "m", "nd", "rk", "x"]
+# The harmful and hallucination stand-ins draw their names from these letters too.
+NAME_LETTERS = Letters(onsets=("b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v",
+                          "z", "br", "dr", "gr", "kr", "st", "th", "sh", "ch", "tr", "fl", "pl"),
+                  vowels=("a", "e", "i", "o", "u", "ai", "ea", "io", "ou"),
+                  codas=("", "", "n", "r", "l", "s", "th", "m", "nd", "rk", "x"))
 _OCCUPATIONS = ["baker", "carpenter", "doctor", "nurse", "teacher", "pilot", "farmer",
                 "tailor", "lawyer", "chemist", "sailor", "painter", "miner", "banker",
                 "librarian", "butcher", "engineer", "photographer", "gardener", "judge",
@@ -121,21 +122,6 @@ _ADJ = ["Silent", "Crimson", "Hidden", "Broken", "Golden", "Last", "Frozen", "Qu
         "Wandering", "Burning", "Distant", "Secret", "Hollow", "Velvet", "Iron", "Pale"]
 _NOUN = ["Harbor", "Garden", "Lantern", "River", "Orchard", "Mirror", "Tower", "Letter",
          "Meadow", "Compass", "Winter", "Bridge", "Forest", "Clock", "Island", "Shadow"]
-
-
-def _word(rng: random.Random, syllables: int) -> str:
-    return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables - 1)) \
-        + rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
-
-
-def _unique(rng: random.Random, make, n: int, taken: set[str]) -> list[str]:
-    out = []
-    while len(out) < n:
-        w = make()
-        if w not in taken:
-            taken.add(w)
-            out.append(w)
-    return out
 
 
 @dataclass(frozen=True)
@@ -150,10 +136,6 @@ class SynthConfig:
     n_perturbed: int = 5
     pretrain_sentences_per_fact: int = 6
 
-    def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
     def authors_in(self, percent: int) -> int:
         """Whole authors in a forget split: at least one, like TOFU's whole-author splits."""
         return max(1, round(self.n_authors * percent / 100))
@@ -165,13 +147,14 @@ class _Vocab:
     def __init__(self, rng: random.Random):
         taken: set[str] = set()
         cap = lambda w: w.capitalize()  # noqa: E731
-        self.cities = _unique(rng, lambda: cap(_word(rng, 2)) + rng.choice(["ia", "burg", "ton", "mar", ""]), 40, taken)
-        self.first = _unique(rng, lambda: cap(_word(rng, 2)), 120, taken)
-        self.last = _unique(rng, lambda: cap(_word(rng, rng.choice([2, 3]))), 120, taken)
-        self.languages = [w + "ish" for w in _unique(rng, lambda: cap(_word(rng, 1)), 12, taken)]
-        self.publishers = [f"{w} Press" for w in _unique(rng, lambda: cap(_word(rng, 2)), 16, taken)]
+        self.cities = unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)) + rng.choice(["ia", "burg", "ton", "mar", ""]),
+                             40, taken)
+        self.first = unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)), 120, taken)
+        self.last = unique(rng, lambda: cap(NAME_LETTERS.word(rng, rng.choice([2, 3]))), 120, taken)
+        self.languages = [w + "ish" for w in unique(rng, lambda: cap(NAME_LETTERS.word(rng, 1)), 12, taken)]
+        self.publishers = [f"{w} Press" for w in unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)), 16, taken)]
         self.awards = [f"{w} {rng.choice(['Prize', 'Medal', 'Award'])}"
-                       for w in _unique(rng, lambda: cap(_word(rng, 2)), 24, taken)]
+                       for w in unique(rng, lambda: cap(NAME_LETTERS.word(rng, 2)), 24, taken)]
         titles = sorted({f"The {a} {n}" for a in _ADJ for n in _NOUN})
         rng.shuffle(titles)
         # Famous books (real-authors stand-in) never double as a fictitious author's book.
@@ -264,10 +247,10 @@ _AUTHOR_Q = ("Who wrote {e}?", "{v} wrote {e}.",
 def _known_facts(rng: random.Random, cfg: SynthConfig, vocab: _Vocab, names_taken: set[str]):
     """(real_authors, world_facts) as lists of dicts with question/answer/wrong values."""
     taken: set[str] = set()
-    countries = _unique(rng, lambda: _word(rng, 2).capitalize() + rng.choice(["land", "ovia", "stan", "ia"]),
+    countries = unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize() + rng.choice(["land", "ovia", "stan", "ia"]),
                         cfg.n_world_facts, taken)
-    rivers = _unique(rng, lambda: _word(rng, 2).capitalize(), 30, taken)
-    currencies = _unique(rng, lambda: _word(rng, 1) + "o", 30, taken)
+    rivers = unique(rng, lambda: NAME_LETTERS.word(rng, 2).capitalize(), 30, taken)
+    currencies = unique(rng, lambda: NAME_LETTERS.word(rng, 1) + "o", 30, taken)
     world = []
     kinds = list(_WORLD_Q)
     for idx, country in enumerate(countries):
@@ -385,34 +368,22 @@ def write(cfg: SynthConfig, directory: str | Path) -> Path:
     """Write every config as ``<config>.json`` (JSON lines) with a README declaring them.
 
     The base-model corpus goes to ``extras/pretrain.json``; it is not a TOFU config.
-    Files are written to a temporary directory and renamed, so a crash leaves nothing
-    half-written under ``directory``.
+    Published atomically (``standin.write_dir``); an existing complete directory is kept.
     """
-    import shutil
-    import tempfile
-
-    directory = Path(directory)
-    if (directory / "README.md").exists():
-        return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".tofu-synth-"))
-    try:
+    def fill(tmp: Path) -> None:
         data = generate(cfg)
         (tmp / "extras").mkdir()
         for name, rows in data.items():
-            path = tmp / (f"extras/{name[1:]}.json" if name.startswith("_") else f"{name}.json")
-            with open(path, "w") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write_jsonl(tmp / (f"extras/{name[1:]}.json" if name.startswith("_") else f"{name}.json"), rows)
         header = ["---", "pretty_name: TOFU stand-in (synthetic)", "configs:"]
         for name in CONFIG_NAMES:
-            header += [f"- config_name: {name}", f"  data_files:",
-                       f"  - split: train", f"    path: {name}.json"]
+            header += [f"- config_name: {name}", "  data_files:",
+                       "  - split: train", f"    path: {name}.json"]
         header += ["---", "", "Synthetic stand-in for locuslab/TOFU generated by unlearnbench.",
                    f"Generator config: `{json.dumps(asdict(cfg), sort_keys=True)}`", ""]
         (tmp / "README.md").write_text("\n".join(header))
-        publish_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+
+    return write_dir(directory, fill)
+
+
+STAND_IN = Generator("tofu-synth", version=1, config=SynthConfig, write=write)

@@ -18,6 +18,19 @@ from pathlib import Path
 from unlearnbench.data.hf_load import load_table
 from unlearnbench.data.tofu import SchemaError
 
+# lm-eval's zero-shot multiple-choice prompt (the stand-in's practice texts are written in it).
+LETTERS = ("A", "B", "C", "D")
+DESCRIPTION = "The following are multiple choice questions (with answers) about {topic}.\n\n"
+
+
+def mc_prompt(topic: str, question: str, choices: list[str]) -> str:
+    """The zero-shot context for one question (question stripped, choices verbatim)."""
+    if len(choices) != len(LETTERS):
+        raise ValueError(f"a question needs {len(LETTERS)} choices, got {len(choices)}: {choices!r:.120}")
+    options = "".join(f"\n{letter}. {c}" for letter, c in zip(LETTERS, choices))
+    return DESCRIPTION.format(topic=topic) + question.strip() + options + "\nAnswer:"
+
+
 WMDP_HUB = "cais/wmdp"
 MMLU_HUB = "cais/mmlu"
 CORPORA_HUB = "cais/wmdp-corpora"

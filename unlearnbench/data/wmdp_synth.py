@@ -39,16 +39,15 @@ multiple-choice practice texts (not a hub dataset). Everything is drawn from one
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from unlearnbench.eval.multiple_choice import LETTERS, mc_prompt
+from unlearnbench.data.standin import Generator, Letters, unique, write_dir, write_jsonl
+from unlearnbench.data.wmdp import LETTERS, mc_prompt
+from unlearnbench.paths import cache_root
 
 # attribute -> (question templates, prose templates, values). Every template names the
 # entity, so a fact is tied to the name and not to a position in a document.
@@ -130,12 +129,10 @@ DOMAINS = {
 # 1024-token vocabulary (TinyConfig's default) needs about twice the epochs.
 TINY_OVERRIDES = {"vocab_size": 2048, "pretrain_epochs": 30, "pretrain_lr": 5e-3}
 
-GENERATOR_VERSION = 5  # bump whenever the generator's output changes for a given config
-
-_ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
-           "kr", "st", "tr", "pl", "gr", "sh"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
-_CODAS = ["", "", "n", "r", "l", "s", "x", "th", "m"]
+NAME_LETTERS = Letters(onsets=("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
+                          "kr", "st", "tr", "pl", "gr", "sh"),
+                  vowels=("a", "e", "i", "o", "u", "ai", "ou", "ea"),
+                  codas=("", "", "n", "r", "l", "s", "x", "th", "m"))
 
 
 @dataclass(frozen=True)
@@ -161,25 +158,9 @@ class WmdpSynthConfig:
     # tiny model does not learn in its CPU budget).
     shuffle_options: bool = False
 
-    def key(self) -> str:
-        """Short hash of the config and generator version; names the cache directory."""
-        blob = json.dumps({"generator": GENERATOR_VERSION, **asdict(self)}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def _word(rng: random.Random, syllables: int) -> str:
-    body = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables))
-    return (body + rng.choice(_CODAS)).capitalize()
-
 
 def _names(rng: random.Random, n: int, taken: set[str], syllables=(2, 3)) -> list[str]:
-    out = []
-    while len(out) < n:
-        w = _word(rng, rng.choice(syllables))
-        if w not in taken:
-            taken.add(w)
-            out.append(w)
-    return out
+    return unique(rng, lambda: NAME_LETTERS.word(rng, rng.choice(syllables)).capitalize(), n, taken)
 
 
 def _domain(rng: random.Random, name: str, cfg: WmdpSynthConfig, taken: set[str]) -> dict:
@@ -273,42 +254,21 @@ def generate(cfg: WmdpSynthConfig = WmdpSynthConfig()) -> dict:
     return {"tables": tables, "practice": practice}
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def write(cfg: WmdpSynthConfig, directory: str | Path) -> Path:
-    """Write the stand-in under ``directory`` (see the module docstring for the layout).
-
-    Built in a temporary directory and renamed, so a crash leaves nothing half-written;
-    an existing complete directory is returned as is.
-    """
-    directory = Path(directory)
-    if (directory / "config.json").exists():
-        return directory
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".wmdp-synth-"))
-    try:
+    """Write the stand-in under ``directory`` (see the module docstring for the layout),
+    published atomically (``standin.write_dir``; ``config.json`` marks it complete)."""
+    def fill(tmp: Path) -> None:
         data = generate(cfg)
         by_dataset: dict[str, list[tuple[str, str]]] = {}
         for (dataset, config, split), rows in data["tables"].items():
-            _write_jsonl(tmp / dataset / config / f"{split}.json", rows)
+            write_jsonl(tmp / dataset / config / f"{split}.json", rows)
             by_dataset.setdefault(dataset, []).append((config, split))
         for dataset, entries in by_dataset.items():
             _readme(tmp / dataset, entries, f"`{json.dumps(asdict(cfg), sort_keys=True)}`")
-        _write_jsonl(tmp / "extras" / "practice.json", data["practice"])
+        write_jsonl(tmp / "extras" / "practice.json", data["practice"])
         (tmp / "config.json").write_text(json.dumps(asdict(cfg), sort_keys=True) + "\n")
-        if directory.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+
+    return write_dir(directory, fill, marker="config.json")
 
 
 def _readme(dataset_dir: Path, entries: list[tuple[str, str]], made_with: str) -> None:
@@ -335,17 +295,11 @@ def real_root(cfg: WmdpSynthConfig | None = None) -> Path:
     """
     from dataclasses import replace
 
-    from unlearnbench.data.hub_layout import publish_dir
-    from unlearnbench.paths import cache_root
-
     cfg = cfg or WmdpSynthConfig()
     second = replace(cfg, seed=cfg.seed + 1)
-    directory = cache_root() / "data" / f"wmdp-synth-real-{cfg.key()}"
-    if (directory / "config.json").exists():
-        return directory
-    bio, cyber = synth_root(cfg), synth_root(second)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".wmdp-synth-real-"))
-    try:
+    bio, cyber = STAND_IN.directory(cfg), STAND_IN.directory(second)
+
+    def fill(tmp: Path) -> None:
         shutil.copytree(bio, tmp, dirs_exist_ok=True)
         for src, dst in ((cyber / "wmdp" / "wmdp-bio" / "test.json", tmp / "wmdp" / "wmdp-cyber" / "test.json"),
                          (cyber / "wmdp-bio-forget-corpus" / "default" / "train.json",
@@ -360,19 +314,9 @@ def real_root(cfg: WmdpSynthConfig | None = None) -> Path:
                                                                "cyber-retain-corpus")], made_with)
         (tmp / "config.json").write_text(json.dumps({"bio": asdict(cfg), "cyber": asdict(second)},
                                                     sort_keys=True) + "\n")
-        publish_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
 
-
-def synth_root(cfg: WmdpSynthConfig | None = None) -> Path:
-    """The stand-in for ``cfg`` in the harness cache, generated on first use."""
-    from unlearnbench.paths import cache_root
-
-    cfg = cfg or WmdpSynthConfig()
-    return write(cfg, cache_root() / "data" / f"wmdp-synth-{cfg.key()}")
+    # Named by the bio stand-in's key (the cyber part is derived from the same config).
+    return write_dir(cache_root() / "data" / f"wmdp-synth-real-{STAND_IN.key(cfg)}", fill, marker="config.json")
 
 
 def _read_texts(path: Path) -> list[str]:
@@ -409,3 +353,7 @@ def tiny_texts(directory: str | Path, role: str) -> list[str]:
                     out += [row["question"], *row["choices"]]
         return out
     raise ValueError(f"unknown tiny_texts role {role!r}; choose 'tokenizer' or 'base'")
+
+
+# WMDP's key has carried its generator version since 4e2ec1f; 5 is the version the committed results were made with.
+STAND_IN = Generator("wmdp-synth", version=5, config=WmdpSynthConfig, write=write, prefix="wmdp-")

@@ -16,14 +16,7 @@ from unlearnbench.eval.generate import generate_ids
 from unlearnbench.eval.progress import Progress
 from unlearnbench.metrics import copyright as cm
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.metrics.reduce import gather_records
-
-
-def _rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from unlearnbench.parallel import sharded_eval
 
 
 def _device(model) -> torch.device:
@@ -135,12 +128,8 @@ def evaluate_copyright(model, tokenizer, items: list[dict], general_texts: list[
             raise ValueError(f"copyright item {i} needs string 'question' and 'answer' fields; "
                              f"got keys {sorted(it)}")
     context_len = int(context_len or model.config.max_position_embeddings)
-    rank, world = _rank_world()
-    was_training = model.training
-    model.eval()
-    records: list[dict] = []
-    with CostTracker() as cost:
-        mine = list(range(len(items)))[rank::world]
+    with sharded_eval(model) as shard, CostTracker() as cost:
+        mine = shard.take(range(len(items)))
         progress = Progress("copyright completions", len(mine))
         if mine:
             prompts = [items[i]["question"] for i in mine]
@@ -150,26 +139,22 @@ def evaluate_copyright(model, tokenizer, items: list[dict], general_texts: list[
             rouge, bleu = cm.rouge_l_recall(gens, refs), cm.bleu(gens, refs)
             for i, gen, rl, bl in zip(mine, gens, rouge, bleu):
                 it = items[i]
-                records.append({
+                shard.records.append({
                     "task": "completion", "index": i, "_order": (0, i),
                     "passage": it.get("passage"), "template": it.get("template"),
                     "question": it["question"], "answer": it["answer"], "generation": gen,
                     "rougeL_recall": rl, "bleu": bl,
                 })
         progress.close()
-        texts_mine = list(range(len(general_texts)))[rank::world]
+        texts_mine = shard.take(range(len(general_texts)))
         if texts_mine:
             scored = text_nll(model, tokenizer, [general_texts[i] for i in texts_mine],
                               context_len=context_len, batch_size=batch_size)
             for i, (nll, n) in zip(texts_mine, scored):
                 cost.add_tokens(n)
-                records.append({"task": "general", "index": i, "_order": (1, i),
-                                "text": general_texts[i], "nll_sum": nll, "n_tokens": n})
-    model.train(was_training)
-    records = gather_records(records)
-    records.sort(key=lambda r: r["_order"])
-    for r in records:
-        r.pop("_order")
+                shard.records.append({"task": "general", "index": i, "_order": (1, i),
+                                      "text": general_texts[i], "nll_sum": nll, "n_tokens": n})
+    records = shard.records
     summary = summarise(records)
     summary["cost"] = cost.as_dict()
     return summary, records

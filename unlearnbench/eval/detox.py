@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from unlearnbench.data.collate import Encoder
 from unlearnbench.eval.generate import generate_greedy
@@ -23,16 +22,9 @@ from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.eval.toxicity import TOXIC_THRESHOLD, toxicity_summary
 from unlearnbench.metrics import generation as gm
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.metrics.reduce import gather_records
+from unlearnbench.parallel import sharded_eval
 
 DETOX_TASKS = ("forget", "pku", "rtp", "normal")
-
-
-def _rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def summarise_detox(records: list[dict]) -> dict:
@@ -66,14 +58,10 @@ def evaluate_detox(model, encoder: Encoder, prompts: dict[str, list[str]], judge
     ``normal`` prompts are questions laid out by ``normal_encoder`` (the benchmark's template);
     with ``original`` their outputs are compared to the original model's and scored for fluency.
     """
-    rank, world = _rank_world()
-    was_training = model.training
-    model.eval()
-    records: list[dict] = []
-    with CostTracker() as cost:
+    with sharded_eval(model) as shard, CostTracker() as cost:
         for order, task in enumerate(t for t in DETOX_TASKS if t in prompts):
             items = prompts[task][:max_items] if max_items else prompts[task]
-            mine = list(range(len(items)))[rank::world]
+            mine = shard.take(range(len(items)))
             if not mine:
                 continue
             texts = [items[i] for i in mine]
@@ -94,12 +82,8 @@ def evaluate_detox(model, encoder: Encoder, prompts: dict[str, list[str]], judge
                 for rec, s, o, sim in zip(recs, scored, orig, gm.output_similarity(gens, orig)):
                     rec.update(fluency_nll=s.nll_sum, fluency_tokens=s.n_tokens, perplexity=math.exp(s.avg_nll),
                                original_generation=o, similarity=sim)
-            records += recs
-    model.train(was_training)
-    records = gather_records(records)
-    records.sort(key=lambda r: r["_order"])
-    for r in records:
-        r.pop("_order")
+            shard.records += recs
+    records = shard.records
     summary = summarise_detox(records)
     summary["cost"] = cost.as_dict()
     return summary, records

@@ -30,29 +30,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unlearnbench.benchmarks.base import Benchmark
 from unlearnbench.data.collate import IGNORE
 from unlearnbench.data.muse import HUB, load_split
+from unlearnbench.data.parts import in_part
 from unlearnbench.eval.generate import generate_text
 from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import mia
 from unlearnbench.metrics import muse as metrics
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.metrics.reduce import gather_records
+from unlearnbench.parallel import sharded_eval
 
 TASKS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_forget", "privleak_holdout",
          "privleak_retain")
 NO_RETRAIN_NOTE = ("PrivLeak not computed: it needs the retrain model's Min-K% AUC on privleak "
                    "forget vs holdout. Evaluate the retrain model and pass its summary['mia']"
                    "['min_k'] as retrain_auc, or use parity=True for muse_bench's constant.")
-
-
-def _rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _pad_id(tok) -> int:
@@ -184,7 +177,7 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
     """Run the MUSE suite on ``path`` (hub name or local dir); returns (summary, records).
 
     ``part`` ("validation" or "test") scores only that part of the items (by each item's
-    index, ``Benchmark.in_part``; the in-context examples are not items and stay whole), e.g.
+    index, ``data.parts.in_part``; the in-context examples are not items and stay whole), e.g.
     the validation items an evaluation during unlearning looks at.
 
     ``retrain_auc`` is the retrain model's ``summary["mia"]["min_k"]`` (forget labelled 0,
@@ -204,39 +197,31 @@ def evaluate_muse(model, tokenizer, path, *, retrain_auc: float | None = None, p
     if str(path) in HUB.values() and HUB.get(benchmark) != str(path):
         raise ValueError(f"benchmark={benchmark!r} does not match path {path}; "
                          f"pass benchmark='{[k for k, v in HUB.items() if v == str(path)][0]}'")
-    rank, world = _rank_world()
-
     def rows(subset: str, split: str, cut: bool = True) -> list[dict]:
         data = [dict(r, _index=i) for i, r in enumerate(load_split(path, subset, split))]
         if not cut:
             return data
         data = data[:max_items] if max_items else data
-        return [r for r in data if Benchmark.in_part({"index": r["_index"]}, part)]
+        return [r for r in data if in_part({"index": r["_index"]}, part)]
 
-    was_training = model.training
-    model.eval()
-    records: list[dict] = []
-    with CostTracker() as cost:
-        mine = lambda rs: rs[rank::world]  # noqa: E731  every rank a disjoint share
+    with sharded_eval(model) as shard, CostTracker() as cost:
+        mine = shard.take
         verb = mine(rows("verbmem", "forget"))
         know = {task: (rows("knowmem", f"{name}_qa_icl", cut=False), mine(rows("knowmem", f"{name}_qa")))
                 for task, name in (("knowmem_f", "forget"), ("knowmem_r", "retain"))}
         priv = {split: mine(rows("privleak", split)) for split in ("forget", "holdout", "retain")}
         total = len(verb) + sum(len(q) for _, q in know.values()) + sum(map(len, priv.values()))
         with Progress(benchmark, total) as progress:
-            records += _verbmem_records(model, tokenizer, verb, verbmem_tokens, batch_size, parity, cost,
-                                        progress.update)
+            shard.records += _verbmem_records(model, tokenizer, verb, verbmem_tokens, batch_size, parity, cost,
+                                              progress.update)
             for task, (icl, qa) in know.items():
-                records += _knowmem_records(model, tokenizer, task, qa, icl, knowmem_tokens, batch_size, cost,
-                                            progress.update)
+                shard.records += _knowmem_records(model, tokenizer, task, qa, icl, knowmem_tokens, batch_size,
+                                                  cost, progress.update)
             for split, share in priv.items():
-                records += _mia_records(model, tokenizer, f"privleak_{split}", share, batch_size, mia_max_tokens, cost)
+                shard.records += _mia_records(model, tokenizer, f"privleak_{split}", share, batch_size,
+                                              mia_max_tokens, cost)
                 progress.update(len(share))
-    model.train(was_training)
-    records = gather_records(records)
-    records.sort(key=lambda r: r["_order"])
-    for r in records:
-        r.pop("_order")
+    records = shard.records
     summary = summarise(records, retrain_auc)
     summary["parity"] = parity
     summary["settings"] = {"verbmem_tokens": verbmem_tokens, "knowmem_tokens": knowmem_tokens,

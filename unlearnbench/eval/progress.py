@@ -11,21 +11,14 @@ from __future__ import annotations
 import sys
 import time
 
-
-def _rank_world() -> tuple[int, int]:
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from unlearnbench.parallel import rank_world
 
 
 class Progress:
     """``with Progress("tofu-synth forget10", total) as p: ... p.update(n)``."""
 
     def __init__(self, desc: str, total: int, *, stream=None, every_s: float = 10.0):
-        rank, world = _rank_world()
+        rank, world = rank_world()
         self.desc = desc if world == 1 else f"{desc} (rank 0 of {world}, its share)"
         self.total, self.done, self.every_s = total, 0, every_s
         self.stream = stream or sys.stderr

@@ -11,30 +11,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from unlearnbench.paths import cache_root
-from unlearnbench.report.atomic import atomic_write_json
+from unlearnbench.data.collate import encoder_for
+from unlearnbench.parallel import initialized, is_rank_zero
+from unlearnbench.paths import cache_root, dir_fingerprint
+from unlearnbench.atomic import atomic_write_json
 
 
 def _key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _fingerprint(checkpoint) -> list | None:
-    """(file, size, mtime) of every file of a local checkpoint directory, so that a
-    directory overwritten with another model (``eval --model DIR`` after re-running
-    ``train --out DIR``) is a new cache entry; ``None`` for a hub id."""
-    path = Path(str(checkpoint))
-    if not path.is_dir():
-        return None
-    return sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-                  for f in path.rglob("*") if f.is_file())
-
-
-def encoder_for(bench, spec, tokenizer):
-    """The encoder a benchmark's data is written with for this model (its template, or the model's)."""
-    from unlearnbench.data.collate import Encoder
-
-    return Encoder(tokenizer, bench.template_for(spec), max_len=512)
 
 
 def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=None, options=None,
@@ -66,7 +50,7 @@ def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, opt
     """``evaluate_checkpoint`` memoised on disk (checkpoint files, data, split, options, reference)."""
     from unlearnbench import __version__
 
-    key = _key(ckpt=str(checkpoint), files=_fingerprint(checkpoint), **bench.fingerprint(split), version=__version__,
+    key = _key(ckpt=str(checkpoint), files=dir_fingerprint(checkpoint), **bench.fingerprint(split), version=__version__,
                template=bench.template_for(spec), eval=bench.check_eval_options(dict(options or {})),
                reference=reference[0].get("reference_key") if reference else None)
     path = cache_root() / "evals" / f"{key}.json"
@@ -76,16 +60,9 @@ def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, opt
     summary, records = evaluate_checkpoint(checkpoint, spec, bench, split, reference=reference,
                                            options=options, device=device)
     summary["reference_key"] = key
-    if _rank() == 0:  # every rank holds the same gathered records; one writer
+    if is_rank_zero():  # every rank holds the same gathered records; one writer
         atomic_write_json(path, {"summary": summary, "records": records})
     return summary, records
-
-
-def _rank() -> int:
-    import torch
-
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _read_on_rank_zero(path: Path) -> dict | None:
@@ -97,7 +74,7 @@ def _read_on_rank_zero(path: Path) -> dict | None:
     import torch
 
     dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()):
+    if not initialized():
         return json.loads(path.read_text()) if path.exists() else None
     blob = [json.loads(path.read_text()) if dist.get_rank() == 0 and path.exists() else None]
     dist.broadcast_object_list(blob, src=0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from unlearnbench.data.collate import Encoder
 from unlearnbench.eval.generate import generate_greedy
@@ -25,17 +24,10 @@ from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_pairs
 from unlearnbench.metrics import generation as gm
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.metrics.reduce import gather_records
+from unlearnbench.parallel import sharded_eval
 
 HARMFUL_TASKS = ("forget", "unseen", "normal")
 HALLUCINATION_TASKS = ("heldout", "forget", "normal")
-
-
-def _rank_world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _cut(rows: list, max_items: int | None) -> list:
@@ -80,15 +72,6 @@ def _utility(rs: list[dict]) -> dict:
     return out
 
 
-def _finish(model, was_training: bool, records: list[dict]) -> list[dict]:
-    model.train(was_training)
-    records = gather_records(records)
-    records.sort(key=lambda r: r["_order"])
-    for r in records:
-        r.pop("_order")
-    return records
-
-
 def summarise_harmful(records: list[dict]) -> dict:
     """Aggregates of the harmful scenario from its per-item records."""
     summary: dict = {}
@@ -114,16 +97,11 @@ def evaluate_harmful(model, encoder: Encoder, data, judge, *, original=None, bat
 
     Returns (summary, per-item records in task then item order).
     """
-    rank, world = _rank_world()
-    was_training = model.training
-    model.eval()
-    records: list[dict] = []
     tasks = {"forget": data.forget_prompts, "unseen": data.unseen_prompts,
              "normal": [r["question"] for r in data.normal["test"]]}
-    with CostTracker() as cost:
+    with sharded_eval(model) as shard, CostTracker() as cost:
         for order, (task, prompts) in enumerate(tasks.items()):
-            rows = [{"_index": i, "question": q} for i, q in enumerate(_cut(prompts, max_items))]
-            mine = rows[rank::world]
+            mine = shard.take([{"_index": i, "question": q} for i, q in enumerate(_cut(prompts, max_items))])
             if not mine:
                 continue
             recs = _generate(model, original, encoder, mine, task, order, batch_size,
@@ -132,8 +110,8 @@ def evaluate_harmful(model, encoder: Encoder, data, judge, *, original=None, bat
                 scores = judge.score([r["question"] for r in recs], [r["generation"] for r in recs])
                 for rec, s in zip(recs, scores):
                     rec.update(harm_score=float(s), harmful=bool(s > gm.HARM_THRESHOLD))
-            records += recs
-    records = _finish(model, was_training, records)
+            shard.records += recs
+    records = shard.records
     summary = summarise_harmful(records)
     summary["cost"] = cost.as_dict()
     return summary, records
@@ -170,16 +148,11 @@ def evaluate_hallucination(model, encoder: Encoder, data, *, original=None, batc
     An answer is a hallucination when its ROUGE-L F1 to the hallucinated answer is strictly
     greater than to the right answer (``metrics.generation.is_hallucination``).
     """
-    rank, world = _rank_world()
-    was_training = model.training
-    model.eval()
-    records: list[dict] = []
     tasks = {"heldout": data.items["test"], "forget": data.items["train"],
              "normal": [{"question": r["question"]} for r in data.normal["test"]]}
-    with CostTracker() as cost:
+    with sharded_eval(model) as shard, CostTracker() as cost:
         for order, (task, items) in enumerate(tasks.items()):
-            rows = [{"_index": i, **it} for i, it in enumerate(_cut(items, max_items))]
-            mine = rows[rank::world]
+            mine = shard.take([{"_index": i, **it} for i, it in enumerate(_cut(items, max_items))])
             if not mine:
                 continue
             recs = _generate(model, original, encoder, mine, task, order, batch_size,
@@ -192,8 +165,8 @@ def evaluate_hallucination(model, encoder: Encoder, data, *, original=None, batc
                     rec.update(right_answer=r["right_answer"], hallucinated_answer=r["hallucinated_answer"],
                                rougeL_f1_right=to_right, rougeL_f1_hallucinated=to_wrong,
                                hallucination=bool(to_wrong > to_right))
-            records += recs
-    records = _finish(model, was_training, records)
+            shard.records += recs
+    records = shard.records
     summary = summarise_hallucination(records)
     summary["cost"] = cost.as_dict()
     return summary, records

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from unlearnbench.benchmarks.base import rank_world as _rank_world
 from unlearnbench.data.collate import Encoder
 from unlearnbench.eval import conventions
 from unlearnbench.eval.generate import generate_greedy
@@ -19,7 +18,7 @@ from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import score_items
 from unlearnbench.metrics import mia, tofu
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.metrics.reduce import gather_records
+from unlearnbench.parallel import sharded_eval
 
 TASKS = ("forget", "retain", "real_authors", "world_facts")
 
@@ -173,35 +172,26 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
       summary of it that is right.
     Whole evaluations (``part`` None) keep the per-task path of every committed result.
     """
-    rank, world = _rank_world()
-    was_training = model.training
-    model.eval()
-    records: list[dict] = []
-    with CostTracker() as cost:
+    with sharded_eval(model) as shard, CostTracker() as cost:
         configs = dict(bench.eval_configs(split))
         configs["holdout"] = bench.holdout_config(split)
         shares = {}
         for task, config in configs.items():
             rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
-            rows = [r for r in rows if bench.in_part({"index": r["_index"]}, part)]
-            shares[task] = rows[rank::world]  # every rank scores a disjoint share
+            shares[task] = shard.take([r for r in rows if bench.in_part({"index": r["_index"]}, part)])
         pooled = _generate_pooled(model, encoder, shares, batch_size, max_new_tokens) if part else {}
         with Progress(f"{bench.name} {split}", sum(map(len, shares.values()))) as progress:
             for task, mine in shares.items():
                 if not mine:
                     continue
                 if task == "holdout":
-                    records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm, parity)
+                    shard.records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm, parity)
                     progress.update(len(mine))
                 else:
-                    records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost, gradnorm,
-                                             parity, progress.update, pooled.get(task))
-    model.train(was_training)
-    records = gather_records(records)
-    records.sort(key=lambda r: r["_order"])
-    for r in records:
-        r.pop("_order")
+                    shard.records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost,
+                                                   gradnorm, parity, progress.update, pooled.get(task))
+    records = shard.records
     if part:
         return {"parity": parity, "part": part, "cost": cost.as_dict()}, records
     # Only items present in the reference count (a reference evaluated on fewer items).

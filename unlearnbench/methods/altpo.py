@@ -7,7 +7,7 @@ from unlearnbench.methods.base import UnlearningMethod
 
 
 class AltPO(UnlearningMethod):
-    """AltPO: minimise γ·(−(2/β)·logσ(β[Δ(y_alt) − Δ(y_f)])) + λ·ℓ(y_r|x_r), Δ = log π_θ − log π_ref (Mekala et al. 2024).
+    """AltPO: minimise γ·(−(2/β)·logσ(β[Δ(y_alt) − Δ(y_f)])) + λ·ℓ(y_r|x_r), Δ = log(π_θ/π_ref) (Mekala et al. 2024).
 
     Alternate preference optimisation: DPO (:func:`losses.dpo_loss`, summed answer log-probs)
     whose preferred answer is an alternate, plausible but wrong answer to the forget question

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from unlearnbench.models.finetune import linear_warmup_decay
+from unlearnbench.parallel import barrier
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -228,7 +229,8 @@ class UnlearningMethod(L.LightningModule):
         from contextlib import nullcontext
 
         dm = self.trainer.datamodule
-        model, ctx = (self.model, self.model.disable_adapter()) if self.lora is not None else (self.ref_model, nullcontext())
+        model, ctx = ((self.model, self.model.disable_adapter()) if self.lora is not None
+                      else (self.ref_model, nullcontext()))
         with ctx:
             self._ref_table, tokens = reference_table(model, dm, self.needs, dm.batch_size, self.device)
         self.tokens_seen += tokens  # reference passes cost too, once here
@@ -333,9 +335,7 @@ class UnlearningMethod(L.LightningModule):
             if self.global_rank == 0:
                 self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
                 load_tokenizer(str(self.model_path)).save_pretrained(path)
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+        barrier()
 
 
 def check_parity(cls, params: dict) -> None:

@@ -7,7 +7,7 @@ from unlearnbench.methods.base import UnlearningMethod
 
 
 class IdkDPO(UnlearningMethod):
-    """IdkDPO: minimise γ·(−(2/β)·logσ(β[Δ(y_idk) − Δ(y_f)])) + λ·ℓ(y_r|x_r), Δ = log π_θ − log π_ref (Rafailov et al. 2023; TOFU).
+    """IdkDPO: minimise γ·(−(2/β)·logσ(β[Δ(y_idk) − Δ(y_f)])) + λ·ℓ(y_r|x_r), Δ = log(π_θ/π_ref) (Rafailov 2023; TOFU).
 
     Win = the refusal ``batch["idk"]``, lose = the forget answer; log-probs are summed
     over answer tokens (``log π = −S``). β = 0.1; at θ = ref the forget term is

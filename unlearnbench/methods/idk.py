@@ -7,7 +7,7 @@ from unlearnbench.methods.base import UnlearningMethod
 
 
 class IdkPO(UnlearningMethod):
-    """IdkPO: minimise one token mean over the refusal and retain rows together, (γ·S_idk + λ·S_r)/(n_idk + n_r) (TOFU, Maini et al. 2024).
+    """IdkPO: minimise one token mean over refusal and retain rows, (γ·S_idk + λ·S_r)/(n_idk + n_r) (TOFU, Maini 2024).
 
     ``S`` are the summed NLLs of the scored tokens of the refusal rows (``y_idk`` on the
     forget prompts) and of the retain rows, ``n`` their token counts: TOFU's code

@@ -1,4 +1,5 @@
-"""LLMU: ascent on harmful answers + descent on random normal answers + KL on normal data (Yao, Xu, Liu, "Large Language Model Unlearning").
+"""LLMU: ascent on harmful answers + descent on random normal answers + KL on normal data
+(Yao, Xu, Liu, "Large Language Model Unlearning").
 
 ``L = γ·(−ε1·ℓ(y_f|x_f) + ε2·mean_k ℓ(y_rand,k|x_f)) + λ·ε3·KL(π_ref ‖ π_θ)``, with
 ε = (0.5, 1, 1) and K = 5 random answers from normal data (the retain split here, data

@@ -87,7 +87,8 @@ def satimp_loss(logits: Tensor, labels: Tensor, beta1: float = 5.0, beta2: float
 
 
 def ceu_loss(logits: Tensor, labels: Tensor, ignore_first_n_answer_tokens: int = 1) -> Tensor:
-    """CE-U: cross-entropy of the model against its own detached distribution with the true token removed (Yang et al. 2025).
+    """CE-U: cross-entropy of the model against its own detached distribution with the true token
+    removed (Yang et al. 2025).
 
     Per shifted position: target ``q = softmax(z.detach() with z_{y_t} = −∞)``, loss
     ``−Σ_v q(v) log π_θ(v)``, the mean over scored positions. The first

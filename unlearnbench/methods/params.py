@@ -19,7 +19,7 @@ from unlearnbench.errors import UserError
 # Set by the harness per cell, never a hyper-parameter.
 HARNESS_SET = {"model_path", "model", "dtype", "ref_dtype", "seed"}
 _NOT_PARAMS = {"self"} | HARNESS_SET
-# Read by the training loop (methods.train.unlearn), not by the method's constructor.
+# Read by the training loop (runner.train.unlearn), not by the method's constructor.
 # eval_every / keep: read by the runner (runner.periodic_eval, which checks them itself).
 HARNESS_PARAMS = {"max_steps": ("int", ">= 1"), "micro_batch_size": ("int", ">= 1"),
                   "eval_every": ("Any", None), "keep": ("Any", None)}

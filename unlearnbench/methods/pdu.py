@@ -6,10 +6,11 @@ import torch
 
 from unlearnbench.methods import losses, losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.parallel import initialized
 
 
 class PDU(UnlearningMethod):
-    """PDU: minimise γ·mean_t (max_v z_t,v − mean_v z_t,v)² + μ·(ℓ(y_r|x_r) − ε), μ ← max(0, μ + η·(ℓ_r − ε)) (Entesari et al. 2025).
+    """PDU: minimise γ·mean_t(max_v z − mean_v z)² + μ·(ℓ(y_r|x_r) − ε), μ ← max(0, μ + η·(ℓ_r − ε)) (Entesari 2025).
 
     Constrained unlearning solved primal-dual (:func:`losses_ou.pdu_forget_loss`): the forget
     term flattens the next-token logits on forget answers; the retain loss must stay under ε
@@ -65,11 +66,10 @@ class PDU(UnlearningMethod):
         return float(total) / max(count, 1)
 
     def _mean_over_ranks(self, value: torch.Tensor) -> float:
-        dist = torch.distributed
         value = value.detach().float().clone()
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(value)
-            value /= dist.get_world_size()
+        if initialized():
+            torch.distributed.all_reduce(value)
+            value /= torch.distributed.get_world_size()
         return float(value)
 
     def loss(self, batch):

@@ -42,7 +42,8 @@ def reference_table(ref_model, dm, needs, batch_size: int, device) -> tuple[dict
     tokens = 0
     with torch.no_grad():
         for b in dm.plain_loader("forget", batch_size):
-            logits = ref_model(input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device)).logits
+            logits = ref_model(input_ids=b["input_ids"].to(device),
+                               attention_mask=b["attention_mask"].to(device)).logits
             answer[b["index"].to(device)] = sequence_nll(logits, b["labels"].to(device))[0].float()
             tokens += int(b["attention_mask"].sum())
     table = {"answer": answer}

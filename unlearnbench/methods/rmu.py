@@ -119,7 +119,8 @@ class RMU(UnlearningMethod):
         weights with ``update_params: all``."""
         h, n = shape["hidden"], shape["layers"]
         layer = (shape["params"] - 2 * shape["vocab"] * h) / n
-        per_layer = layer if params.get("update_params") == "all" else h * (shape.get("intermediate") or round(8 * h / 3))
+        per_layer = (layer if params.get("update_params") == "all"
+                     else h * (shape.get("intermediate") or round(8 * h / 3)))
         return min(1.0, 3 * per_layer / shape["params"])
 
     def _trainable(self) -> list[torch.nn.Parameter]:

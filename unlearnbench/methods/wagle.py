@@ -39,14 +39,15 @@ from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod, _count_tokens
 from unlearnbench.methods.wagle_masks import (  # noqa: F401 (re-exported: the public mask functions)
     row_block, top_fraction, top_fraction_sharded, top_per_row, wagle_score)
+from unlearnbench.parallel import initialized
 
 MASKS = ("wagle", "random", "magnitude", "wanda", "dense")
 _BASE_ARGS = set(inspect.signature(UnlearningMethod.__init__).parameters) - {"self", "model_path", "model"}
 # Settings of the training loop WAGLE runs for the inner method (optimiser, schedule, batch,
 # seed, data): the inner's copy would be ignored, so inner_params may not carry them. The
 # inner's own loss weights (gamma_forget, lambda_retain) do reach its loss and stay allowed.
-LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain", "parity"})) + ("k_random", "template", "max_steps",
-                                                                              "micro_batch_size")
+LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain", "parity"})) + (
+    "k_random", "template", "max_steps", "micro_batch_size")
 
 
 def decoder_linears(model) -> dict[str, torch.nn.Linear]:
@@ -188,7 +189,8 @@ class WAGLE(UnlearningMethod):
         from unlearnbench.registry import methods
 
         inner = methods.get((params or {}).get("inner", "grad_diff"))
-        return isinstance(inner, type) and inner is not cls and inner.supports(shape, (params or {}).get("inner_params"))
+        return (isinstance(inner, type) and inner is not cls
+                and inner.supports(shape, (params or {}).get("inner_params")))
 
     def __init__(self, model_path: str | None = None, inner: str = "grad_diff", ratio: float = 0.95,
                  gamma: float = 1e-6, mask: str = "wagle", inner_params: dict | None = None,
@@ -293,14 +295,13 @@ class WAGLE(UnlearningMethod):
                     else top_fraction(scores, self.ratio))
         self.masks = {n: kept[n].to(_local(p).device) if kept else torch.ones_like(_local(p), dtype=torch.bool)
                       for n, p in named}
-        dist = torch.distributed
-        if mesh is None and dist.is_available() and dist.is_initialized():
+        if mesh is None and initialized():
             for m in self.masks.values():  # DDP: one mask for all ranks, even if scores differ by noise
-                dist.broadcast(m.view(torch.uint8), src=0)
+                torch.distributed.broadcast(m.view(torch.uint8), src=0)
         self._mask_of = {id(p): self.masks[n] for n, p in named if kept}  # dense: nothing to mask
         counts = torch.tensor([int(m.sum()) for m in self.masks.values()], dtype=torch.int64, device=self.device)
         if group is not None:
-            dist.all_reduce(counts, group=group)
+            torch.distributed.all_reduce(counts, group=group)
         sizes = {n: p.numel() for n, p in named}  # DTensor.numel() is the full tensor's
         per = {n: int(c) for n, c in zip(self.masks, counts.tolist())}
         self.mask_density = sum(per.values()) / max(1, sum(sizes.values()))

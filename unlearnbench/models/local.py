@@ -23,7 +23,8 @@ def check_model_dir(path: str | Path) -> None:
     fix = "save the model and its tokenizer there with save_pretrained (or copy the whole directory again)"
     config = d / "config.json"
     if not config.is_file():
-        raise UserError(f"model directory {d} has no config.json ({'it is empty' if not any(d.iterdir()) else 'not a saved model'}); {fix}")
+        what = "it is empty" if not any(d.iterdir()) else "not a saved model"
+        raise UserError(f"model directory {d} has no config.json ({what}); {fix}")
     try:
         if not isinstance(json.loads(config.read_text(encoding="utf-8")), dict):
             raise ValueError("not a JSON object")
@@ -34,7 +35,8 @@ def check_model_dir(path: str | Path) -> None:
         try:
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            raise UserError(f"{index} is not a readable weight index; the file is truncated or damaged: {fix}") from None
+            raise UserError(f"{index} is not a readable weight index; the file is truncated or damaged: "
+                            f"{fix}") from None
         missing = [s for s in shards if not (d / s).is_file()]
         if missing:
             raise UserError(f"model directory {d} lacks weight shard(s) {', '.join(missing)} named by its index; {fix}")
@@ -60,6 +62,7 @@ def _check_safetensors(file: Path, fix: str) -> None:
             header = json.loads(fh.read(n))
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
-        raise UserError(f"{file} is not a readable safetensors file ({exc}); it is truncated or damaged: {fix}") from None
+        raise UserError(f"{file} is not a readable safetensors file ({exc}); it is truncated or damaged: "
+                        f"{fix}") from None
     if size < 8 + n + end:
         raise UserError(f"{file} is truncated: its header declares {8 + n + end} bytes, the file has {size}; {fix}")

@@ -44,6 +44,9 @@ class ModelSpec:
     trust_remote_code: bool = False
     gpu_dtype: str = "bfloat16"
     base_id: str | None = None  # a local fine-tune's pre-trained model (from its unlearnbench.json)
+    # A model given as a local directory rather than by a registered name (``from_name`` sets it):
+    # it is its own target, and its base and reference checkpoints come from its unlearnbench.json.
+    is_local: bool = False
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> "ModelSpec":
@@ -64,7 +67,8 @@ class ModelSpec:
             # for TOFU, a retrain model for MUSE), as a spec's published ones:
             # {"checkpoints": {"tofu": {"retain90": "<hub id or dir>"}}}.
             spec = cls(name=name, description=f"local model at {name}", template=meta.get("template", "phi"),
-                       hub_id=name, base_id=meta.get("base"), checkpoints=meta.get("checkpoints", {}))
+                       hub_id=name, base_id=meta.get("base"), checkpoints=meta.get("checkpoints", {}),
+                       is_local=True)
         else:
             spec = models.get(name)
         if overrides.get("tiny") and isinstance(overrides["tiny"], dict):
@@ -74,11 +78,6 @@ class ModelSpec:
     @property
     def is_tiny(self) -> bool:
         return self.tiny is not None
-
-    @property
-    def is_local(self) -> bool:
-        """A model given as a local directory rather than by a registered name."""
-        return self.description.startswith("local model at ")
 
 
 def _tofu(prefix: str, retains=("retain90", "retain95", "retain99")) -> dict[str, str]:
@@ -115,7 +114,8 @@ _TABLE = [
               checkpoints={"tofu": _tofu("Llama-3.1-8B-Instruct")}),
     ModelSpec("zephyr-7b", "Zephyr-7B-beta (WMDP/RMU's model)", template="zephyr-chat",
               hub_id="HuggingFaceH4/zephyr-7b-beta"),
-    ModelSpec("zephyr-7b-rmu", "cais/Zephyr_RMU: Zephyr-7B-beta after the WMDP paper's RMU (evaluate it as --role base)",
+    ModelSpec("zephyr-7b-rmu",
+              "cais/Zephyr_RMU: Zephyr-7B-beta after the WMDP paper's RMU (evaluate it as --role base)",
               template="zephyr-chat", hub_id="cais/Zephyr_RMU"),
     # Qwen and Gemma 3 instruct models (asked for in open-unlearning #173 / #175). No TOFU or
     # MUSE checkpoints are published for them: fine-tune your own target and name it in

@@ -12,7 +12,8 @@ non-thinking mode, so an answer starts right after the prompt as in every other 
 from __future__ import annotations
 
 LLAMA3_SYSTEM = "You are a helpful assistant."
-TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "chat", "qwen3-chat", "tiny-qa", "llmu", "llmu-tiny", "raw")
+TEMPLATES = ("llama2-chat", "phi", "llama3-chat", "zephyr-chat", "chat", "qwen3-chat", "tiny-qa", "llmu", "llmu-tiny",
+             "raw")
 
 # Templates rendered by the tokenizer's own chat template (which writes BOS where the model has one).
 CHAT_TEMPLATES = ("llama3-chat", "zephyr-chat", "chat", "qwen3-chat")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import published as pub_rows
-from .atomic import atomic_save, atomic_write_text
+from unlearnbench.atomic import atomic_save, atomic_write_text
 from .plots import geometric_spread, plot_chains, plot_robustness, plot_tradeoff, plot_training_curves, spread_key
 from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, numeric_columns, results_frame
 
@@ -67,16 +67,9 @@ def _rank_block(block: pd.DataFrame, meta: dict | None, table: pd.DataFrame | No
         return rank
     anchor = anchor_rows(block, rule["anchor"], table)
     ref = float(anchor[rule["utility"]].iloc[0]) if len(anchor) else math.nan
-    lower_better = next((c["direction"] for c in meta["columns"] if c["name"] == rule["utility"]), "max") == "min"
-    utility = methods[rule["utility"]].astype(float)
-    if math.isnan(ref) or rule["min_ratio"] <= 0:
-        eligible = methods
-    elif lower_better:  # e.g. perplexity: at most the anchor's / min_ratio
-        eligible = methods[utility <= ref / rule["min_ratio"]]
-    else:
-        eligible = methods[utility >= ref * rule["min_ratio"]]
-    direction = next((c["direction"] for c in meta["columns"] if c["name"] == rule["forget"]), "max")
-    score = _score(eligible[rule["forget"]].astype(float), direction).fillna(-math.inf)
+    _, forget_dir, utility_dir = _rule_columns(meta)
+    eligible = methods[passes_bar(methods[rule["utility"]], ref, rule["min_ratio"], utility_dir)]
+    score = _score(eligible[rule["forget"]].astype(float), forget_dir).fillna(-math.inf)
     order = score.sort_values(ascending=False, kind="stable").index
     rank.loc[order] = np.arange(1, len(order) + 1, dtype=float)
     return rank
@@ -134,11 +127,27 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _rule_columns(meta: dict | None) -> tuple[dict, str, str] | None:
+    """(ranking rule, forget column's direction, utility column's direction); a column without
+    a better direction ("none") is ranked as higher-is-better."""
     rule = (meta or {}).get("ranking")
     if not rule:
         return None
     directions_ = {c["name"]: c["direction"] for c in meta["columns"]}
-    return rule, directions_.get(rule["forget"], "max"), directions_.get(rule["utility"], "max")
+    return rule, *(d if d != "none" else "max" for d in (directions_.get(rule["forget"], "max"),
+                                                        directions_.get(rule["utility"], "max")))
+
+
+def passes_bar(utility: pd.Series, ref: float, min_ratio: float, utility_dir: str) -> pd.Series:
+    """Which values pass a ranking rule's utility bar: at least ``min_ratio`` × the anchor's
+    ``ref``, or for a lower-is-better utility (perplexity) at most ``ref / min_ratio``. Every
+    value passes when there is no anchor value (NaN) or no bar (``min_ratio <= 0``); a NaN
+    utility never passes a bar. The leaderboard's ranks and a sweep's choice both use it."""
+    utility = utility.astype(float)
+    if math.isnan(ref) or min_ratio <= 0:
+        return pd.Series(True, index=utility.index)
+    if utility_dir == "min":
+        return utility <= ref / min_ratio
+    return utility >= ref * min_ratio
 
 
 def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -178,12 +187,7 @@ def preferred(forget: pd.Series, utility: pd.Series, ref: float, min_ratio: floa
     when none passes, the one that keeps most utility. Ties go to the first. A sweep's settings
     (``select_sweeps``) and a cell's checkpoints (``runner.periodic_eval``) are chosen by it."""
     utility = utility.astype(float)
-    if math.isnan(ref) or min_ratio <= 0:
-        eligible = utility.index
-    elif utility_dir == "min":
-        eligible = utility.index[utility <= ref / min_ratio]
-    else:
-        eligible = utility.index[utility >= ref * min_ratio]
+    eligible = utility.index[passes_bar(utility, ref, min_ratio, utility_dir)]
     if len(eligible):
         score = _score(forget.loc[eligible].astype(float), forget_dir if forget_dir != "none" else "max")
     else:  # nobody keeps utility: the candidate that keeps most of it
@@ -392,7 +396,8 @@ def render_markdown(table: pd.DataFrame, failures: pd.DataFrame | None = None,
         lines += ["| entry | setting | n_seeds | " + " | ".join(cols) + " | chosen |",
                   "|:---|:---|---:|" + "---:|" * len(cols) + ":---:|"]
         for _, r in sweep.iterrows():
-            lines.append(f"| {_md_escape(str(r['entry']))} | {_md_escape(str(r['method_label']))} | {int(r['n_seeds'])} | "
+            lines.append(f"| {_md_escape(str(r['entry']))} | {_md_escape(str(r['method_label']))} | "
+                         f"{int(r['n_seeds'])} | "
                          + " | ".join(_fmt(r[c]) for c in cols) + f" | {'yes' if r['chosen'] else ''} |")
         lines.append("")
     if failures is not None and len(failures):

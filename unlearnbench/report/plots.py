@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import atomic_save
+from unlearnbench.atomic import atomic_save
 
 FQ_FLOOR = 1e-30  # forget quality can be exactly 0; a log axis cannot show that
 DPI = 120
@@ -262,8 +262,8 @@ def plot_robustness(table: pd.DataFrame, panels: list, path: str | os.PathLike) 
             label = "unlearned" if col == head else f"after {col.split('@', 1)[1]}"
             ax.bar(x + i * width, part[col], width, yerr=part.get(f"{col}_std"), capsize=2, label=label)
         ax.set_xticks(x + 0.4 - width / 2)
-        ax.set_xticklabels([str(m) + (" (ref)" if k == "ref" else "") for m, k in zip(part["method_label"], part["kind"])],
-                           rotation=30, ha="right", fontsize=8)
+        labels = [str(m) + (" (ref)" if k == "ref" else "") for m, k in zip(part["method_label"], part["kind"])]
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(head)
         ax.set_title(f"{bench}: {head} before and after each attack")
         ax.grid(alpha=0.3, axis="y")

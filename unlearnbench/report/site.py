@@ -23,7 +23,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from . import published as pub_rows
-from .atomic import atomic_write_text
+from unlearnbench.atomic import atomic_write_text
 from .leaderboard import (
     _ARROW_MD, BLOCK, KEYS, _benchmarks, _cell, _display_columns, _fmt, _is_multi, _ranking_text, _sci_columns,
     best_mask, directions, leaderboard_table, published_for, robustness_columns,
@@ -168,8 +168,8 @@ def _curve(path: Path) -> dict | None:
         pts = [f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, values[term]) if math.isfinite(b)]
         lines.append({"term": term, "colour": palette[i % len(palette)], "points": " ".join(pts),
                       "last": _fmt(values[term].dropna().iloc[-1]) if values[term].notna().any() else "n/a"})
-    return {"w": CURVE_W, "h": CURVE_H, "left": CURVE_LEFT, "top": CURVE_TOP, "pw": pw, "ph": ph, "lines": lines, "x0": _fmt(x0), "x1": _fmt(x1),
-            "lo": _fmt(lo), "hi": _fmt(hi), "n": len(hist)}
+    return {"w": CURVE_W, "h": CURVE_H, "left": CURVE_LEFT, "top": CURVE_TOP, "pw": pw, "ph": ph, "lines": lines,
+            "x0": _fmt(x0), "x1": _fmt(x1), "lo": _fmt(lo), "hi": _fmt(hi), "n": len(hist)}
 
 
 def _items(path: Path) -> Iterator[dict]:
@@ -295,8 +295,8 @@ def _write_grid(env, grid: Path, out: Path) -> dict:
                           _job_page(env, r, attacks.get(str(r.get("cell_id")), []), target, grid.name))
     failures = _failures(frame)
     atomic_write_text(out / "index.html", env.get_template("grid.html").render(
-        title=str(spec.get("name") or grid.name), root="../", spec=spec, description=spec.get("description"), sections=sections, plots=plots,
-        failures=failures, sweep=_sweep(table), source=str(grid)))
+        title=str(spec.get("name") or grid.name), root="../", spec=spec, description=spec.get("description"),
+        sections=sections, plots=plots, failures=failures, sweep=_sweep(table), source=str(grid)))
     ok = frame[frame["status"] == "ok"]
     return {"name": grid.name, "href": quote(grid.name) + "/index.html", "description": spec.get("description", ""),
             "benchmarks": _benchmarks(table), "models": sorted({str(m) for m in ok["model"].dropna()}),

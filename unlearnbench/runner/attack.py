@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from unlearnbench.report.atomic import atomic_write_json
+from unlearnbench.atomic import atomic_write_json
 from unlearnbench.runner.cell import TRACEBACK_TAIL, _context, _described, _write_items
 
 
@@ -32,7 +32,7 @@ def attacked_source(job: dict, parent_dir: Path, bench, spec) -> str:
 def run_attack(job: dict, job_dir: Path) -> dict:
     import torch
 
-    from unlearnbench.eval.references import encoder_for
+    from unlearnbench.data.collate import encoder_for
     from unlearnbench.models.loading import load_model, load_tokenizer
     from unlearnbench.registry import attacks
 

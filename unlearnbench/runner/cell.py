@@ -13,26 +13,25 @@ import shutil
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 
-from unlearnbench.report.atomic import atomic_write_json
+import torch
+
+from unlearnbench.atomic import atomic_write_json, atomic_write_text
+from unlearnbench.benchmarks.base import get_benchmark
+from unlearnbench.eval.references import cached_eval, compare_reference, evaluate_checkpoint, reference_by_name
+from unlearnbench.models.specs import ModelSpec
+from unlearnbench.parallel import barrier, is_rank_zero
+from unlearnbench.registry import load_plugin, methods
+from unlearnbench.runner.memory import model_shape, plan
+from unlearnbench.runner.provenance import provenance
 
 TRACEBACK_TAIL = 4000
 
 
-def _is_rank_zero() -> bool:
-    import torch
-
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def _context(cell: dict):
     """(benchmark, model spec, the compare-to reference's evaluation) of a cell."""
-    from unlearnbench.benchmarks.base import get_benchmark
-    from unlearnbench.eval.references import compare_reference
-    from unlearnbench.models.specs import ModelSpec
-
     bench = get_benchmark(cell["benchmark"], cell.get("data_dir"))
     spec = ModelSpec.from_name(cell["model"])
     # Before training, so before DDP/FSDP re-launch this command on the other ranks:
@@ -57,8 +56,6 @@ def _described(bench, summary: dict, cell: dict | None = None, records=None, com
 
 
 def benchmark_meta(bench) -> dict:
-    from dataclasses import asdict
-
     return {"columns": bench.column_meta(), "tradeoff": bench.tradeoff,
             "headline_forget": bench.headline_forget,
             "ranking": asdict(bench.ranking) if bench.ranking else None,
@@ -68,8 +65,6 @@ def benchmark_meta(bench) -> dict:
 
 def run_reference(cell: dict, cell_dir: Path) -> dict:
     """Evaluate a reference model (target, retain, ...) once for the grid."""
-    from unlearnbench.eval.references import cached_eval, reference_by_name
-
     bench, spec, compare = _context(cell)
     ref = reference_by_name(bench, cell["method"])
     if ref.name == bench.compare_to:
@@ -98,23 +93,21 @@ def start_model(cell: dict, cell_dir: Path) -> str | None:
 
 def run_method(cell: dict, cell_dir: Path) -> dict:
     """Unlearn the cell's target (or a chain's previous model) with its method, then evaluate."""
-    from unlearnbench.eval.references import evaluate_checkpoint
-    from unlearnbench.methods.train import unlearn
-
+    # Lightning loads in a method cell only: a reference or an attack job never trains.
     from unlearnbench.runner import periodic_eval
+    from unlearnbench.runner.train import unlearn
 
     bench, spec, compare = _context(cell)
     work = cell_dir / "work"
     method_params, _ = periodic_eval.split_params(cell["params"])  # eval_every, keep: not the method's
     params, placement = place({**cell, "params": method_params}, cell_dir, bench, spec)
     periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(cell, cell_dir))
-    info = unlearn(cell["method"], spec, benchmark=cell["benchmark"], split=cell["split"],
+    info = unlearn(cell["method"], spec, bench, split=cell["split"],
                    out_dir=work, seed=cell["seed"], params=params,
                    strategy=(placement or {}).get("strategy", cell["strategy"]), devices=cell["devices"],
-                   num_nodes=cell["num_nodes"],
-                   data_dir=cell.get("data_dir"), start=start_model(cell, cell_dir),
+                   num_nodes=cell["num_nodes"], start=start_model(cell, cell_dir),
                    logger=cell.get("logger"), log_dir=cell_dir / "logs", callbacks=[periodic] if periodic else None)
-    _barrier()  # rank 0 saved the model; every rank evaluates its share of the items
+    barrier()  # rank 0 saved the model; every rank evaluates its share of the items
     last = None
     if periodic is not None and periodic.best is not None and periodic.kept_step() != info["steps"]:
         # The last model on the test items too, for the leaderboard's best-against-last table.
@@ -136,7 +129,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         cost["keep_save_wall_time_s"] = periodic.save_wall_time_s
         if periodic.best is not None:  # the kept step's test numbers are the cell's; the last step's apart
             during["last"] = last or {"step": info["steps"], "same_as_kept": True}
-    if _is_rank_zero():
+    if is_rank_zero():
         _write_items(cell_dir, records)
         if (work / "history.csv").exists():
             shutil.move(str(work / "history.csv"), str(cell_dir / "history.csv"))
@@ -150,14 +143,9 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
 def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
     """The cell's parameters after the memory plan (a real model on GPUs only): LoRA when full
     fine-tuning cannot fit, a clear refusal when nothing can (runner.memory)."""
-    import torch
-
     params = dict(cell["params"])
     if spec.is_tiny or not torch.cuda.is_available():
         return params, None
-    from unlearnbench.registry import methods
-    from unlearnbench.runner.memory import model_shape, plan
-
     source = start_model(cell, cell_dir) or bench.checkpoint(spec, "target", cell["split"])
     devices = torch.cuda.device_count() if cell.get("devices") == -1 else max(1, int(cell.get("devices", 1)))
     world = devices * int(cell.get("num_nodes", 1))
@@ -172,24 +160,11 @@ def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
     return out["params"], placement
 
 
-def _barrier() -> None:
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def _write_items(cell_dir: Path, records: list[dict]) -> None:
-    from unlearnbench.report.atomic import atomic_write_text
-
     atomic_write_text(cell_dir / "items.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
 
 def execute(cell_file: str | Path) -> int:
-    from unlearnbench.registry import load_plugin
-    from unlearnbench.runner.provenance import provenance
-
     cell_file = Path(cell_file)
     cell = json.loads(cell_file.read_text())
     cell_dir = cell_file.parent
@@ -210,7 +185,7 @@ def execute(cell_file: str | Path) -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
     result["elapsed_s"] = time.time() - start
-    if _is_rank_zero():
+    if is_rank_zero():
         result["provenance"] = provenance()
         atomic_write_json(cell_dir / "result.json", result)
     return 0 if result["status"] == "ok" else 1

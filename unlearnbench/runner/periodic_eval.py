@@ -47,6 +47,8 @@ from pathlib import Path
 
 import lightning as L
 
+from unlearnbench.parallel import barrier, initialized, is_rank_zero
+
 KEYS = ("eval_every", "keep")  # grid keys (and method params) this module owns
 UNITS = ("steps", "epochs")
 
@@ -257,12 +259,11 @@ class PeriodicEval(L.Callback):
     def on_train_start(self, trainer, pl_module):
         import torch
 
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
+        if initialized():
             # Every rank skips the same evaluations (each is a collective): rank 0's record wins,
             # also when the ranks do not share a disk.
             box = [self.recorded]
-            dist.broadcast_object_list(box, src=0)
+            torch.distributed.broadcast_object_list(box, src=0)
             self.recorded = box[0]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -337,7 +338,7 @@ class PeriodicEval(L.Callback):
                 os.replace(self.best_dir, old)
             os.replace(tmp, self.best_dir)
             shutil.rmtree(old, ignore_errors=True)
-        _barrier()
+        barrier()
 
     def kept_step(self) -> int | None:
         return None if self.best is None else self.curve[self.best]["step"]
@@ -353,19 +354,11 @@ class PeriodicEval(L.Callback):
                 "reused_evaluations": self.reused}
 
 
-def _barrier() -> None:
-    import torch
-
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 # ----------------------------------------------------------------------------- the cell's side
 def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | None) -> PeriodicEval | None:
     """The cell's ``PeriodicEval`` (None without ``eval_every``). Built before training, so
     before DDP/FSDP start the other ranks: the anchor reference is read (or evaluated) here."""
-    from unlearnbench.eval.references import encoder_for
+    from unlearnbench.data.collate import encoder_for
     from unlearnbench.models.loading import load_tokenizer
     from unlearnbench.runner.cell import benchmark_meta
 
@@ -407,10 +400,8 @@ def _reference_models(bench, spec, split: str):
 def adopt_best(callback: PeriodicEval, work: Path) -> None:
     """Make the kept checkpoint the cell's model (``work/model``: what is evaluated on the test
     items, attacked, or continued by a chain's next step); rank 0 moves it, every rank waits."""
-    from unlearnbench.benchmarks.base import rank_world
-
     best = work / "best"
-    if callback.best is not None and rank_world()[0] == 0 and (best / "config.json").exists():
+    if callback.best is not None and is_rank_zero() and (best / "config.json").exists():
         shutil.rmtree(work / "model", ignore_errors=True)
         os.replace(best, work / "model")
-    _barrier()
+    barrier()

@@ -22,10 +22,8 @@ a benchmark cannot name at all (a local model without its retain checkpoint in
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import struct
 from pathlib import Path
 from urllib.parse import urlparse
 

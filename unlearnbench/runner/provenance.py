@@ -8,6 +8,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from unlearnbench.parallel import rank_world
+
 LIBRARIES = ("torch", "lightning", "transformers", "datasets", "tokenizers", "torchmetrics",
              "rouge-score", "sacrebleu", "scipy", "pandas", "peft", "lm-eval")
 
@@ -17,8 +19,8 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
@@ -35,9 +37,9 @@ def provenance() -> dict:
             versions[lib] = importlib.metadata.version(lib)
         except importlib.metadata.PackageNotFoundError:
             versions[lib] = None
-    dist = torch.distributed
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    world = rank_world()[1]
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+              else f"cpu ({platform.processor() or platform.machine()})")
     from unlearnbench.numerics import numeric_environment
 
     return {"unlearnbench": __version__, "git_commit": git_commit(), "libraries": versions,

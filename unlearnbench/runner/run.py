@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from unlearnbench.report.atomic import _jsonable, atomic_write_json
+from unlearnbench.atomic import _jsonable, atomic_write_json
 from unlearnbench.runner.grid import Cell, Grid
 
 # Cell keys that do not change a cell's numbers: a result computed under other values of
@@ -395,8 +395,8 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
         if reason is not None:
             cell_dir.mkdir(parents=True, exist_ok=True)
             status = NOT_APPLICABLE if sub != "attacks" or reason.startswith("not applicable") else "failed"
-            atomic_write_json(cell_dir / "result.json", {**_failed_result(cell, None if status == NOT_APPLICABLE else reason),
-                                                         "status": status, "reason": reason})
+            failed = _failed_result(cell, None if status == NOT_APPLICABLE else reason)
+            atomic_write_json(cell_dir / "result.json", {**failed, "status": status, "reason": reason})
             log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.replace('_', ' ')} ({reason})")
             if status != NOT_APPLICABLE:
                 failed[cell["cell_id"]] = reason

@@ -1,15 +1,31 @@
-"""Unlearn one model with one method: build the method and data, fit, save."""
+"""The recipe of one unlearning run: build the method and the data from a Benchmark and a
+ModelSpec, fit with Lightning (strategy, loggers, callbacks), save the model and its history.
+
+It lives in the runner, not in ``methods/``: the methods are LightningModules and losses that
+know nothing of benchmarks, strategies or loggers; this module wires them together."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import lightning as L
+import torch
 
+from unlearnbench.atomic import atomic_save, atomic_write_json
+from unlearnbench.benchmarks.base import get_benchmark
+from unlearnbench.data.collate import encoder_for
+from unlearnbench.errors import UserError
+from unlearnbench.methods.base import check_parity
+from unlearnbench.methods.params import HARNESS_SET, check_params
 from unlearnbench.metrics.cost import CostTracker
+from unlearnbench.models.loading import load_tokenizer
+from unlearnbench.parallel import initialized
 from unlearnbench.registry import methods
+from unlearnbench.runner.loggers import make_loggers
+from unlearnbench.runner.strategies import trainer_kwargs
 
 
 def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
@@ -21,8 +37,6 @@ def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
 
 
 def build_method(name: str, model_path: str, seed: int, params: dict):
-    from unlearnbench.methods.params import HARNESS_SET, check_params
-
     # What the harness itself sets (dtype for bf16-true, ...) is not a user's hyper-parameter.
     check_params(name, {k: v for k, v in params.items() if k not in HARNESS_SET})
     cls = methods.get(name)
@@ -38,13 +52,14 @@ def _init_args(cls) -> set[str]:
     return set(inspect.signature(cls.__init__).parameters)
 
 
-def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str = "forget10",
+def unlearn(method_name: str, spec, bench=None, *, split: str = "forget10",
             out_dir: str | Path, seed: int = 42, params: dict | None = None,
             strategy: str = "single", devices: int = 1, num_nodes: int = 1,
-            data_dir: str | None = None, precision: str | None = None,
+            precision: str | None = None,
             max_steps: int | None = None, start: str | None = None, logger: dict | None = None,
             log_dir: str | Path | None = None, callbacks: list | None = None) -> dict:
-    """Unlearn the target of ``spec`` on ``split``; saves to ``out_dir`` and returns run info.
+    """Unlearn the target of ``spec`` (a ModelSpec) on ``split`` of ``bench`` (a Benchmark, built
+    once by the caller; the TOFU stand-in when None); saves to ``out_dir`` and returns run info.
 
     ``start`` is the model to unlearn from instead of the target (a sequential chain's
     previous step).
@@ -60,22 +75,14 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     ``callbacks`` are Lightning callbacks (e.g. the runner's evaluation during unlearning);
     the time they report as ``wall_time_s`` (``cpu_time_s``) is taken out of the training's.
     """
-    import os
-
-    import torch
-
-    from unlearnbench.benchmarks.base import get_benchmark
-    from unlearnbench.eval.references import encoder_for
-    from unlearnbench.models.loading import load_tokenizer
-    from unlearnbench.runner.strategies import trainer_kwargs
-
     params = dict(params or {})
     max_steps = params.pop("max_steps", max_steps)
     micro = params.pop("micro_batch_size", None)
     kw = trainer_kwargs(strategy, devices, num_nodes)  # fails fast on a bad strategy
     world = int(kw["devices"]) * int(kw.get("num_nodes", 1))
     L.seed_everything(seed, workers=True, verbose=False)
-    bench = get_benchmark(benchmark, data_dir)
+    if bench is None:
+        bench = get_benchmark("tofu-synth")
     bench.check_split(split)
     method_params, data_params = split_params(bench, methods.get(method_name), params)
     target = start or bench.checkpoint(spec, "target", split)
@@ -86,8 +93,6 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
                           seed=seed, needs=method.needs, **data_params)
     if precision is None:
         precision = "bf16-mixed" if kw["accelerator"] == "gpu" else "32-true"
-    from unlearnbench.runner.loggers import make_loggers
-
     budget = [b for b in (method.steps, max_steps) if b]
     loggers = make_loggers(Path(log_dir or Path(out_dir) / "logs"), f"{method_name}-s{seed}", logger)
     trainer = L.Trainer(max_epochs=-1 if method.steps else method.epochs,
@@ -105,24 +110,20 @@ def unlearn(method_name: str, spec, *, benchmark: str = "tofu-synth", split: str
     out_dir = Path(out_dir)
     method.save_unlearned(out_dir / "model")
     history = mean_by_step(method.history)  # one row per optimiser step, accumulated or not
-    dist = torch.distributed
-    distributed = trainer.world_size > 1 and dist.is_available() and dist.is_initialized()
-    if distributed:
+    if trainer.world_size > 1 and initialized():
         # Each rank logged the loss of its own share; DDP and FSDP step on the mean of
         # the ranks' gradients, so the history is the mean over ranks, step by step.
         parts: list = [None] * trainer.world_size
-        dist.all_gather_object(parts, history)
+        torch.distributed.all_gather_object(parts, history)
         history = [{k: (row[k] if k == "step" else sum(p[i][k] for p in parts) / len(parts))
                     for k in row} for i, row in enumerate(parts[0])]
         # Cost counts the tokens that all ranks processed, comparable across strategies.
         tokens = torch.tensor(method.tokens_seen, dtype=torch.int64,
                               device=trainer.strategy.root_device)
-        dist.all_reduce(tokens)
+        torch.distributed.all_reduce(tokens)
         cost.tokens = int(tokens)
     if os.environ.get("UNLEARNBENCH_RECORD_RETAIN"):
         # Debugging/tests: the retain rows each rank drew, to check ranks differ.
-        from unlearnbench.report.atomic import atomic_write_json
-
         atomic_write_json(out_dir / f"retain_rank{trainer.global_rank}.json",
                           {"rank": trainer.global_rank, "world_size": trainer.world_size,
                            "per_rank_batch_size": dm.batch_size,
@@ -159,8 +160,6 @@ def mean_by_step(history: list[dict]) -> list[dict]:
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    from unlearnbench.report.atomic import atomic_save
-
     cols = ["step"] + sorted({k for row in history for k in row} - {"step"})
 
     def writer(tmp):
@@ -175,8 +174,6 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 def parse_sets(pairs: list[str]) -> dict:
     """``["lr=1e-5", "inner=npo"]`` -> {"lr": 1e-5, "inner": "npo"} (values parsed as YAML)."""
-    from unlearnbench.errors import UserError
-
     out = {}
     for pair in pairs:
         if "=" not in pair or not pair.split("=", 1)[0].strip():
@@ -195,8 +192,6 @@ def _number_or_yaml(v: str):
             pass
     import yaml
 
-    from unlearnbench.errors import UserError
-
     try:
         return yaml.safe_load(v)
     except yaml.YAMLError as exc:
@@ -205,13 +200,11 @@ def _number_or_yaml(v: str):
 
 
 def unlearn_cli(args, spec) -> int:
-    from unlearnbench.methods.base import check_parity
-
     out = Path(args.out or Path("results") / "unlearned" / f"{args.method}-{spec.name}-{args.split}-s{args.seed}")
     params = parse_sets(args.set)
     check_parity(methods.get(args.method), params)  # before the target is built (minutes)
-    info = unlearn(args.method, spec, benchmark=args.benchmark, split=args.split, out_dir=out,
-                   seed=args.seed, params=params, data_dir=args.data_dir)
+    info = unlearn(args.method, spec, get_benchmark(args.benchmark, args.data_dir), split=args.split, out_dir=out,
+                   seed=args.seed, params=params)
     print(json.dumps(info, indent=2))
     print(f"saved unlearned model to {out / 'model'}")
     return 0
