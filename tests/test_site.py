@@ -93,7 +93,8 @@ def test_every_job_has_a_page_and_every_link_resolves(site):
         assert f'src="{png}"' in grid and (site / "default" / png).is_file()
     job = (site / "default" / "jobs" / "ga__tofu-synth-forget10__tiny__s42.html").read_text()
     assert "Not stored" in job and "<polyline" in job
-    assert "git_commit" in job and '"lr": 0.0002' in html.unescape(job)  # provenance and config (default.yaml's tiny lr)
+    # provenance and config (default.yaml's tiny lr)
+    assert "git_commit" in job and '"lr": 0.0002' in html.unescape(job)
 
 
 def test_a_grid_with_attacks_shows_its_robustness(tmp_path):
