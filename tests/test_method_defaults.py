@@ -60,3 +60,14 @@ def test_split_and_benchmark_params_refuse_names_the_grid_does_not_run():
                        "sweep": {"lr": [1e-3]}}]
     (cell,) = parse_grid(raw).cells
     assert cell.params["beta"] == 2.5 and cell.params["lr"] == 1e-3
+
+
+def test_curves_grid_trains_what_the_default_leaderboard_trains():
+    """tofu-synth-curves.yaml is default.yaml plus periodic evaluation: every method with the same
+    settings, so its last-step rows are the default leaderboard's cells evaluated on test items."""
+    def training(name):
+        out = {}
+        for c in load_grid(GRIDS / name, model="tiny").cells:
+            out[(c.label, c.split, c.seed)] = {k: v for k, v in c.params.items() if k not in ("eval_every", "keep")}
+        return out
+    assert training("tofu-synth-curves.yaml") == training("default.yaml")
