@@ -394,6 +394,23 @@ def test_broken_cell_is_recorded_and_the_grid_goes_on(small_run, tmp_path):
     assert result(out, broken)["elapsed_s"] == r["elapsed_s"]  # not re-run
 
 
+def test_a_failure_stays_in_the_summary_when_a_later_cell_is_not_applicable(small_run, tmp_path, monkeypatch):
+    """A not-applicable cell after a failed one once replaced the run's list of failures with
+    its own record: the grid then reported no failure and exited 0."""
+    from unlearnbench.runner import run as run_module
+
+    out = copy_results(small_run["out"], tmp_path / "results")
+    shutil.rmtree(out / "cells" / cell_id("grad_diff"))
+    entries = [{"name": "rmu", "label": "ga-broken", "params": {**CHEAP, "layer": 99}}]
+    entries += [{"name": m, "params": dict(CHEAP)} for m in METHODS]
+    path = write_yaml(tmp_path / "broken.yaml", small_grid(entries=entries))
+    monkeypatch.setattr(run_module, "not_applicable",
+                        lambda cell: "does not train on this data" if cell.get("label") == "grad_diff" else None)
+    res = run_grid(load_grid(path), out, log=lambda _: None)
+    assert [cid for cid, _ in res["failed"]] == [cell_id("ga-broken")]
+    assert result(out, cell_id("grad_diff"))["status"] == "not_applicable"
+
+
 # --- 5. kill -9 and resume -----------------------------------------------------------------------
 
 

@@ -395,8 +395,8 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
         if reason is not None:
             cell_dir.mkdir(parents=True, exist_ok=True)
             status = NOT_APPLICABLE if sub != "attacks" or reason.startswith("not applicable") else "failed"
-            failed = _failed_result(cell, None if status == NOT_APPLICABLE else reason)
-            atomic_write_json(cell_dir / "result.json", {**failed, "status": status, "reason": reason})
+            record = _failed_result(cell, None if status == NOT_APPLICABLE else reason)
+            atomic_write_json(cell_dir / "result.json", {**record, "status": status, "reason": reason})
             log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.replace('_', ' ')} ({reason})")
             if status != NOT_APPLICABLE:
                 failed[cell["cell_id"]] = reason
