@@ -16,6 +16,8 @@ MODEL ?=
 ATTACKS ?=
 # Results directory (default results/<grid name>); a fresh one recomputes every cell.
 OUT ?=
+# Jobs at once (default: one per core for tiny models on a CPU, else 1).
+JOBS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install assets rehearse test lint bench site smoke clean readme
@@ -51,7 +53,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS)) $(if $(OUT),--out $(OUT))
+	$(UB) grid $(GRID) $(if $(MODEL),--model $(MODEL)) $(if $(ATTACKS),--attacks $(ATTACKS)) $(if $(OUT),--out $(OUT)) $(if $(JOBS),--jobs $(JOBS))
 
 # A static HTML site of every committed grid (open site/index.html); CI publishes it.
 site: install

@@ -127,7 +127,7 @@ def small_run(tiny_family, tmp_path_factory):
     out = base / "results"
     lines: list[str] = []
     t0 = time.time()
-    res = run_grid(load_grid(path), out, log=lines.append)
+    res = run_grid(load_grid(path), out, log=lines.append, workers=1)  # one job at a time
     return {"raw": raw, "yaml": path, "out": out, "res": res, "log": "\n".join(lines),
             "seconds": time.time() - t0}
 
@@ -304,6 +304,22 @@ def test_cell_result_records_its_provenance(small_run, m):
     assert prov["git_commit"] and len(prov["git_commit"].split("+")[0]) == 40
     assert prov["libraries"]["torch"] and prov["libraries"]["lightning"] and prov["libraries"]["transformers"]
     assert prov["device"] and prov["world_size"] == 1
+    assert prov["numerics"]["torch_threads"] == 1  # pinned, whatever this machine's core count
+
+
+def test_jobs_side_by_side_give_the_numbers_of_one_at_a_time(small_run, tmp_path):
+    out = copy_results(small_run["out"], tmp_path / "results")
+    for m in METHODS:
+        shutil.rmtree(out / "cells" / cell_id(m))
+    lines: list[str] = []
+    res = run_grid(load_grid(small_run["yaml"]), out, log=lines.append, workers=2)
+    log = "\n".join(lines)
+    assert res["failed"] == [] and res["ran"] == len(METHODS), log
+    assert "2 jobs at a time, 1 thread(s) each" in log
+    assert_same_leaderboard(out / "leaderboard.csv", small_run["out"] / "leaderboard.csv")
+    for m in METHODS:  # not only the means: every per-item record
+        assert (out / "cells" / cell_id(m) / "items.jsonl").read_text() == \
+            (small_run["out"] / "cells" / cell_id(m) / "items.jsonl").read_text()
 
 
 @pytest.mark.parametrize("m", METHODS)
@@ -431,8 +447,9 @@ def test_kill_and_resume_matches_an_uninterrupted_run(small_run, tmp_path):
     before = snapshot(out)
     finished = [cid for cid in before if not cid.startswith(("target__", "retain__"))]
     assert finished and running not in finished
-    interrupted = [d.name for d in (out / "cells").iterdir() if not (d / "result.json").exists()]
-    assert interrupted == [running]
+    # Every cell started and not finished was interrupted (one per job the grid ran at once).
+    interrupted = {d.name for d in (out / "cells").iterdir() if not (d / "result.json").exists()}
+    assert running in interrupted and interrupted.isdisjoint(finished)
 
     lines: list[str] = []
     t1 = time.time()

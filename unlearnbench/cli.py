@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list every job (references, cells, attacks) as done, to-run or stale, and exit")
     p.add_argument("--wait", action="store_true",
                    help="another grid holds the results dir: wait for it instead of refusing")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="jobs run at once (default: one per core for tiny models on a CPU, else 1); each "
+                        "job runs UNLEARNBENCH_CPU_THREADS intra-op threads (default 1)")
 
     p = sub.add_parser("run", help="run one cell (unlearn + evaluate) and write its result.json")
     p.add_argument("--method", required=True)
@@ -301,6 +304,7 @@ def _eval_with_harness(args, bench, spec, split: str, is_dir: bool) -> int:
 
 
 def cmd_grid(args) -> int:
+    from unlearnbench.numerics import cpu_threads
     from unlearnbench.runner.grid import load_grid, parse_seeds
     from unlearnbench.runner.run import dry_run, run_grid
 
@@ -309,13 +313,19 @@ def cmd_grid(args) -> int:
                      seeds=parse_seeds(args.seeds) if args.seeds is not None else None)
     out = Path(args.out or Path("results") / grid.name)
     plugins = list(args.plugin) + [p for p in grid.plugins if p not in args.plugin]
+    if args.jobs is not None and args.jobs < 1:
+        raise GridError(f"--jobs {args.jobs}: the jobs to run at once are a whole number >= 1, e.g. --jobs 2")
+    try:
+        cpu_threads()
+    except ValueError as exc:
+        raise GridError(str(exc)) from None
     if args.dry_run:
         print("\n".join(dry_run(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
                                 plugins=plugins)))
         return 0
     try:
         res = run_grid(grid, out, retry_failed=not args.no_retry_failed, only=args.only,
-                       plugins=plugins, wait=args.wait)
+                       plugins=plugins, wait=args.wait, workers=args.jobs)
     except KeyboardInterrupt:
         # Finished cells are on disk (atomic result.json); the interrupted one is not.
         print(f"\nunlearnbench: interrupted; finished cells are kept in {out}. "

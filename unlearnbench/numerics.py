@@ -36,6 +36,33 @@ def pin_cpu_numerics() -> dict[str, str]:
     return applied
 
 
+# A run's floats also depend on how many threads split its reductions and matrix products:
+# the same cell at 1 and at 2 threads differs in the last bits, and training amplifies that.
+# Every grid job (a cell, a reference, an attack, the tiny family it builds) therefore runs a
+# fixed number of intra-op threads, not "as many as this machine has cores"; the grid runs
+# several jobs side by side instead (runner.schedule).
+CPU_THREADS_ENV = "UNLEARNBENCH_CPU_THREADS"
+
+
+def cpu_threads() -> int:
+    """The intra-op threads of one grid job: ``UNLEARNBENCH_CPU_THREADS``, default 1."""
+    raw = os.environ.get(CPU_THREADS_ENV, "").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{CPU_THREADS_ENV}={raw!r} is not a thread count; set it to a whole number >= 1 "
+                         "(or unset it: 1 thread per job)")
+    return int(raw)
+
+
+def pin_threads() -> int:
+    """Run this process's torch ops on ``cpu_threads()`` threads (unless the user opted out of
+    the pins with ``UNLEARNBENCH_NATIVE_CPU``); returns the count torch uses now."""
+    import torch
+
+    if os.environ.get("UNLEARNBENCH_NATIVE_CPU", "") in ("", "0"):
+        torch.set_num_threads(cpu_threads())
+    return torch.get_num_threads()
+
+
 def numeric_environment() -> dict:
     """What decides a run's floats on this machine, for a result's provenance."""
     import torch

@@ -9,6 +9,7 @@ hub model and a second build is a cache hit.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -29,10 +30,30 @@ PROGRESS = "[family]"  # the grid shows this build's lines (runner.run)
 
 
 def _build_atomically(out: Path, build, label: str = "") -> Path:
-    """Run ``build(tmp_dir)`` and rename into ``out``; a crash leaves no partial model."""
-    if (out / "config.json").exists() or (out / "tokenizer.json").exists():
+    """Run ``build(tmp_dir)`` and rename into ``out``; a crash leaves no partial model.
+
+    Grid jobs run side by side (runner.schedule), so two of them may need the same model at
+    once: an ``flock`` on ``.<name>.lock`` beside it makes the second wait for the first's
+    build and then load it, instead of training it a second time."""
+    if _built(out):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{PROGRESS} {label or out.name}: another job is building it; waiting", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if _built(out):  # another process built it while this one waited
+            return out
+        return _build_unlocked(out, build, label)
+
+
+def _built(out: Path) -> bool:
+    return (out / "config.json").exists() or (out / "tokenizer.json").exists()
+
+
+def _build_unlocked(out: Path, build, label: str) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         from unlearnbench.models.progress import stage

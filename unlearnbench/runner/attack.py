@@ -64,9 +64,11 @@ def run_attack(job: dict, job_dir: Path) -> dict:
 
 
 def execute(job_file: str | Path) -> int:
+    from unlearnbench.numerics import pin_threads
     from unlearnbench.registry import load_plugin
     from unlearnbench.runner.provenance import provenance
 
+    pin_threads()  # the same floats on any machine, whatever its core count (numerics)
     job_file = Path(job_file)
     job = json.loads(job_file.read_text())
     job_dir = job_file.parent

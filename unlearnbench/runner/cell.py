@@ -22,6 +22,7 @@ from unlearnbench.atomic import atomic_write_json, atomic_write_text
 from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.eval.references import cached_eval, compare_reference, evaluate_checkpoint, reference_by_name
 from unlearnbench.models.specs import ModelSpec
+from unlearnbench.numerics import pin_threads
 from unlearnbench.parallel import barrier, is_rank_zero
 from unlearnbench.registry import load_plugin, methods
 from unlearnbench.runner.memory import model_shape, plan
@@ -165,6 +166,7 @@ def _write_items(cell_dir: Path, records: list[dict]) -> None:
 
 
 def execute(cell_file: str | Path) -> int:
+    pin_threads()  # the same floats on any machine, whatever its core count (numerics)
     cell_file = Path(cell_file)
     cell = json.loads(cell_file.read_text())
     cell_dir = cell_file.parent

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from unlearnbench.atomic import _jsonable, atomic_write_json
+from unlearnbench.numerics import cpu_threads
 from unlearnbench.runner.grid import Cell, Grid
+from unlearnbench.runner.schedule import default_workers, dependencies
 
 # Cell keys that do not change a cell's numbers: a result computed under other values of
 # these is still valid.
@@ -242,37 +246,50 @@ def pump(proc: subprocess.Popen, out, log=_print, label: str | None = None) -> i
     return proc.wait()
 
 
-def _launch(cell: dict, cell_dir: Path, log=_print, keep_fds: tuple[int, ...] = ()) -> int:
-    """Run one cell in a child process; record a failure if the child dies without one.
+class _Launched:
+    """One job's child process, started now (from the grid's main thread: a child gets SIGTERM
+    when the thread that started it exits, so never from a worker thread), its output copied
+    to its log.txt by a thread that puts the job's id on ``finished`` when the child exits.
 
-    On KeyboardInterrupt the child is stopped and whatever it wrote that is not ``ok`` is
-    removed (an interrupted cell is not a failed one: the next run computes it), then the
-    interrupt is re-raised."""
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    (cell_dir / "result.json").unlink(missing_ok=True)
-    shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
-    atomic_write_json(cell_dir / "cell.json", cell)
-    with open(cell_dir / "log.txt", "wb") as out:
+    A child that exits without a result gets a ``failed`` one, unless the grid stopped it
+    (``stop``): an interrupted job is not a failed one, and the next run computes it."""
+
+    def __init__(self, cell: dict, cell_dir: Path, log, keep_fds: tuple[int, ...], finished: queue.Queue):
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        (cell_dir / "result.json").unlink(missing_ok=True)
+        shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
+        atomic_write_json(cell_dir / "cell.json", cell)
+        self.cell, self.cell_dir, self.rc, self.stopped = cell, cell_dir, None, False
+        self.out = open(cell_dir / "log.txt", "wb")
         module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
-        proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
+        self.proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
+        self.thread = threading.Thread(target=self._follow, args=(log, finished), daemon=True)
+        self.thread.start()
+
+    def _follow(self, log, finished: queue.Queue) -> None:
         try:
-            rc = pump(proc, out, log, cell["cell_id"])
-        except KeyboardInterrupt:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            # Lightning turns Ctrl-C into sys.exit(1), which the cell records as a failure.
-            if (_read_result(cell_dir) or {}).get("status") != "ok":
-                (cell_dir / "result.json").unlink(missing_ok=True)
-            raise
-    if _read_result(cell_dir) is None:
-        tail = (cell_dir / "log.txt").read_text(errors="replace")[-3000:]
-        atomic_write_json(cell_dir / "result.json", _failed_result(
-            cell, f"cell process exited with code {rc} without a result (killed or crashed)", tail))
-    return rc
+            self.rc = pump(self.proc, self.out, log, self.cell["cell_id"])
+        finally:
+            self.out.close()
+        if not self.stopped and _read_result(self.cell_dir) is None:
+            tail = (self.cell_dir / "log.txt").read_text(errors="replace")[-3000:]
+            atomic_write_json(self.cell_dir / "result.json", _failed_result(
+                self.cell, f"cell process exited with code {self.rc} without a result (killed or crashed)", tail))
+        finished.put(self.cell["cell_id"])
+
+    def stop(self) -> None:
+        """Stop the child (Ctrl-C) and remove whatever it wrote that is not ``ok``."""
+        self.stopped = True
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.thread.join(timeout=30)
+        # Lightning turns Ctrl-C into sys.exit(1), which the cell records as a failure.
+        if (_read_result(self.cell_dir) or {}).get("status") != "ok":
+            (self.cell_dir / "result.json").unlink(missing_ok=True)
 
 
 def _prune_models(jobs, pending: set[str]) -> None:
@@ -342,9 +359,10 @@ _SKIP_NOTE = {"done": "already done", "kept": "failed earlier, kept (--no-retry-
 
 
 def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | None = None,
-             plugins: list[str] | None = None, log=_print, wait: bool = False) -> dict:
+             plugins: list[str] | None = None, log=_print, wait: bool = False, workers: int | None = None) -> dict:
     """Run every job not yet done, then rebuild the leaderboard, holding the results
-    directory's lock (another grid there: refuse, or ``wait`` for it).
+    directory's lock (another grid there: refuse, or ``wait`` for it). ``workers`` jobs run
+    at a time (default ``schedule.default_workers``: one per core for tiny models on a CPU).
 
     Returns ``{"ok": n, "failed": [(cell_id, error), ...], "skipped": n, "ran": n, "paths"}``:
     ``failed`` lists every job of the grid that is not ok at the end (run now and failed, or
@@ -355,11 +373,11 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     out_dir = Path(out_dir)
     select_cells(grid, only)  # refuse an `only` that matches nothing before touching anything
     with ResultsLock(out_dir, wait=wait, log=log) as lock:
-        return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,))
+        return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,), workers)
 
 
 def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
-                plugins: list[str] | None, log, keep_fds: tuple[int, ...]) -> dict:
+                plugins: list[str] | None, log, keep_fds: tuple[int, ...], workers: int | None) -> dict:
     from unlearnbench.report.leaderboard import write_leaderboard
 
     # Planned under the lock: a second grid that waited sees the first one's results.
@@ -382,37 +400,70 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
         elif state == "stale":
             log(f"[stale] {cell['cell_id']}: configuration changed since its result; re-running")
     start, failed = time.time(), {}
-    pending = {cell["cell_id"] for _, cell, _, _ in todo}
+    workers = max(1, min(workers or default_workers([cell for _, cell, _, _ in todo]), len(todo) or 1))
+    if workers > 1:
+        log(f"[grid {grid.name}] {workers} jobs at a time, {cpu_threads()} thread(s) each")
+    deps = dependencies([(sub, cell) for sub, cell, _, _ in todo])
+    unfinished = {cell["cell_id"] for _, cell, _, _ in todo}  # neither run nor written yet
+    waiting = list(todo)
+    running: dict[str, tuple[_Launched, tuple, float]] = {}
+    finished: queue.Queue = queue.Queue()
     times: dict[str, list[float]] = {}
     remaining: dict[str, int] = {}
     for sub, *_ in todo:
         remaining[sub] = remaining.get(sub, 0) + 1
-    for n, (sub, cell, cell_dir, state) in enumerate(todo, 1):
-        t0 = time.time()
-        pending.discard(cell["cell_id"])
-        remaining[sub] -= 1
-        reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
-        if reason is not None:
-            cell_dir.mkdir(parents=True, exist_ok=True)
-            status = NOT_APPLICABLE if sub != "attacks" or reason.startswith("not applicable") else "failed"
-            record = _failed_result(cell, None if status == NOT_APPLICABLE else reason)
-            atomic_write_json(cell_dir / "result.json", {**record, "status": status, "reason": reason})
-            log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.replace('_', ' ')} ({reason})")
-            if status != NOT_APPLICABLE:
-                failed[cell["cell_id"]] = reason
-            continue
-        rc = _launch(cell, cell_dir, log, keep_fds)
-        if not grid.raw.get("keep_models"):
-            _prune_models(jobs, pending)
-        status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
-        if status.get("status") != "ok":
-            failed[cell["cell_id"]] = status.get("error")
-        elapsed = time.time() - start
-        times.setdefault(sub, []).append(time.time() - t0)
-        eta = eta_seconds(times, remaining)
-        log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.get('status')} ({time.time() - t0:.1f}s, rc={rc})"
-            f" | elapsed {_fmt(elapsed)}, ETA {_fmt(eta) if eta is not None else 'after the first cell'}"
-            + (f"\n    error: {status.get('error')}" if status.get("status") != "ok" else ""))
+    n = 0
+    try:
+        while waiting or running:
+            for job in list(waiting):
+                sub, cell, cell_dir, state = job
+                if len(running) >= workers:
+                    break
+                if deps[cell["cell_id"]] & unfinished:
+                    continue
+                waiting.remove(job)
+                remaining[sub] -= 1
+                reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
+                if reason is None:
+                    running[cell["cell_id"]] = (_Launched(cell, cell_dir, log, keep_fds, finished), job, time.time())
+                    continue
+                cell_dir.mkdir(parents=True, exist_ok=True)
+                status = NOT_APPLICABLE if sub != "attacks" or reason.startswith("not applicable") else "failed"
+                record = _failed_result(cell, None if status == NOT_APPLICABLE else reason)
+                atomic_write_json(cell_dir / "result.json", {**record, "status": status, "reason": reason})
+                unfinished.discard(cell["cell_id"])
+                n += 1
+                log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.replace('_', ' ')} ({reason})")
+                if status != NOT_APPLICABLE:
+                    failed[cell["cell_id"]] = reason
+            if not running:
+                if waiting and all(deps[c["cell_id"]] & unfinished for _, c, _, _ in waiting):
+                    raise RuntimeError(f"grid jobs wait for each other: {[c['cell_id'] for _, c, _, _ in waiting]}")
+                continue
+            try:
+                done_id = finished.get(timeout=0.5)  # a timeout, so Ctrl-C is seen while waiting
+            except queue.Empty:
+                continue
+            launched, (sub, cell, cell_dir, state), t0 = running.pop(done_id)
+            launched.thread.join()
+            unfinished.discard(done_id)
+            n += 1
+            if not grid.raw.get("keep_models"):
+                _prune_models(jobs, unfinished)
+            status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
+            if status.get("status") != "ok":
+                failed[cell["cell_id"]] = status.get("error")
+            elapsed = time.time() - start
+            times.setdefault(sub, []).append(time.time() - t0)
+            eta = eta_seconds(times, remaining)
+            log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.get('status')} ({time.time() - t0:.1f}s, "
+                f"rc={launched.rc}) | elapsed {_fmt(elapsed)}, "
+                f"ETA {_fmt(eta / workers) if eta is not None else 'after the first cell'}"
+                + (f"\n    error: {status.get('error')}" if status.get("status") != "ok" else ""))
+    except KeyboardInterrupt:
+        for launched, _, _ in running.values():
+            launched.stop()
+        raise
     for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
         if state == "kept":
             failed[cell["cell_id"]] = (_read_result(cell_dir) or {}).get("error")
