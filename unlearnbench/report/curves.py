@@ -5,7 +5,8 @@ A cell's ``result.json`` holds ``curve`` (one entry per evaluation on the valida
 rule and the step kept) and, with ``keep: best``, ``last`` (the last model's test metrics).
 ``training_curves.png`` gains, per benchmark block, one panel per ranking metric (or trade-off
 axis): each method's mean over seeds against the step, ± one standard deviation, with the
-reference models' validation values as horizontal lines.
+reference models' validation values as horizontal lines (p-value columns on a log axis, their
+mean and band taken over log10 values).
 """
 
 from __future__ import annotations
@@ -64,15 +65,25 @@ def curve_panels(results: list[dict[str, Any]]) -> list[tuple[str, Callable]]:
 
 
 def _drawer(block: pd.DataFrame, col: str, log: bool, lines: dict) -> Callable:
+    """A p-value column (``log``) is averaged as log10 and its band is 10^(mean ± std of log10):
+    a band of ± one std in linear units reaches below zero and fills the axis down to the clip."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    palette = colormaps["tab20"]
+
     def draw(ax):
         for i, (label, runs) in enumerate(block.groupby("method_label", sort=True)):
-            stats = runs.groupby("step")[col].agg(["mean", "std", "count"]).reset_index()
-            colour = f"C{i % 10}"
-            ax.plot(stats["step"], stats["mean"], color=colour, marker=".", label=f"{label} (n={stats['count'].max()})")
-            std = stats["std"].fillna(0.0)
-            low = stats["mean"] - std
-            ax.fill_between(stats["step"], low.clip(lower=1e-30) if log else low, stats["mean"] + std,
-                            color=colour, alpha=0.2)
+            values = np.log10(runs[col].clip(lower=1e-300)) if log else runs[col]
+            stats = values.groupby(runs["step"]).agg(["mean", "std", "count"]).reset_index()
+            colour = palette(i % 20)
+            mean, std = stats["mean"], stats["std"].fillna(0.0)
+            low, high = mean - std, mean + std
+            if log:
+                mean, low, high = 10 ** mean, 10 ** low, 10 ** high
+            ax.plot(stats["step"], mean, color=colour, marker=".", lw=1,
+                    label=f"{label} (n={stats['count'].max()})")
+            ax.fill_between(stats["step"], low, high, color=colour, alpha=0.12)
         for j, (name, value) in enumerate(sorted(lines.items())):
             if value is not None and math.isfinite(float(value)):
                 ax.axhline(float(value), color="k", ls=("--", ":", "-.")[j % 3], lw=1, label=f"{name} (ref)")
@@ -81,7 +92,7 @@ def _drawer(block: pd.DataFrame, col: str, log: bool, lines: dict) -> Callable:
         ax.set_xlabel("step")
         ax.set_ylabel(col)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=5, ncol=2)
     return draw
 
 
