@@ -22,6 +22,7 @@ import torch
 
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import NonFiniteLossError, UnlearningMethod
+from unlearnbench.methods.settings import declared
 from unlearnbench.runner.train import build_method, unlearn
 from unlearnbench.registry import methods
 
@@ -120,11 +121,11 @@ def test_class_contract(name):
     assert tuple(cls.needs) == needs and cls.needs_reference is needs_ref
     doc = inspect.getdoc(cls).splitlines()[0]
     assert "minimise" in doc and (any(c.isdigit() for c in doc) or "TOFU" in doc), doc
-    sig = inspect.signature(cls.__init__).parameters
-    if "beta" in sig:
-        assert sig["beta"].default == (4.5 if name == "simnpo" else 0.1)
+    defaults = {k: default for k, (_, default) in declared(cls).items()}  # the settings it declares
+    if "beta" in defaults:
+        assert defaults["beta"] == (4.5 if name == "simnpo" else 0.1)
     if name == "simnpo":
-        assert sig["delta"].default == 0.0 and sig["gamma_forget"].default == gamma
+        assert defaults["delta"] == 0.0 and defaults["gamma_forget"] == gamma
 
 
 @pytest.mark.parametrize("name, kw, param", [

@@ -164,6 +164,45 @@ def test_empty_registry_and_cli_ls(monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == "(no widgets registered)"
 
 
+def test_ls_methods_params_lists_every_setting_with_its_default_and_doc(capsys):
+    from dataclasses import fields
+
+    from unlearnbench import cli
+    from unlearnbench.methods.npo import NPOSettings
+
+    assert cli.main(["ls", "methods", "--params"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(None, 2) for line in lines]
+    # The loop settings once, first, each with its default and its meaning.
+    loop = lines.index(next(line for line in lines if line.startswith("LoopSettings")))
+    assert rows[loop + 1][:2] == ["lr", "1e-05"] and "learning rate" in rows[loop + 1][2]
+    assert ["steps", "None"] == rows[loop + 5][:2] and "budget" in rows[loop + 5][2]
+    # Then each method with its own: npo's beta, 0.1, the log-ratio's inverse temperature.
+    npo = lines.index("npo:")
+    assert rows[npo + 1][:2] == ["beta", "0.1"] and rows[npo + 1][2] == NPOSettings.__dataclass_fields__[
+        "beta"].metadata["doc"] and "inverse temperature" in rows[npo + 1][2]
+    assert not lines[npo + 2].startswith(" ")  # npo has no other setting
+    # A method's own default of a shared setting is listed under it, not as a new setting.
+    undial = lines.index("undial:")
+    assert ["lr", "0.0001"] == rows[undial + 3][:2] and "this method's default" in rows[undial + 3][2]
+    assert lines.index("ga: (the shared settings only)") > loop
+    assert sum(1 for r in rows if r[:2] == ["lr", "1e-05"]) == 1
+    # Every registered method has its header, and every setting a one-line doc.
+    for name in reg.methods.names():
+        assert any(line.startswith(f"{name}:") for line in lines), name
+    for name in reg.methods.names():
+        own = getattr(reg.methods.get(name), "Settings", None)
+        for f in fields(own) if own else ():
+            assert f.metadata["doc"].strip() and "\n" not in f.metadata["doc"], (name, f.name)
+
+
+def test_ls_params_refuses_other_kinds(capsys):
+    from unlearnbench import cli
+
+    assert cli.main(["ls", "models", "--params"]) == 2
+    assert "use `unlearnbench ls methods --params`" in capsys.readouterr().err
+
+
 def _module_exists(target: str) -> bool:
     module = target.partition(":")[0]
     try:

@@ -96,7 +96,7 @@ def test_wraps_grad_diff_and_npo(tiny_family, small_dm, tmp_path):
 
     npo = _build(tiny_family, inner="npo", mask="dense", inner_params={"beta": 0.2})
     assert npo.needs_reference and npo.ref_model is npo.inner.ref_model is not None
-    assert npo.model is npo.inner.model and npo.inner.beta == 0.2
+    assert npo.model is npo.inner.model and npo.inner.settings.beta == 0.2
     batch = small_dm.collator(extras=False)([small_dm.forget_set[i] for i in range(4)])
     with torch.no_grad():
         terms = npo.loss(batch)  # at θ = ref: (2/β)·log 2

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ls", help="list registered names with their first docstring line")
     p.add_argument("kind", choices=sorted(REGISTRIES))
+    p.add_argument("--params", action="store_true",
+                   help="with `methods`: every parameter with its default and meaning (the shared ones once)")
 
     p = sub.add_parser("data", help="generate a benchmark's stand-in and print its directory")
     p.add_argument("--benchmark", default="tofu-synth")
@@ -138,6 +140,16 @@ def _bench(args):
 
 
 def cmd_ls(args) -> int:
+    if getattr(args, "params", False):
+        if args.kind != "methods":
+            from unlearnbench.errors import UserError
+
+            raise UserError(f"--params lists the parameters of methods, not of {args.kind}; "
+                            "use `unlearnbench ls methods --params`")
+        from unlearnbench.methods.params import describe_params
+
+        print("\n".join(describe_params()))
+        return 0
     rows = REGISTRIES[args.kind].describe()
     if not rows:
         print(f"(no {args.kind} registered)")

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class AltPOSettings:
+    beta: float = setting(0.1, "β, inverse temperature of the DPO log-ratio margin", range="> 0")
 
 
 class AltPO(UnlearningMethod):
@@ -23,12 +31,8 @@ class AltPO(UnlearningMethod):
     needs = ("alternate", "retain")
     needs_reference = True
     cacheable_reference = True
-
-    def __init__(self, model_path: str | None = None, *, beta: float = 0.1, epochs: int = 2, **kw):
-        if not beta > 0:
-            raise ValueError(f"method 'altpo': beta must be > 0, got {beta}")
-        super().__init__(model_path, epochs=epochs, **kw)
-        self.beta = float(beta)
+    Settings = AltPOSettings
+    shared_defaults = {"epochs": 2}
 
     def _logp(self, sub):
         s, s_ref = self.summed_nll_with_ref(sub)
@@ -37,7 +41,7 @@ class AltPO(UnlearningMethod):
     def loss(self, batch):
         win, win_ref = self._logp(self.sub(batch, "alternate"))
         lose, lose_ref = self._logp(self.sub(batch))
-        forget = losses.dpo_loss(win, win_ref, lose, lose_ref, beta=self.beta)
+        forget = losses.dpo_loss(win, win_ref, lose, lose_ref, beta=self.settings.beta)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

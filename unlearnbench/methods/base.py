@@ -50,11 +50,10 @@ class UnlearningMethod(L.LightningModule):
     # whose public code computes another loss or gradient on the same batch also offers
     # "reference" (that code, quirks included; docs/methods.md says which quirks).
     parities: tuple[str, ...] = ("paper",)
-    # What a grid checks when it is read (methods.params); subclasses add their own.
-    param_ranges = {"lr": "> 0", "epochs": ">= 1", "batch_size": ">= 1", "weight_decay": ">= 0",
-                    "warmup_epochs": ">= 0", "grad_clip": ">= 0", "gamma_forget": ">= 0",
-                    "lambda_retain": ">= 0", "steps": ">= 1"}
-    param_choices = {"reference": ("cached", "resident")}
+    # Settings of the method's own (a dataclass of ``methods.settings.setting`` fields, declared
+    # in the method's file) and the defaults it changes of the shared ones (loop, loss weights).
+    Settings: type | None = None
+    shared_defaults: dict = {}
 
     @classmethod
     def trainable_share(cls, shape: dict, params: dict) -> float:
@@ -66,41 +65,36 @@ class UnlearningMethod(L.LightningModule):
         """Whether this method (with these hyper-parameters) can train on data of ``shape``."""
         return shape in cls.shapes
 
-    def __init__(self, model_path: str | None = None, *, model=None, lr: float = 1e-5,
-                 weight_decay: float = 0.01, warmup_epochs: float = 1.0, epochs: int = 5,
-                 batch_size: int = 32, grad_clip: float = 1.0, seed: int = 42,
-                 gamma_forget: float = 1.0, lambda_retain: float = 1.0, dtype=None, ref_dtype=None,
-                 steps: int | None = None, reference: str = "cached", lora: dict | None = None,
-                 gradient_checkpointing: bool = False, parity: str = "paper"):
+    def __init__(self, model_path: str | None = None, *, model=None, dtype=None, ref_dtype=None, **params):
+        """``params``: a flat mapping of settings (a grid's ``params:``), split by field name
+        into ``self.loop`` (``LoopSettings``; also ``self.lr``, ``self.epochs``, ...), the
+        loss weights ``self.gamma_forget``/``self.lambda_retain``, the run options and the
+        method's own ``self.settings``. Checked before any model is loaded."""
         super().__init__()
+        from unlearnbench.methods import settings as S
+
+        (loop, weights, options, own), rest = S.split(type(self), params)
+        if rest:
+            from unlearnbench.methods.params import known_params
+
+            raise S.unknown(self.name, next(iter(rest)), known_params(type(self)))
+        parity, lora, reference = options.parity, options.lora, options.reference
         if parity not in self.parities:
             raise ParityError(parity_message(self.name, parity, self.parities))
         self.parity = parity
         if lora is not None and not self.supports_lora:
             raise ValueError(f"method {self.name!r} does not train with LoRA: its update is defined on "
                              "chosen full weights; drop `lora` (or use another method)")
-        if lr <= 0:
-            raise ValueError(f"method {self.name!r}: lr must be > 0, got {lr}")
-        if epochs < 1:
-            raise ValueError(f"method {self.name!r}: epochs must be >= 1, got {epochs}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"method {self.name!r}: steps (a fixed budget of optimiser steps) must be "
-                             f"an integer >= 1 or unset, got {steps!r}")
-        # A fixed step budget (LLMU's recipe) replaces `epochs`: the forget loader cycles
-        # until `steps` optimiser steps are done, and the schedule decays over them.
-        self.steps = steps
-        from unlearnbench.methods.reference import MODES
-
-        if reference not in MODES:
-            raise ValueError(f"method {self.name!r}: reference must be one of {MODES}, got {reference!r}")
+        self.loop, self.settings = loop, own
+        # The loop reads its settings as attributes. A fixed step budget (``steps``, LLMU's
+        # recipe) replaces `epochs`: the forget loader cycles until `steps` optimiser steps
+        # are done, and the schedule decays over them.
+        self.lr, self.weight_decay, self.warmup_epochs = loop.lr, loop.weight_decay, loop.warmup_epochs
+        self.epochs, self.steps, self.batch_size = loop.epochs, loop.steps, loop.batch_size
+        self.grad_clip, self.seed = loop.grad_clip, loop.seed
         self.reference_mode = reference if self.cacheable_reference else "resident"
         self._ref_table = None
-        for key, value in (("gamma_forget", gamma_forget), ("lambda_retain", lambda_retain)):
-            if not value >= 0:  # also rejects NaN
-                raise ValueError(f"method {self.name!r}: {key} must be >= 0, got {value}")
-        self.lr, self.weight_decay, self.warmup_epochs = lr, weight_decay, warmup_epochs
-        self.epochs, self.batch_size, self.grad_clip, self.seed = epochs, batch_size, grad_clip, seed
-        self.gamma_forget, self.lambda_retain = gamma_forget, lambda_retain
+        self.gamma_forget, self.lambda_retain = weights.gamma_forget, weights.lambda_retain
         self.model_path = model_path
         # Precision rule (docs/methods.md): trainable weights and AdamW state in fp32, whatever the
         # accelerator; bf16 is the *compute* dtype of bf16-mixed training. Pure-bf16 AdamW
@@ -108,7 +102,7 @@ class UnlearningMethod(L.LightningModule):
         self.lora = lora
         base_dtype = dtype or (reference_dtype() if lora else torch.float32)  # LoRA: the base is frozen
         self.model = model if model is not None else self._load(model_path, base_dtype)
-        if gradient_checkpointing:  # recompute activations in the backward pass: memory for time
+        if options.gradient_checkpointing:  # recompute activations in the backward pass: memory for time
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
         if lora is not None:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class CEUSettings:
+    ignore_first_n_answer_tokens: int = setting(1, "leading answer tokens of each row left unscored", range=">= 0")
 
 
 class CEU(UnlearningMethod):
@@ -19,16 +27,10 @@ class CEU(UnlearningMethod):
     name = "ceu"
     shapes = ("qa", "text")
     needs = ()
-
-    def __init__(self, model_path: str | None = None, *, ignore_first_n_answer_tokens: int = 1, **kw):
-        if isinstance(ignore_first_n_answer_tokens, bool) or not isinstance(ignore_first_n_answer_tokens, int) \
-                or ignore_first_n_answer_tokens < 0:
-            raise ValueError("method 'ceu': ignore_first_n_answer_tokens must be an integer >= 0, "
-                             f"got {ignore_first_n_answer_tokens!r}")
-        super().__init__(model_path, **kw)
-        self.ignore_first = ignore_first_n_answer_tokens
+    Settings = CEUSettings
 
     def loss(self, batch):
         f = self.sub(batch)
-        forget = losses_ou.ceu_loss(self.forward_logits(self.model, f), f["labels"], self.ignore_first)
+        forget = losses_ou.ceu_loss(self.forward_logits(self.model, f), f["labels"],
+                                   self.settings.ignore_first_n_answer_tokens)
         return {"loss": self.gamma_forget * forget, "forget": forget}

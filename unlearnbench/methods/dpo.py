@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class IdkDPOSettings:
+    beta: float = setting(0.1, "β, inverse temperature of the DPO log-ratio margin", range="> 0")
 
 
 class IdkDPO(UnlearningMethod):
@@ -15,16 +23,10 @@ class IdkDPO(UnlearningMethod):
     """
 
     name = "dpo"
-    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     needs = ("idk", "retain")
     needs_reference = True
     cacheable_reference = True
-
-    def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
-        if not beta > 0:
-            raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
-        super().__init__(model_path, **kw)
-        self.beta = float(beta)
+    Settings = IdkDPOSettings
 
     def _logp(self, sub):
         s, s_ref = self.summed_nll_with_ref(sub)
@@ -33,7 +35,7 @@ class IdkDPO(UnlearningMethod):
     def loss(self, batch):
         win, win_ref = self._logp(self.sub(batch, "idk"))
         lose, lose_ref = self._logp(self.sub(batch))
-        forget = losses.dpo_loss(win, win_ref, lose, lose_ref, beta=self.beta)
+        forget = losses.dpo_loss(win, win_ref, lose, lose_ref, beta=self.settings.beta)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

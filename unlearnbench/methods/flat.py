@@ -18,40 +18,41 @@ warm-up — the harness's shared defaults.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
 
 PAPER_DEFAULTS = {"lr": 1e-5, "epochs": 5, "weight_decay": 0.01, "warmup_epochs": 1.0}
+
+
+@dataclass
+class FLATSettings:
+    divergence: str = setting("kl", "the f-divergence: kl, js, pearson or tv (losses.flat_loss)",
+                              choices=losses.FLAT_DIVERGENCES)
+    reference_length: int = setting(500, "parity reference: the public code's padded length T (P divides by "
+                                         "B·(T − 1))", range=">= 2")
 
 
 class FLAT(UnlearningMethod):
     """FLAT: −g*(P_e) + f*(g*(P_f)) with mean token probabilities, forget data only (Wang et al.)."""
 
     name = "flat"
-    param_choices = {"divergence": losses.FLAT_DIVERGENCES}  # checked when a grid is read
     needs = ("template",)
     needs_reference = False
     parities = ("paper", "reference")
-
-    def __init__(self, model_path: str | None = None, *, divergence: str = "kl", reference_length: int = 500,
-                 **kwargs):
-        if isinstance(reference_length, bool) or not isinstance(reference_length, int) or reference_length < 2:
-            raise ValueError(f"method 'flat': reference_length (the public code's padded length, 500) must be an "
-                             f"integer >= 2, got {reference_length!r}")
-        if divergence not in losses.FLAT_DIVERGENCES:
-            raise ValueError(f"method 'flat': unknown divergence {divergence!r}; choose one of "
-                             f"{', '.join(losses.FLAT_DIVERGENCES)}")
-        super().__init__(model_path, **kwargs)
-        self.divergence, self.reference_length = divergence, reference_length
+    Settings = FLATSettings
 
     def loss(self, batch):
         f, e = self.sub(batch), self.sub(batch, "template")
         if self.parity == "reference":
             p_forget, p_template = (losses.flat_reference_probability(self.forward_logits(self.model, s), s["labels"],
-                                                                      self.reference_length) for s in (f, e))
+                                                                      self.settings.reference_length)
+                                  for s in (f, e))
         else:
             p_forget = losses.mean_token_probability(self.forward_logits(self.model, f), f["labels"])
             p_template = losses.mean_token_probability(self.forward_logits(self.model, e), e["labels"])
-        forget = losses.flat_loss(p_template, p_forget, self.divergence)
+        forget = losses.flat_loss(p_template, p_forget, self.settings.divergence)
         return {"loss": self.gamma_forget * forget, "forget": forget,
                 "p_template": p_template.mean(), "p_forget": p_forget.mean()}

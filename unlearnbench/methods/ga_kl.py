@@ -31,9 +31,6 @@ class GAKL(UnlearningMethod):
     needs_reference = True
     parities = ("paper", "reference")
 
-    def __init__(self, model_path: str | None = None, **kw):
-        super().__init__(model_path, **kw)
-
     def loss(self, batch):
         f = self.sub(batch)
         forget = losses.ga_loss(self.forward_logits(self.model, f), f["labels"])

@@ -17,9 +17,6 @@ class GradDiff(UnlearningMethod):
     shapes = ("qa", "text")
     needs = ("retain",)
 
-    def __init__(self, model_path: str | None = None, **kw):
-        super().__init__(model_path, **kw)
-
     def loss(self, batch):
         f = self.sub(batch)
         forget = losses.ga_loss(self.forward_logits(self.model, f), f["labels"])

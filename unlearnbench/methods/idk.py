@@ -23,9 +23,6 @@ class IdkPO(UnlearningMethod):
     needs = ("idk", "retain")
     parities = ("paper", "reference", "wagle")
 
-    def __init__(self, model_path: str | None = None, **kw):
-        super().__init__(model_path, **kw)
-
     def loss(self, batch):
         idk, r = self.sub(batch, "idk"), self.retain_batch()
         s_idk, n_idk = losses.sequence_nll(self.forward_logits(self.model, idk), idk["labels"])

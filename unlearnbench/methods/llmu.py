@@ -24,35 +24,43 @@ and the tiny model a scaled budget (``tiny_params``, documented in the grid).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
 
 PAPER_DEFAULTS = {"lr": 2e-6, "batch_size": 2, "warmup_epochs": 0.0, "steps": 1000, "grad_clip": 0.0}
+
+
+@dataclass
+class LLMUSettings:
+    eps1: float = setting(0.5, "ε1, weight of the ascent on the harmful (forget) answers")
+    eps2: float = setting(1.0, "ε2, weight of the descent on random normal answers to the forget prompts")
+    eps3: float = setting(1.0, "ε3, weight of the KL to the frozen model on normal data")
+    stop_threshold: float | None = setting(None, "stop once the ascended forget NLL (rank mean) exceeds this; "
+                                                 "unset: never", range="> 0")
 
 
 class LLMU(UnlearningMethod):
     """LLMU: −ε1·ℓ(y_f|x_f) + ε2·mean_k ℓ(y_rand,k|x_f) + ε3·KL(π_ref‖π_θ) on normal data (Yao, Xu, Liu)."""
 
     name = "llmu"
-    param_ranges = {"stop_threshold": "> 0"}  # checked when a grid is read (methods.params)
     needs = ("random_normal", "retain")
     needs_reference = True
     parities = ("paper", "reference")
+    Settings = LLMUSettings
+    # Unset: 0 (no clipping) under parity "reference", as the public code; else the loop's 1.0.
+    shared_defaults = {"grad_clip": None}
 
-    def __init__(self, model_path: str | None = None, *, eps1: float = 0.5, eps2: float = 1.0,
-                 eps3: float = 1.0, stop_threshold: float | None = None, grad_clip: float | None = None,
-                 **kwargs):
-        if grad_clip is None:  # the public code does not clip; the shared loop clips at 1.0
-            grad_clip = 0.0 if kwargs.get("parity") == "reference" else 1.0
-        kwargs["grad_clip"] = grad_clip
-        if stop_threshold is not None and not stop_threshold > 0:
-            raise ValueError(f"method 'llmu': stop_threshold is the ascended forget NLL and "
-                             f"must be > 0 (or None), got {stop_threshold}")
-        super().__init__(model_path, **kwargs)
-        self.eps = (float(eps1), float(eps2), float(eps3))
-        self.stop_threshold = stop_threshold
+    def __init__(self, model_path: str | None = None, **params):
+        """``grad_clip`` unset: 0 (no clipping) under parity "reference", as the public code; else 1.0."""
+        if params.get("grad_clip") is None:
+            params["grad_clip"] = 0.0 if params.get("parity") == "reference" else 1.0
+        super().__init__(model_path, **params)
+        self.eps = (self.settings.eps1, self.settings.eps2, self.settings.eps3)
 
     def loss(self, batch):
         f, rand = self.sub(batch), self.sub(batch, "random")
@@ -79,9 +87,9 @@ class LLMU(UnlearningMethod):
         return {**terms, "loss": total, "forget_nll": forget_nll}
 
     def _maybe_stop(self, forget_nll: torch.Tensor) -> None:
-        if self.stop_threshold is None:
+        if self.settings.stop_threshold is None:
             return
         # The same decision on every rank: compare the rank-mean ascended loss.
         nll = self.trainer.strategy.reduce(forget_nll.detach().clone(), reduce_op="mean")
-        if float(nll) > self.stop_threshold:
+        if float(nll) > self.settings.stop_threshold:
             self.trainer.should_stop = True

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class NPOSettings:
+    beta: float = setting(0.1, "β, inverse temperature of the log-ratio log(π_θ/π_ref)", range="> 0")
 
 
 class NPO(UnlearningMethod):
@@ -14,7 +22,6 @@ class NPO(UnlearningMethod):
     """
 
     name = "npo"
-    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     shapes = ("qa", "text")
     needs = ()
     needs_reference = True
@@ -22,19 +29,14 @@ class NPO(UnlearningMethod):
     # "wagle": WAGLE's own NPO (OPTML-Group/WAGLE @31275e8, src/unlearn/GA.py, NPO_FT), one
     # log-ratio per batch from token-mean NLLs (losses.npo_token_mean_loss).
     parities = ("paper", "wagle")
-
-    def __init__(self, model_path: str | None = None, *, beta: float = 0.1, **kw):
-        if not beta > 0:
-            raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
-        super().__init__(model_path, **kw)
-        self.beta = float(beta)
+    Settings = NPOSettings
 
     def loss(self, batch):
         f = self.sub(batch)
         s, s_ref = self.summed_nll_with_ref(f)
         if self.parity == "wagle":
             n = (f["labels"][:, 1:] != losses.IGNORE_INDEX).sum().clamp(min=1)
-            forget = losses.npo_token_mean_loss(s.sum() / n, s_ref.sum() / n, beta=self.beta)
+            forget = losses.npo_token_mean_loss(s.sum() / n, s_ref.sum() / n, beta=self.settings.beta)
         else:
-            forget = losses.npo_loss(s, s_ref, beta=self.beta)
+            forget = losses.npo_loss(s, s_ref, beta=self.settings.beta)
         return {"loss": self.gamma_forget * forget, "forget": forget}

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from unlearnbench.methods import losses, losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
 from unlearnbench.parallel import initialized
+
+
+@dataclass
+class PDUSettings:
+    retain_loss_eps: float | None = setting(None, "ε, the bound on the retain loss; unset: retain_loss_ratio × "
+                                                  "the model's retain NLL before unlearning", range=">= 0")
+    retain_loss_ratio: float = setting(2.0, "ε as a multiple of the retain NLL before unlearning (when "
+                                            "retain_loss_eps is unset)", range="> 0")
+    dual_step_size: float = setting(1.0, "η, step of the dual variable μ ← max(0, μ + η·(ℓ_r − ε))", range=">= 0")
+    dual_warmup_epochs: int = setting(5, "epochs before μ starts moving (μ starts at lambda_retain)", range=">= 0")
+    shifted: bool = setting(False, "true: flatten the logits that predict the answer tokens (the paper); false: "
+                                   "those at the scored positions (open-unlearning)")
 
 
 class PDU(UnlearningMethod):
@@ -30,22 +45,12 @@ class PDU(UnlearningMethod):
     name = "pdu"
     shapes = ("qa", "text")
     needs = ("retain",)
+    Settings = PDUSettings
 
-    def __init__(self, model_path: str | None = None, *, retain_loss_eps: float | None = None,
-                 retain_loss_ratio: float = 2.0, dual_step_size: float = 1.0, dual_warmup_epochs: int = 5,
-                 shifted: bool = False, **kw):
-        if retain_loss_eps is not None and not retain_loss_eps >= 0:
-            raise ValueError(f"method 'pdu': retain_loss_eps must be >= 0 (or unset), got {retain_loss_eps}")
-        if not retain_loss_ratio > 0:
-            raise ValueError(f"method 'pdu': retain_loss_ratio must be > 0, got {retain_loss_ratio}")
-        if not dual_step_size >= 0:
-            raise ValueError(f"method 'pdu': dual_step_size must be >= 0, got {dual_step_size}")
-        if isinstance(dual_warmup_epochs, bool) or not isinstance(dual_warmup_epochs, int) or dual_warmup_epochs < 0:
-            raise ValueError(f"method 'pdu': dual_warmup_epochs must be an integer >= 0, got {dual_warmup_epochs!r}")
-        super().__init__(model_path, **kw)
-        self.retain_loss_eps = None if retain_loss_eps is None else float(retain_loss_eps)
-        self.retain_loss_ratio, self.dual_step_size = float(retain_loss_ratio), float(dual_step_size)
-        self.dual_warmup_epochs, self.shifted = dual_warmup_epochs, bool(shifted)
+    def __init__(self, model_path: str | None = None, **params):
+        super().__init__(model_path, **params)
+        # ε once known (given, or measured at the first step) and μ: training state, not settings
+        self.retain_loss_eps = self.settings.retain_loss_eps
         self.dual = float(self.lambda_retain)  # μ, open-unlearning's ``preferences[1]``
 
     @torch.no_grad()
@@ -74,16 +79,16 @@ class PDU(UnlearningMethod):
 
     def loss(self, batch):
         if self.retain_loss_eps is None:  # measured at the first step (also when WAGLE wraps PDU)
-            self.retain_loss_eps = self.retain_loss_ratio * self.measure_retain_loss()
+            self.retain_loss_eps = self.settings.retain_loss_ratio * self.measure_retain_loss()
         f = self.sub(batch)
-        forget = losses_ou.pdu_forget_loss(self.forward_logits(self.model, f), f["labels"], self.shifted)
+        forget = losses_ou.pdu_forget_loss(self.forward_logits(self.model, f), f["labels"], self.settings.shifted)
         retain = self.retain_nll()
         slack = retain - self.retain_loss_eps
         dual = self.dual  # the step's loss uses μ before this step's update, as open-unlearning
         total = self.gamma_forget * forget + dual * slack
         # open-unlearning enables the update at the end of epoch `dual_warmup_epochs` (HF's
         # state.epoch counts finished epochs), so it starts in 0-based epoch dual_warmup_epochs.
-        if self.current_epoch >= self.dual_warmup_epochs:
-            self.dual = max(0.0, dual + self.dual_step_size * self._mean_over_ranks(slack))
+        if self.current_epoch >= self.settings.dual_warmup_epochs:
+            self.dual = max(0.0, dual + self.settings.dual_step_size * self._mean_over_ranks(slack))
         return {"loss": total, "forget": forget, "retain": retain,
                 "dual": torch.tensor(dual), "eps": torch.tensor(self.retain_loss_eps)}

@@ -42,11 +42,13 @@ Defaults follow the WMDP code (``rmu/unlearn.py``: ``layer_id=7``, ``layer_ids=5
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
 
 
 # WMDP's code: hook layer 7 of zephyr-7b's 32 decoder layers.
@@ -65,6 +67,19 @@ def default_layers(n_layers: int) -> tuple[int, list[int]]:
     return layer, list(range(max(0, layer - 2), layer + 1))
 
 
+@dataclass
+class RMUSettings:
+    layer: int | None = setting(None, "decoder layer ℓ whose output is steered (0-based); unset: WMDP's 7 or its "
+                                      "relative depth (default_layers)", range=">= 0")
+    update_layers: list[int] | tuple[int, ...] | None = setting(None, "layers whose weights move; unset: "
+                                                                      "layer − 2 .. layer")
+    update_params: tuple[str, ...] | list[str] | str | None = setting(
+        None, "name substrings of the parameters that move in update_layers, or all; unset: the MLP output "
+              "projection")
+    steering_coeff: float = setting(20.0, "c, norm of the random target activation (tuned per model with alpha)")
+    alpha: float = setting(100.0, "α, weight of the retain activation MSE (tuned per model with steering_coeff)")
+
+
 class RMU(UnlearningMethod):
     """RMU: MSE(h_ℓ(x_f), c·u/‖u‖) + α·MSE(h_ℓ(x_r), h_ℓ^ref(x_r)) at one layer (Li et al. 2024, WMDP)."""
 
@@ -76,12 +91,12 @@ class RMU(UnlearningMethod):
     # "reference": open-unlearning's RMU (src/trainer/unlearn/rmu.py): the MSE over the scored
     # answer positions only, with its [B]/[B, 1] broadcast (losses.rmu_answer_mse).
     parities = ("paper", "reference")
+    Settings = RMUSettings
 
-    def __init__(self, model_path: str | None = None, *, layer: int | None = None,
-                 update_layers: list[int] | tuple[int, ...] | None = None,
-                 update_params: tuple[str, ...] | list[str] | str | None = None,
-                 steering_coeff: float = 20.0, alpha: float = 100.0, **kwargs):
-        super().__init__(model_path, **kwargs)
+    def __init__(self, model_path: str | None = None, **params):
+        super().__init__(model_path, **params)
+        s = self.settings
+        layer, update_layers, update_params = s.layer, s.update_layers, s.update_params
         n_layers = len(self.model.model.layers)
         auto_layer, auto_update = default_layers(n_layers)
         self.layer = auto_layer if layer is None else int(layer)
@@ -104,7 +119,7 @@ class RMU(UnlearningMethod):
                 raise ValueError(f"method 'rmu': no MLP output projection ({', '.join(MLP_OUT)}) in layers "
                                  f"{self.update_layers}; pass update_params (name substrings, or 'all')")
             self.update_params = (found[0],)
-        self.steering_coeff, self.alpha = float(steering_coeff), float(alpha)
+        self.steering_coeff, self.alpha = s.steering_coeff, s.alpha
         g = torch.Generator().manual_seed(self.seed)
         control = losses.rmu_control_vector(self.model.config.hidden_size, self.steering_coeff, g)
         self.register_buffer("control", control, persistent=False)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class SatImpSettings:
+    beta1: float = setting(5.0, "β1, exponent of the saturation weight p^β1", range=">= 0")
+    beta2: float = setting(1.0, "β2, exponent of the importance weight (1 − p)^β2", range=">= 0")
 
 
 class SatImp(UnlearningMethod):
@@ -20,20 +29,13 @@ class SatImp(UnlearningMethod):
     name = "satimp"
     shapes = ("qa", "text")
     needs = ("retain",)
-
-    def __init__(self, model_path: str | None = None, *, beta1: float = 5.0, beta2: float = 1.0,
-                 gamma_forget: float = 0.1, **kw):
-        for key, value in (("beta1", beta1), ("beta2", beta2)):
-            if not value >= 0:
-                raise ValueError(f"method 'satimp': {key} must be >= 0, got {value}")
-        if not gamma_forget >= 0:
-            raise ValueError(f"method 'satimp': gamma_forget must be >= 0, got {gamma_forget}")
-        super().__init__(model_path, gamma_forget=gamma_forget, **kw)
-        self.beta1, self.beta2 = float(beta1), float(beta2)
+    Settings = SatImpSettings
+    shared_defaults = {"gamma_forget": 0.1}
 
     def loss(self, batch):
         f = self.sub(batch)
-        forget = losses_ou.satimp_loss(self.forward_logits(self.model, f), f["labels"], self.beta1, self.beta2)
+        forget = losses_ou.satimp_loss(self.forward_logits(self.model, f), f["labels"],
+                                         self.settings.beta1, self.settings.beta2)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 from unlearnbench.methods import losses
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class SimNPOSettings:
+    beta: float = setting(4.5, "β, scale of the length-normalised log-likelihood", range="> 0")
+    delta: float = setting(0.0, "δ, the margin subtracted after the scaling by β (theirs × β: see the docstring)")
 
 
 class SimNPO(UnlearningMethod):
@@ -26,27 +33,15 @@ class SimNPO(UnlearningMethod):
     """
 
     name = "simnpo"
-    param_ranges = {"beta": "> 0"}  # checked when a grid is read (methods.params)
     shapes = ("qa", "text")
     needs = ("retain",)
-
-    def __init__(self, model_path: str | None = None, *, beta: float = 4.5, delta: float = 0.0,
-                 gamma_forget: float = 0.125, **kw):
-        if not beta > 0:
-            raise ValueError(f"method {self.name!r}: beta must be > 0, got {beta}")
-        if not math.isfinite(delta):
-            raise ValueError(f"method {self.name!r}: delta must be finite, got {delta}")
-        if not gamma_forget >= 0:
-            raise ValueError(f"method {self.name!r}: gamma_forget must be >= 0, got {gamma_forget}")
-        if "lambda_retain" in kw and not kw["lambda_retain"] >= 0:
-            raise ValueError(f"method {self.name!r}: lambda_retain must be >= 0, got {kw['lambda_retain']}")
-        super().__init__(model_path, gamma_forget=gamma_forget, **kw)
-        self.beta, self.delta = float(beta), float(delta)
+    Settings = SimNPOSettings
+    shared_defaults = {"gamma_forget": 0.125}
 
     def loss(self, batch):
         f = self.sub(batch)
         s, n = losses.sequence_nll(self.forward_logits(self.model, f), f["labels"])
-        forget = losses.simnpo_loss(s, n, beta=self.beta, delta=self.delta)
+        forget = losses.simnpo_loss(s, n, beta=self.settings.beta, delta=self.settings.delta)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses, losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class UNDIALSettings:
+    beta: float = setting(10.0, "β, how far the true token's reference logit is lowered in the target", range=">= 0")
+    positions: str = setting("answer", "answer: score the forget answer's tokens; all: every padded position "
+                                       "(open-unlearning)", choices=losses_ou.UNDIAL_POSITIONS)
 
 
 class UNDIAL(UnlearningMethod):
@@ -23,23 +33,14 @@ class UNDIAL(UnlearningMethod):
     shapes = ("qa", "text")
     needs = ("retain",)
     needs_reference = True
-
-    def __init__(self, model_path: str | None = None, *, beta: float = 10.0, positions: str = "answer",
-                 lr: float = 1e-4, lambda_retain: float = 0.0, **kw):
-        if not beta >= 0:
-            raise ValueError(f"method 'undial': beta must be >= 0, got {beta}")
-        if positions not in losses_ou.UNDIAL_POSITIONS:
-            raise ValueError(f"method 'undial': positions must be one of {losses_ou.UNDIAL_POSITIONS}, "
-                             f"got {positions!r}")
-        if not lambda_retain >= 0:
-            raise ValueError(f"method 'undial': lambda_retain must be >= 0, got {lambda_retain}")
-        super().__init__(model_path, lr=lr, lambda_retain=lambda_retain, **kw)
-        self.beta, self.positions = float(beta), positions
+    Settings = UNDIALSettings
+    shared_defaults = {"lr": 1e-4, "lambda_retain": 0.0}
 
     def loss(self, batch):
         f = self.sub(batch)
         logits = self.forward_logits(self.model, f)
-        forget = losses_ou.undial_loss(logits, self.ref_logits(f), f["labels"], self.beta, self.positions)
+        forget = losses_ou.undial_loss(logits, self.ref_logits(f), f["labels"], self.settings.beta,
+                                      self.settings.positions)
         terms = {"forget": forget}
         total = self.gamma_forget * forget
         if self.lambda_retain > 0:  # λ = 0 (the default): no retain batch is drawn at all

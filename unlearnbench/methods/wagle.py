@@ -26,9 +26,9 @@ ever holds the full model, gradient or score vector; each keeps the mask of its 
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,18 +36,32 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from unlearnbench.methods import losses
+from unlearnbench.methods import settings as S
 from unlearnbench.methods.base import UnlearningMethod, _count_tokens
+from unlearnbench.methods.settings import setting
 from unlearnbench.methods.wagle_masks import (  # noqa: F401 (re-exported: the public mask functions)
     row_block, top_fraction, top_fraction_sharded, top_per_row, wagle_score)
 from unlearnbench.parallel import initialized
 
 MASKS = ("wagle", "random", "magnitude", "wanda", "dense")
-_BASE_ARGS = set(inspect.signature(UnlearningMethod.__init__).parameters) - {"self", "model_path", "model"}
 # Settings of the training loop WAGLE runs for the inner method (optimiser, schedule, batch,
-# seed, data): the inner's copy would be ignored, so inner_params may not carry them. The
-# inner's own loss weights (gamma_forget, lambda_retain) do reach its loss and stay allowed.
-LOOP_KEYS = tuple(sorted(_BASE_ARGS - {"gamma_forget", "lambda_retain", "parity"})) + (
+# seed, how the model is held, data): the inner's copy would be ignored, so inner_params may
+# not carry them. The inner's own loss weights (gamma_forget, lambda_retain) do reach its loss
+# and stay allowed, and so does its parity.
+LOOP_KEYS = tuple(sorted({*S.names(S.LoopSettings, S.RunOptions), "dtype", "ref_dtype"} - {"parity"})) + (
     "k_random", "template", "max_steps", "micro_batch_size")
+
+
+@dataclass
+class WAGLESettings:
+    inner: str = setting("grad_diff", "the unlearning method whose update is masked (any registered one but wagle)")
+    ratio: float = setting(0.95, "fraction of the weights updated (the top of the score)", range="(0, 1]")
+    gamma: float = setting(1e-6, "γ, the diagonal Hessian in the attribution score", range="> 0")
+    mask: str = setting("wagle", "wagle (weight attribution), or the baselines random, magnitude, wanda, dense",
+                        choices=MASKS)
+    inner_params: dict | None = setting(None, "the inner method's own settings (loop settings such as lr belong "
+                                              "at the top level)")
+    save_masks: bool = setting(False, "also write the masks (wagle_masks.safetensors) in the run dir")
 
 
 def decoder_linears(model) -> dict[str, torch.nn.Linear]:
@@ -173,8 +187,7 @@ class WAGLE(UnlearningMethod):
     """
 
     name = "wagle"
-    param_ranges = {"ratio": "(0, 1]", "gamma": "> 0"}  # checked when a grid is read
-    param_choices = {"mask": MASKS}
+    Settings = WAGLESettings
     delegates_to = "inner"  # keywords WAGLE does not take go to its inner method
     supports_lora = False
     # "reference": as OPTML-Group/WAGLE @31275e8 runs it. Its BaseTrainer zeroes masked-out
@@ -188,24 +201,24 @@ class WAGLE(UnlearningMethod):
         """WAGLE trains on whatever its inner method trains on."""
         from unlearnbench.registry import methods
 
-        inner = methods.get((params or {}).get("inner", "grad_diff"))
+        inner = methods.get((params or {}).get("inner", WAGLESettings.inner))
         return (isinstance(inner, type) and inner is not cls
                 and inner.supports(shape, (params or {}).get("inner_params")))
 
-    def __init__(self, model_path: str | None = None, inner: str = "grad_diff", ratio: float = 0.95,
-                 gamma: float = 1e-6, mask: str = "wagle", inner_params: dict | None = None,
-                 save_masks: bool = False, parity: str = "paper", **kw):
+    def __init__(self, model_path: str | None = None, **params):
+        """``params``: WAGLE's settings, the shared ones (WAGLE runs the loop; the inner method
+        gets them too) and, flat, any other the inner method takes."""
         from unlearnbench.registry import methods
-        if mask not in MASKS:
-            raise ValueError(f"method 'wagle': unknown mask {mask!r}; choose one of {', '.join(MASKS)}")
-        if not 0 < ratio <= 1:
-            raise ValueError(f"method 'wagle': ratio (fraction of weights updated) must be in (0, 1], got {ratio}")
-        if not gamma > 0:
-            raise ValueError(f"method 'wagle': gamma (the diagonal Hessian γ) must be > 0, got {gamma}")
+
+        mine = {k: params.pop(k) for k in S.names(WAGLESettings) if k in params}
+        own = WAGLESettings(**mine)
+        S.check(own, self.name)  # before the inner method loads the model
+        parity, kw = params.pop("parity", "paper"), params
+        inner = own.inner
         inner_cls = methods.get(inner)  # an unknown name raises the registry's error, with suggestions
         if isinstance(inner_cls, type) and issubclass(inner_cls, WAGLE):
             raise ValueError("method 'wagle' cannot wrap itself (inner='wagle'); choose e.g. grad_diff or npo")
-        inner_params = dict(inner_params or {})
+        inner_params = dict(own.inner_params or {})
         if parity == "reference" and "wagle" in getattr(inner_cls, "parities", ()) and "parity" not in inner_params:
             inner_params["parity"] = "wagle"
         if loop := [k for k in inner_params if k in LOOP_KEYS]:
@@ -216,12 +229,13 @@ class WAGLE(UnlearningMethod):
         if clash := sorted(set(inner_params) & set(kw)):
             raise ValueError(f"method 'wagle': {clash} given both directly and in inner_params; give each once")
         inner_m = inner_cls(model_path=model_path, **kw, **inner_params)
-        super().__init__(model_path, model=inner_m.model, parity=parity,
-                         **{k: v for k, v in kw.items() if k in _BASE_ARGS})
+        shared = {*S.names(*S.SHARED), "dtype", "ref_dtype"}
+        super().__init__(model_path, model=inner_m.model, parity=parity, **mine,
+                         **{k: v for k, v in kw.items() if k in shared})
         self.inner = inner_m  # a child module, so the Trainer reaches it too
         self.needs, self.needs_reference, self.ref_model = inner_m.needs, inner_m.needs_reference, inner_m.ref_model
-        self.inner_name, self.mask_kind, self.ratio, self.gamma = inner, mask, float(ratio), float(gamma)
-        self.save_masks, self.masks, self.mask_density, self._mask_of, self._decay = save_masks, {}, None, {}, {}
+        self.inner_name, self.mask_kind, self.ratio, self.gamma = inner, own.mask, float(own.ratio), float(own.gamma)
+        self.save_masks, self.masks, self.mask_density, self._mask_of, self._decay = own.save_masks, {}, None, {}, {}
         self.mask_stats: dict = {}
 
     @property

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.methods import losses_ou
 from unlearnbench.methods.base import UnlearningMethod
+from unlearnbench.methods.settings import setting
+
+
+@dataclass
+class WGASettings:
+    beta: float = setting(1.0, "β, exponent of the detached token weight p_θ(y_t)^β", range=">= 0")
 
 
 class WGA(UnlearningMethod):
@@ -17,16 +25,11 @@ class WGA(UnlearningMethod):
     name = "wga"
     shapes = ("qa", "text")
     needs = ("retain",)
-
-    def __init__(self, model_path: str | None = None, *, beta: float = 1.0, **kw):
-        if not beta >= 0:
-            raise ValueError(f"method 'wga': beta must be >= 0, got {beta}")
-        super().__init__(model_path, **kw)
-        self.beta = float(beta)
+    Settings = WGASettings
 
     def loss(self, batch):
         f = self.sub(batch)
-        forget = losses_ou.wga_loss(self.forward_logits(self.model, f), f["labels"], self.beta)
+        forget = losses_ou.wga_loss(self.forward_logits(self.model, f), f["labels"], self.settings.beta)
         retain = self.retain_nll()
         total = self.gamma_forget * forget + self.lambda_retain * retain
         return {"loss": total, "forget": forget, "retain": retain}

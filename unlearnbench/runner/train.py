@@ -19,7 +19,7 @@ from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.data.collate import encoder_for
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import check_parity
-from unlearnbench.methods.params import HARNESS_SET, check_params
+from unlearnbench.methods.params import HARNESS_SET, check_params, known_params
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.models.loading import load_tokenizer
 from unlearnbench.parallel import initialized
@@ -30,8 +30,8 @@ from unlearnbench.runner.strategies import trainer_kwargs
 
 def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
     """(method params, data params): keys the benchmark's data takes (e.g. LLMU's
-    ``k_random``, FLAT's ``template``) go to the data unless the method's constructor takes them."""
-    init = _init_args(cls)
+    ``k_random``, FLAT's ``template``) go to the data unless the method has a setting of that name."""
+    init = known_params(cls) if isinstance(cls, type) else set()
     data = {k: v for k, v in params.items() if k in bench.data_options and k not in init}
     return {k: v for k, v in params.items() if k not in data}, data
 
@@ -44,12 +44,6 @@ def build_method(name: str, model_path: str, seed: int, params: dict):
         return cls(model_path=model_path, seed=seed, **params)
     except TypeError as exc:
         raise ValueError(f"method {name!r}: bad hyper-parameter ({exc})") from exc
-
-
-def _init_args(cls) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(cls.__init__).parameters)
 
 
 def unlearn(method_name: str, spec, bench=None, *, split: str = "forget10",
