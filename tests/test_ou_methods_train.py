@@ -177,7 +177,7 @@ def test_pdu_measures_eps_and_moves_the_dual_after_warm_up(tiny_family, tmp_path
     # ε = 0.5 × the target's retain NLL (measured over the whole retain set before step 0)
     assert 0 < eps < hist[0]["retain"]
     assert hist[1]["dual"] == pytest.approx(max(0.0, 1.0 + (hist[0]["retain"] - eps)), rel=1e-5)
-    with pytest.raises(ValueError, match="'pdu': retain_loss_ratio"):
+    with pytest.raises(ValueError, match="'retain_loss_ratio' of method 'pdu' must be > 0"):
         build_method("pdu", "/nonexistent", 0, {"retain_loss_ratio": 0})
 
 
