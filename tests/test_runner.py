@@ -421,7 +421,7 @@ def test_a_failure_stays_in_the_summary_when_a_later_cell_is_not_applicable(smal
     entries += [{"name": m, "params": dict(CHEAP)} for m in METHODS]
     path = write_yaml(tmp_path / "broken.yaml", small_grid(entries=entries))
     monkeypatch.setattr(run_module, "not_applicable",
-                        lambda cell: "does not train on this data" if cell.get("label") == "grad_diff" else None)
+                        lambda job: "does not train on this data" if job.config.get("label") == "grad_diff" else None)
     res = run_grid(load_grid(path), out, log=lambda _: None)
     assert [cid for cid, _ in res["failed"]] == [cell_id("ga-broken")]
     assert result(out, cell_id("grad_diff"))["status"] == "not_applicable"
