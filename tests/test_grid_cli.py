@@ -34,7 +34,7 @@ def _fake_result(out: Path, sub: str, cell: dict, status: str = "ok") -> None:
 def _job(grid, out, cell_id):
     from unlearnbench.runner.run import plan
 
-    return next(c for _, c, _, _ in plan(grid, out) if c["cell_id"] == cell_id)
+    return next(p.job.to_json() for p in plan(grid, out) if p.job.id == cell_id)
 
 
 def test_dry_run_marks_done_stale_and_to_run_and_honours_only(tmp_path, capsys):
@@ -90,7 +90,7 @@ def test_grid_plugins_are_relative_to_the_grid_file_and_reach_every_cell(tmp_pat
     from unlearnbench.runner.run import plan
 
     jobs = plan(grid, tmp_path / "out", plugins=grid.plugins)
-    assert all(cell["plugins"] == grid.plugins for _, cell, _, _ in jobs)
+    assert all(p.job.plugins == grid.plugins for p in jobs)
     bad = _write(tmp_path, {**GRID, "plugins": ["nowhere.py"]})
     assert cli.main(["grid", str(bad), "--dry-run"]) == 2
     assert "plugin 'nowhere.py' is not a file" in capsys.readouterr().err

@@ -241,7 +241,7 @@ def test_leaderboard_shows_kept_step_eval_cost_and_kept_against_last(tmp_path):
     from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.report.curves import curve_frame, curve_panels
     from unlearnbench.report.leaderboard import write_leaderboard
-    from unlearnbench.runner.cell import benchmark_meta
+    from unlearnbench.runner.evaluated import benchmark_meta
 
     meta = benchmark_meta(get_benchmark("tofu-synth"))
     g = tmp_path / "grid"

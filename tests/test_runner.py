@@ -346,14 +346,14 @@ def test_plan_reruns_changed_configs_only(small_run, tmp_path):
     out = copy_results(small_run["out"], tmp_path / "copy")
     raw = copy.deepcopy(small_run["raw"])
     jobs = plan(parse_grid(raw), out)
-    assert [j[3] for j in jobs] == ["done"] * 5
+    assert [j.state for j in jobs] == ["done"] * 5
     raw["methods"][0]["params"]["lr"] = 2.0e-3  # ga's entry changed, same label and id
-    states = {cell["cell_id"]: state for _, cell, _, state in plan(parse_grid(raw), out)}
+    states = {job.id: state for job, _, state in plan(parse_grid(raw), out)}
     assert states.pop(cell_id("ga")) == "stale"
     assert set(states.values()) == {"done"}
     raw = copy.deepcopy(small_run["raw"])
     raw["eval"]["max_items"] = 5  # changes every job, references included
-    assert {j[3] for j in plan(parse_grid(raw), out)} == {"stale"}
+    assert {j.state for j in plan(parse_grid(raw), out)} == {"stale"}
     # --only narrows the references to those of the selected cells.
     assert len(plan(parse_grid(small_run["raw"]), out, only="npo__")) == 3
 
@@ -368,13 +368,13 @@ def test_plan_reruns_results_recorded_on_other_data(small_run, tmp_path):
     data = json.loads(victim.read_text())
     data["data_key"] = "another-stand-in"
     victim.write_text(json.dumps(data))
-    states = {cell_dir: state for _, _, cell_dir, state in plan(parse_grid(small_run["raw"]), out)}
+    states = {job_dir: state for _, job_dir, state in plan(parse_grid(small_run["raw"]), out)}
     assert states.pop(victim.parent) == "stale"
     assert set(states.values()) == {"done"}
     # A result written before data keys were recorded is compared by its config alone.
     del data["data_key"]
     victim.write_text(json.dumps(data))
-    assert {j[3] for j in plan(parse_grid(small_run["raw"]), out)} == {"done"}
+    assert {j.state for j in plan(parse_grid(small_run["raw"]), out)} == {"done"}
 
 
 # --- 4. a broken cell ----------------------------------------------------------------------------
@@ -421,7 +421,7 @@ def test_a_failure_stays_in_the_summary_when_a_later_cell_is_not_applicable(smal
     entries += [{"name": m, "params": dict(CHEAP)} for m in METHODS]
     path = write_yaml(tmp_path / "broken.yaml", small_grid(entries=entries))
     monkeypatch.setattr(run_module, "not_applicable",
-                        lambda cell: "does not train on this data" if cell.get("label") == "grad_diff" else None)
+                        lambda job: "does not train on this data" if job.config.get("label") == "grad_diff" else None)
     res = run_grid(load_grid(path), out, log=lambda _: None)
     assert [cid for cid, _ in res["failed"]] == [cell_id("ga-broken")]
     assert result(out, cell_id("grad_diff"))["status"] == "not_applicable"

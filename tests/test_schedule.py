@@ -13,18 +13,19 @@ from unlearnbench import cli
 from unlearnbench.models.tiny import _build_atomically
 from unlearnbench.numerics import cpu_threads
 from unlearnbench.runner import schedule
+from unlearnbench.runner.jobs import Job
 
 
-def job(cid: str, **extra) -> dict:
-    return {"cell_id": cid, **extra}
+def job(kind: str, cid: str, **extra) -> Job:
+    return Job.from_json({"cell_id": cid, "kind": kind, **extra})
 
 
 def test_attacks_wait_for_their_cell_chains_for_their_step_and_cells_for_the_references():
-    jobs = [("refs", job("target")), ("refs", job("retain")),
-            ("attacks", job("target__relearn", parent="target")),
-            ("cells", job("ga")), ("attacks", job("ga__quant4", parent="ga")),
-            ("cells", job("ga-step2", start_from="ga")),
-            ("cells", job("npo", start_from="npo-done-earlier"))]
+    jobs = [job("ref", "target"), job("ref", "retain"),
+            job("attack", "target__relearn", parent="target", parent_kind="ref"),
+            job("cell", "ga"), job("attack", "ga__quant4", parent="ga", parent_kind="cell"),
+            job("cell", "ga-step2", start_from="ga"),
+            job("cell", "npo", start_from="npo-done-earlier")]
     deps = schedule.dependencies(jobs)
     assert deps["target"] == set() and deps["retain"] == set()
     assert deps["target__relearn"] == {"target"}

@@ -349,8 +349,8 @@ def cmd_grid(args) -> int:
 
 def cmd_run(args) -> int:
     from unlearnbench.runner.train import parse_sets
-    from unlearnbench.atomic import atomic_write_json
-    from unlearnbench.runner.cell import execute
+    from unlearnbench.report.schema import Kind
+    from unlearnbench.runner.jobs import Job, execute
 
     from unlearnbench.runner.run import not_applicable
 
@@ -362,22 +362,23 @@ def cmd_run(args) -> int:
     check_params(args.method, parse_sets(args.set), _bench_class(args)[0].data_options, where="--set")
     bench, split = _bench(args)
     label = args.method + "".join(f"[{s}]" for s in args.set)
-    cell = {"cell_id": out.name, "kind": "cell", "method": args.method, "label": label,
-            "benchmark": bench.name, "split": split, "model": args.model, "seed": args.seed,
-            "params": parse_sets(args.set), "strategy": args.strategy, "devices": args.devices,
-            "num_nodes": args.num_nodes, "data_dir": args.data_dir, "plugins": args.plugin,
-            "eval": bench.check_eval_options(parse_sets(args.eval_set))}
-    reason = not_applicable(cell)
+    job = Job(Kind.CELL, {
+        "cell_id": out.name, "kind": Kind.CELL.value, "method": args.method, "label": label,
+        "benchmark": bench.name, "split": split, "model": args.model, "seed": args.seed,
+        "params": parse_sets(args.set), "strategy": args.strategy, "devices": args.devices,
+        "num_nodes": args.num_nodes, "data_dir": args.data_dir, "plugins": args.plugin,
+        "eval": bench.check_eval_options(parse_sets(args.eval_set))})
+    reason = not_applicable(job)
     if reason is not None:
         raise GridError(f"{reason}; choose a method that trains on {bench.shape!r} data")
     from unlearnbench.runner.periodic_eval import check
 
     try:  # --set eval_every=... / keep=... (evaluation during unlearning)
-        check(cell["params"], type(bench))
+        check(job.config["params"], type(bench))
     except ValueError as exc:
         raise GridError(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "cell.json", cell)
+    job.write(out)
     rc = execute(out / "cell.json")
     result = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
     if result.get("status") == "failed":

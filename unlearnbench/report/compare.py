@@ -26,6 +26,7 @@ import pandas as pd
 
 from .leaderboard import KEYS
 from .results import load_results, numeric_columns, results_frame
+from .schema import Kind
 
 MACHINE = {"wall_time_s", "peak_host_mem_mib", "peak_accel_mem_mib"}
 EXACT = {"tokens", "steps"}
@@ -71,7 +72,7 @@ def compare(a: str | Path, b: str | Path, k: float = 2.0, atol: float = 1e-6) ->
     # The spread each block states per column: the median seed std over its methods.
     block_spread: dict[tuple, dict[str, float]] = {}
     for key in sa:
-        if key[0] == "ref" or key not in sb:
+        if key[0] == Kind.REF.value or key not in sb:
             continue
         spreads = block_spread.setdefault(key[2:], {})
         for c in columns:
@@ -85,7 +86,7 @@ def compare(a: str | Path, b: str | Path, k: float = 2.0, atol: float = 1e-6) ->
                 continue
             if c in EXACT:
                 tol = 0.0
-            elif key[0] == "ref":
+            elif key[0] == Kind.REF.value:
                 spread = block_spread.get(key[2:], {}).get(c) or []
                 tol = k * float(np.median(spread)) if spread else 0.0
             else:

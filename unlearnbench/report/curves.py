@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .schema import is_cell, is_ref
+
 
 BLOCK = ("benchmark", "split", "model")
 
@@ -28,7 +30,7 @@ def curve_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per (cell, evaluation): block, method label, seed, step and every metric."""
     rows = []
     for r in results:
-        if r.get("kind", "cell") != "cell" or r.get("status") != "ok":
+        if not is_cell(r) or r.get("status") != "ok":
             continue
         for e in r.get("curve") or []:
             rows.append({**{k: r.get(k) for k in BLOCK}, "method_label": _label(r), "seed": r.get("seed"),
@@ -48,7 +50,7 @@ def curve_panels(results: list[dict[str, Any]]) -> list[tuple[str, Callable]]:
     if frame.empty:
         return []
     metas = {r.get("benchmark"): r.get("benchmark_meta") for r in results if r.get("benchmark_meta")}
-    refs = [r for r in results if r.get("kind") == "ref" and r.get("status") == "ok"]
+    refs = [r for r in results if is_ref(r) and r.get("status") == "ok"]
     multi = len(frame.drop_duplicates(list(BLOCK))) > 1
     panels = []
     for keys, block in frame.groupby(list(BLOCK), sort=False):
@@ -99,7 +101,7 @@ def _drawer(block: pd.DataFrame, col: str, log: bool, lines: dict) -> Callable:
 def kept_markdown(results: list[dict[str, Any]]) -> str:
     """A Markdown section: per method with ``keep: best``, the step kept and the test metrics of
     the ranking rule at the kept step against the last step (mean ± std over seeds); "" if none."""
-    cells = [r for r in results if r.get("kind", "cell") == "cell" and r.get("status") == "ok"
+    cells = [r for r in results if is_cell(r) and r.get("status") == "ok"
              and (r.get("kept") or {}).get("keep") == "best"]
     if not cells:
         return ""

@@ -18,7 +18,8 @@ import pandas as pd
 from . import published as pub_rows
 from unlearnbench.atomic import atomic_save, atomic_write_text
 from .plots import geometric_spread, plot_chains, plot_robustness, plot_tradeoff, plot_training_curves, spread_key
-from .results import COST_FIELDS, NOT_APPLICABLE, VALIDATION, load_results, numeric_columns, results_frame
+from .results import COST_FIELDS, VALIDATION, load_results, numeric_columns, results_frame
+from .schema import NOT_APPLICABLE, Kind, is_ref
 
 KEYS = ["kind", "method_label", "benchmark", "split", "model"]
 VALIDATION_SHARE_TEXT = "quarter of the"  # benchmarks.base.is_validation, in words
@@ -50,19 +51,20 @@ def _score(values: pd.Series, direction: str) -> pd.Series:
 def anchor_rows(block: pd.DataFrame, name: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The reference ``name`` of a block: its own row, or (a chain step's block, which has no
     references) the one of the split the block was evaluated on."""
-    own = block[(block["kind"] == "ref") & (block["method"] == name)]
+    own = block[(block["kind"] == Kind.REF.value) & (block["method"] == name)]
     if len(own) or table is None or "eval_split" not in block or not len(block):
         return own
     first = block.iloc[0]
-    return table[(table["kind"] == "ref") & (table["method"] == name) & (table["benchmark"] == first["benchmark"])
-                 & (table["model"] == first["model"]) & (table["split"] == first["eval_split"])]
+    return table[(table["kind"] == Kind.REF.value) & (table["method"] == name)
+                 & (table["benchmark"] == first["benchmark"]) & (table["model"] == first["model"])
+                 & (table["split"] == first["eval_split"])]
 
 
 def _rank_block(block: pd.DataFrame, meta: dict | None, table: pd.DataFrame | None = None) -> pd.Series:
     """Rank of each method row by the benchmark's ranking rule (NaN: below the utility bar)."""
     rank = pd.Series(np.nan, index=block.index)
     rule = (meta or {}).get("ranking")
-    methods = block[block["kind"] != "ref"]
+    methods = block[block["kind"] != Kind.REF.value]
     if not rule or rule["forget"] not in block or rule["utility"] not in block or not len(methods):
         return rank
     anchor = anchor_rows(block, rule["anchor"], table)
@@ -159,7 +161,7 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
     if not any(c.startswith(VALIDATION) for c in table.columns):
         return table, empty
     drop, sweep_rows = [], []
-    methods = table[table["kind"] != "ref"]
+    methods = table[table["kind"] != Kind.REF.value]
     for keys, group in methods.groupby([*BLOCK, "entry"], dropna=False, sort=False):
         if len(group) < 2:
             continue
@@ -196,14 +198,14 @@ def preferred(forget: pd.Series, utility: pd.Series, ref: float, min_ratio: floa
 
 
 def _sorted_block(block: pd.DataFrame, meta: dict | None) -> pd.DataFrame:
-    refs = block[block["kind"] == "ref"]
+    refs = block[block["kind"] == Kind.REF.value]
     declared = (meta or {}).get("references", [])
     # References in the benchmark's declared order (older results carry no ref_order).
     order = refs["method"].map(lambda m: declared.index(m) if m in declared else len(declared))
     own = pd.to_numeric(refs["ref_order"].astype(object).where(refs["ref_order"].notna(), None), errors="coerce")
     refs = refs.assign(_o=own.astype(float).fillna(order.astype(float)))
     refs = refs.sort_values(["_o", "method_label"], kind="stable").drop(columns=["_o"])
-    methods = block[block["kind"] != "ref"]
+    methods = block[block["kind"] != Kind.REF.value]
     rule = (meta or {}).get("ranking")
     forget = rule["forget"] if rule else None
     if forget is None and meta and meta.get("columns"):
@@ -223,7 +225,7 @@ def best_mask(table: pd.DataFrame) -> pd.DataFrame:
     best = directions(table.attrs.get("metas", {}), table.columns)
     cols = [c for c in best if c in table.columns]
     mask = pd.DataFrame(False, index=table.index, columns=cols)
-    methods = table[table["kind"] != "ref"]
+    methods = table[table["kind"] != Kind.REF.value]
     for _, block in methods.groupby(BLOCK, dropna=False, sort=False):
         for col in cols:
             score = _score(block[col].astype(float), best[col]).dropna()
@@ -294,7 +296,7 @@ def _rows(table: pd.DataFrame, cols: list[str], esc: Callable[[str], str],
     sci = _sci_columns(table)
     out = []
     for idx, row in table.iterrows():
-        label = esc(str(row["method_label"])) + (" (ref)" if row["kind"] == "ref" else "")
+        label = esc(str(row["method_label"])) + (" (ref)" if is_ref(row) else "")
         cells = [label] + ([esc(_fmt(row[c])) for c in BLOCK[1:]] if multi else [])
         for col in cols:
             text = _cell(row, col, pm, esc, col in sci) if col in table else ""

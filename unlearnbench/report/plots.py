@@ -12,6 +12,8 @@ import pandas as pd
 
 from unlearnbench.atomic import atomic_save
 
+from .schema import Kind, is_cell, is_ref
+
 FQ_FLOOR = 1e-30  # forget quality can be exactly 0; a log axis cannot show that
 DPI = 120
 # Each reference its own marker and colour; a "-seed2" reference (the noise ceiling) also
@@ -122,7 +124,7 @@ def _tradeoff_panel(ax, table: pd.DataFrame, x_col: str, y_col: str, multi: bool
     for _, row in table.iterrows():
         x, y = row.get(x_col), row.get(y_col)
         label = str(row.get("method_label")) + _block_suffix(row, multi)
-        if row.get("kind") == "ref":
+        if is_ref(row):
             marker, colour = ref_style(_ref_name(row), others)
             size, zorder, kind = 150, 4, " (ref)"
         else:
@@ -217,7 +219,7 @@ def plot_chains(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     scalability / sustainability): one line per method (mean ± std over seeds), the
     references as horizontal lines. Writes a PNG atomically and returns its path."""
     metas = table.attrs.get("metas", {})
-    chained = table[table["chain"].notna() & (table["kind"] != "ref")]
+    chained = table[table["chain"].notna() & (table["kind"] != Kind.REF.value)]
     bench = chained["benchmark"].iloc[0]
     cols = [c["name"] for c in metas.get(bench, {"columns": []})["columns"]
             if c.get("shown", True) and c["name"] in chained and chained[c["name"]].notna().any()]
@@ -226,7 +228,7 @@ def plot_chains(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     axes = fig.subplots(math.ceil(n / 3), min(n, 3), squeeze=False).ravel()
     for ax in axes[len(cols):]:
         ax.set_axis_off()
-    refs = table[(table["kind"] == "ref") & (table["benchmark"] == bench)]
+    refs = table[(table["kind"] == Kind.REF.value) & (table["benchmark"] == bench)]
     for ax, col in zip(axes, cols):
         for label, rows in chained.groupby("method_label", sort=True):
             rows = rows.sort_values("step")
@@ -262,7 +264,8 @@ def plot_robustness(table: pd.DataFrame, panels: list, path: str | os.PathLike) 
             label = "unlearned" if col == head else f"after {col.split('@', 1)[1]}"
             ax.bar(x + i * width, part[col], width, yerr=part.get(f"{col}_std"), capsize=2, label=label)
         ax.set_xticks(x + 0.4 - width / 2)
-        labels = [str(m) + (" (ref)" if k == "ref" else "") for m, k in zip(part["method_label"], part["kind"])]
+        refs = part["kind"] == Kind.REF.value
+        labels = [str(m) + (" (ref)" if r else "") for m, r in zip(part["method_label"], refs)]
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(head)
         ax.set_title(f"{bench}: {head} before and after each attack")
@@ -274,7 +277,7 @@ def plot_robustness(table: pd.DataFrame, panels: list, path: str | os.PathLike) 
 def _cell_dir(grid_dir: Path, result: dict[str, Any]) -> Path:
     if result.get("result_path"):
         return Path(result["result_path"]).parent
-    sub = "refs" if result.get("kind") == "ref" else "cells"
+    sub = Kind.REF.group if is_ref(result) else Kind.CELL.group
     return grid_dir / sub / str(result.get("cell_id"))
 
 
@@ -298,7 +301,7 @@ def plot_training_curves(grid_dir: str | os.PathLike, results: list[dict[str, An
     per method label, seeds distinguished by line style. Writes a PNG atomically.
     """
     grid = Path(grid_dir)
-    cells = [r for r in results if r.get("kind", "cell") == "cell" and r.get("status") == "ok"
+    cells = [r for r in results if is_cell(r) and r.get("status") == "ok"
              and r.get("history_file")]
     multi = len({(r.get("benchmark"), r.get("split"), r.get("model")) for r in cells}) > 1
     panels: dict[str, list[tuple[Any, pd.DataFrame | None]]] = {}

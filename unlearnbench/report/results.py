@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from .schema import NOT_APPLICABLE, Kind, Status, is_attack, is_ref
+
 # Cost of every cell (docs/metrics.md §9): flat column -> key path, all "lower is better".
 COST_FIELDS: dict[str, tuple[str, ...]] = {
     "wall_time_s": ("cost", "wall_time_s"),
@@ -35,7 +37,6 @@ ID_COLUMNS: tuple[str, ...] = (
     "chain", "step", "ref_order", "entry", "eval_split",
 )
 VALIDATION = "val:"  # prefix of the metrics measured on the validation items (sweep selection)
-NOT_APPLICABLE = "not_applicable"
 
 
 def _read_one(path: Path, kind: str) -> dict[str, Any]:
@@ -67,12 +68,12 @@ def load_results(grid_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """
     grid = Path(grid_dir)
     rows: list[dict[str, Any]] = []
-    for sub, kind in (("refs", "ref"), ("cells", "cell")):
-        for path in sorted((grid / sub).glob("*/result.json")):
-            rows.append(_read_one(path, kind))
-    for sub in ("refs", "cells"):  # robustness attacks, each beside the job it attacked
-        for path in sorted((grid / sub).glob("*/attacks/*/result.json")):
-            rows.append(_read_one(path, "attack"))
+    for kind in (Kind.REF, Kind.CELL):
+        for path in sorted((grid / kind.group).glob("*/result.json")):
+            rows.append(_read_one(path, kind.value))
+    for kind in (Kind.REF, Kind.CELL):  # robustness attacks, each beside the job it attacked
+        for path in sorted((grid / kind.group).glob("*/attacks/*/result.json")):
+            rows.append(_read_one(path, Kind.ATTACK.value))
     return rows
 
 
@@ -187,7 +188,7 @@ def _fold_attacks(rows: list[dict], attacks: list[dict], metas: dict) -> list[st
         if meta.get("headline_forget"):
             added.append(f"recovery@{a['attack']}")
     target = {(r["benchmark"], r["split"], r["model"]): r for r in rows
-              if r["kind"] == "ref" and r["method"] == "target"}
+              if is_ref(r) and r["method"] == "target"}
     for r in rows:
         head = (metas.get(r["benchmark"]) or {}).get("headline_forget")
         anchor = target.get((r["benchmark"], r["eval_split"], r["model"]))  # a chain step's: its eval split
@@ -208,7 +209,7 @@ def _fold_gaps(rows: list[dict], jobs: list[dict], metas: dict) -> None:
         return
     refs: dict[tuple, list[dict]] = {}
     for job, row in zip(jobs, rows):
-        if row["kind"] == "ref" and row["status"] == "ok":
+        if is_ref(row) and row["status"] == Status.OK.value:
             refs.setdefault((row["benchmark"], row["split"], row["model"], row["method"]), []).append(job)
     for job, row in zip(jobs, rows):
         for col in gaps.get(row["benchmark"], ()):
@@ -229,11 +230,11 @@ def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     ``numeric_columns(frame)`` for the metric and cost column names.
     """
     metas = benchmark_metas(results)
-    jobs = [r for r in results if r.get("kind") != "attack"]
-    attacks = [r for r in results if r.get("kind") == "attack"]
+    jobs = [r for r in results if not is_attack(r)]
+    attacks = [r for r in results if is_attack(r)]
     rows = [_flatten(r, metas) for r in jobs]
     _fold_gaps(rows, jobs, metas)
-    attacked = _fold_attacks(rows, [{**a, "kind": "attack"} for a in attacks], metas)
+    attacked = _fold_attacks(rows, attacks, metas)
     # A failed attack is a failure to report; an ok one lives on its job's row.
     rows += [_flatten(a, metas) for a in attacks if a.get("status") != "ok"]
     validation = [VALIDATION + c for c in metric_columns(metas)

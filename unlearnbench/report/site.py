@@ -28,7 +28,8 @@ from .leaderboard import (
     _ARROW_MD, BLOCK, KEYS, _benchmarks, _cell, _display_columns, _fmt, _is_multi, _ranking_text, _sci_columns,
     best_mask, directions, leaderboard_table, published_for, robustness_columns,
 )
-from .results import NOT_APPLICABLE, load_results, results_frame
+from .results import load_results, results_frame
+from .schema import NOT_APPLICABLE, Kind, is_attack, is_cell, is_ref
 
 PLOTS = ("tradeoff.png", "training_curves.png", "robustness.png", "chain.png")
 SAMPLES_PER_TASK = 5
@@ -91,7 +92,7 @@ def _table(part: pd.DataFrame, bench: str, cols: list[str], table_id: str, cell_
     rows = []
     for idx, row in part.iterrows():
         label = str(row["method_label"])
-        cells = [{"text": label + (" (ref)" if row["kind"] == "ref" else ""), "v": label, "best": False}]
+        cells = [{"text": label + (" (ref)" if is_ref(row) else ""), "v": label, "best": False}]
         cells += [{"text": _fmt(row[c]), "v": str(row[c]), "best": False} for c in (BLOCK[1:] if multi else [])]
         for c in cols:
             text = _cell(row, c, " ± ", str, c in sci) if c in part else ""
@@ -115,7 +116,7 @@ def _table(part: pd.DataFrame, bench: str, cols: list[str], table_id: str, cell_
 def _job_links(frame: pd.DataFrame) -> dict[tuple, list[dict]]:
     """Leaderboard row key -> the pages of its ok jobs (one per seed)."""
     links: dict[tuple, list[dict]] = {}
-    for _, r in frame[(frame["status"] == "ok") & (frame["kind"] != "attack")].iterrows():
+    for _, r in frame[(frame["status"] == "ok") & (frame["kind"] != Kind.ATTACK.value)].iterrows():
         key = tuple(str(r[k]) for k in KEYS)
         seed = r["seed"]
         links.setdefault(key, []).append({"href": "jobs/" + quote(page_name(str(r["cell_id"]))),
@@ -139,7 +140,7 @@ def _failures(frame: pd.DataFrame) -> list[dict]:
         error = str(r["error"]) if pd.notna(r["error"]) else "unknown error"
         out.append({"id": str(r["cell_id"]), "label": str(r["method_label"]), "status": str(r["status"]),
                     "error": (error.strip().splitlines() or ["unknown error"])[0],
-                    "href": None if r["kind"] == "attack" else "jobs/" + quote(page_name(str(r["cell_id"]))),
+                    "href": None if is_attack(r) else "jobs/" + quote(page_name(str(r["cell_id"]))),
                     "na": r["status"] == NOT_APPLICABLE})
     return out
 
@@ -231,7 +232,7 @@ def _job_page(env, result: dict, attacks: list[dict], target: dict | None, grid_
     return env.get_template("job.html").render(
         title=f"{result.get('cell_id')}", root="../../", grid=grid_name, r={**dict.fromkeys(JOB_FIELDS), **result},
         metrics=metrics, cost=_flat(result.get("cost") or {}), provenance=_flat(result.get("provenance") or {}),
-        config=result.get("config") or {}, curve=curve, has_history=bool(history),
+        config=result.get("config") or {}, curve=curve, has_history=bool(history), is_reference=is_ref(result),
         samples=samples(job_dir, target_dir),
         target_id=str(target.get("cell_id")) if target and target is not result else None,
         metric_heads=["value", *(f"after {a.get('attack')}" for a in done)],
@@ -247,7 +248,7 @@ def _target_of(result: dict, results: list[dict]) -> dict | None:
     """The target reference a job is compared with: same benchmark and model, evaluated on
     the split the job was evaluated on."""
     split = result.get("eval_split") or result.get("split")
-    return next((r for r in results if r.get("kind") == "ref" and r.get("method") == "target"
+    return next((r for r in results if is_ref(r) and r.get("method") == "target"
                  and r.get("status") == "ok" and r.get("benchmark") == result.get("benchmark")
                  and r.get("model") == result.get("model")
                  and (r.get("eval_split") or r.get("split")) == split), None)
@@ -283,10 +284,10 @@ def _write_grid(env, grid: Path, out: Path) -> dict:
         if (grid / name).is_file():
             shutil.copyfile(grid / name, out / name)
             plots.append(name)
-    jobs = [r for r in results if r.get("kind") in ("ref", "cell")]
+    jobs = [r for r in results if is_ref(r) or is_cell(r)]
     attacks: dict[str, list[dict]] = {}
     for a in results:
-        if a.get("kind") == "attack":
+        if is_attack(a):
             attacks.setdefault(str(a.get("parent")), []).append(a)
     (out / "jobs").mkdir(exist_ok=True)
     for r in jobs:
@@ -300,10 +301,10 @@ def _write_grid(env, grid: Path, out: Path) -> dict:
     ok = frame[frame["status"] == "ok"]
     return {"name": grid.name, "href": quote(grid.name) + "/index.html", "description": spec.get("description", ""),
             "benchmarks": _benchmarks(table), "models": sorted({str(m) for m in ok["model"].dropna()}),
-            "seeds": sorted({int(s) for s in ok[ok["kind"] == "cell"]["seed"].dropna()}),
-            "methods": int((table["kind"] != "ref").sum()), "jobs": len(jobs),
+            "seeds": sorted({int(s) for s in ok[ok["kind"] == Kind.CELL.value]["seed"].dropna()}),
+            "methods": int((table["kind"] != Kind.REF.value).sum()), "jobs": len(jobs),
             "failed": sum(1 for f in failures if not f["na"]), "na": sum(1 for f in failures if f["na"]),
-            "attacks": sorted({str(a["attack"]) for a in results if a.get("kind") == "attack" and a.get("attack")})}
+            "attacks": sorted({str(a["attack"]) for a in results if is_attack(a) and a.get("attack")})}
 
 
 def build_site(root: str | Path, out: str | Path) -> Path:

@@ -1,26 +1,24 @@
-"""One attack on one grid job, in its own process: attack the job's model, re-evaluate, write
-``result.json``.
+"""What an attack job does: attack a grid job's model, then re-evaluate it.
 
-``python -m unlearnbench.runner.attack <attack.json>``. The attacked model is a method cell's
-kept unlearned model (``work/model``) or a reference's checkpoint (target, retain: the
-anchors). Whatever happens, a result is written atomically, like a cell's.
+``python -m unlearnbench.runner.attack <attack.json>`` runs one in its own process
+(``runner.jobs.execute``, as every job: whatever happens, a result is written atomically).
+The attacked model is a method cell's kept unlearned model (``work/model``) or a reference's
+checkpoint (target, retain: the anchors).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import traceback
 from pathlib import Path
 
-from unlearnbench.atomic import atomic_write_json
-from unlearnbench.runner.cell import TRACEBACK_TAIL, _context, _described, _write_items
+from unlearnbench.report.schema import Kind
+from unlearnbench.runner.evaluated import context, described, write_items
 
 
 def attacked_source(job: dict, parent_dir: Path, bench, spec) -> str:
     """The checkpoint the attack starts from: the cell's unlearned model, or a reference's."""
-    if job["parent_kind"] == "ref":
+    if Kind(job["parent_kind"]) is Kind.REF:
         return bench.checkpoint(spec, job["role"], bench.eval_split(job["split"]), job.get("ref_seed", 0))
     model = parent_dir / "work" / "model"
     if not (model / "config.json").exists():
@@ -30,13 +28,14 @@ def attacked_source(job: dict, parent_dir: Path, bench, spec) -> str:
 
 
 def run_attack(job: dict, job_dir: Path) -> dict:
+    """Attack the model of ``job``'s parent, then evaluate it as the parent was evaluated."""
     import torch
 
     from unlearnbench.data.collate import encoder_for
     from unlearnbench.models.loading import load_model, load_tokenizer
     from unlearnbench.registry import attacks
 
-    bench, spec, compare = _context(job)
+    bench, spec, compare = context(job)
     parent_dir = job_dir.parents[1]
     source = attacked_source(job, parent_dir, bench, spec)
     attack = attacks.get(job["attack"])(**job.get("attack_params", {}))
@@ -56,40 +55,14 @@ def run_attack(job: dict, job_dir: Path) -> dict:
         return load_model(bench.checkpoint(spec, role, job["split"], seed), spec, device=device)
 
     summary, records = bench.evaluate(model.eval(), encoder, job["split"], reference=compare, models=models, **options)
-    _write_items(job_dir, records)
+    write_items(job_dir, records)
     cost = dict(summary.get("cost", {}))
     cost["attack_wall_time_s"] = attack_time
     return {"summary": summary, "cost": cost, "source": source, "attack_backend": getattr(attack, "used", None),
-            "eval_split": bench.eval_split(job["split"]), **_described(bench, summary, job, records, compare)}
-
-
-def execute(job_file: str | Path) -> int:
-    from unlearnbench.numerics import pin_threads
-    from unlearnbench.registry import load_plugin
-    from unlearnbench.runner.provenance import provenance
-
-    pin_threads()  # the same floats on any machine, whatever its core count (numerics)
-    job_file = Path(job_file)
-    job = json.loads(job_file.read_text())
-    job_dir = job_file.parent
-    base = {"cell_id": job["cell_id"], "kind": "attack", "attack": job["attack"], "parent": job["parent"],
-            "method": job.get("method"), "method_label": job.get("label"), "benchmark": job["benchmark"],
-            "split": job["split"], "model": job["model"], "seed": job.get("seed"), "config": job}
-    start = time.time()
-    try:
-        for plugin in job.get("plugins", []):
-            load_plugin(plugin)
-        result = {**base, "status": "ok", "error": None, **run_attack(job, job_dir)}
-    except BaseException as exc:  # noqa: BLE001 — any failure is recorded, never lost
-        result = {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()[-TRACEBACK_TAIL:]}
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-    result["elapsed_s"] = time.time() - start
-    result["provenance"] = provenance()
-    atomic_write_json(job_dir / "result.json", result)
-    return 0 if result["status"] == "ok" else 1
+            "eval_split": bench.eval_split(job["split"]), **described(bench, summary, job, records, compare)}
 
 
 if __name__ == "__main__":
+    from unlearnbench.runner.jobs import execute
+
     sys.exit(execute(sys.argv[1]))

@@ -1,72 +1,30 @@
-"""One grid cell, run in its own process: unlearn, evaluate, write ``result.json``.
+"""What a method cell and a reference job do: unlearn and evaluate, or evaluate a reference.
 
-``python -m unlearnbench.runner.cell <cell.json>`` — a crash, an OOM or a NaN in one cell
-cannot take the grid down, and DDP (which re-executes ``sys.argv``) re-runs this same
-command on every rank. Whatever happens, a result is written atomically: ``ok`` with the
-summary, or ``failed`` with the error and the traceback's tail.
+``python -m unlearnbench.runner.cell <cell.json>`` runs one such job in its own process
+(``runner.jobs.execute``) — a crash, an OOM or a NaN in one cell cannot take the grid down,
+and DDP (which re-executes ``sys.argv``) re-runs this same command on every rank. Whatever
+happens, a result is written atomically: ``ok`` with the summary, or ``failed`` with the
+error and the traceback's tail.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import time
-import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from unlearnbench.atomic import atomic_write_json, atomic_write_text
-from unlearnbench.benchmarks.base import get_benchmark
-from unlearnbench.eval.references import cached_eval, compare_reference, evaluate_checkpoint, reference_by_name
-from unlearnbench.models.specs import ModelSpec
-from unlearnbench.numerics import pin_threads
+from unlearnbench.eval.references import cached_eval, evaluate_checkpoint, reference_by_name
 from unlearnbench.parallel import barrier, is_rank_zero
-from unlearnbench.registry import load_plugin, methods
+from unlearnbench.registry import methods
+from unlearnbench.runner.evaluated import context, described, write_items
 from unlearnbench.runner.memory import model_shape, plan
-from unlearnbench.runner.provenance import provenance
-
-TRACEBACK_TAIL = 4000
-
-
-def _context(cell: dict):
-    """(benchmark, model spec, the compare-to reference's evaluation) of a cell."""
-    bench = get_benchmark(cell["benchmark"], cell.get("data_dir"))
-    spec = ModelSpec.from_name(cell["model"])
-    # Before training, so before DDP/FSDP re-launch this command on the other ranks:
-    # rank 0 evaluates (or finds) the reference alone and the others find it cached.
-    compare = compare_reference(bench, spec, cell["split"], options=cell["eval"])
-    return bench, spec, compare
-
-
-def _described(bench, summary: dict, cell: dict | None = None, records=None, compare=None) -> dict:
-    """What the report needs besides the summary: flat metrics and the benchmark's columns.
-
-    A grid that selects sweeps on validation items (``select``) reports the test items:
-    ``metrics`` then come from them, ``validation_metrics`` from the validation items."""
-    shared = {"benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
-    if cell is not None and cell.get("select"):
-        options = cell.get("eval")
-        test = bench.summarise_records(records, compare, "test", options)
-        validation = bench.summarise_records(records, compare, "validation", options)
-        return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),
-                "parts": {"test": test, "validation": validation}, **shared}
-    return {"metrics": bench.metrics(summary), **shared}
-
-
-def benchmark_meta(bench) -> dict:
-    return {"columns": bench.column_meta(), "tradeoff": bench.tradeoff,
-            "headline_forget": bench.headline_forget,
-            "ranking": asdict(bench.ranking) if bench.ranking else None,
-            "references": [r.name for r in bench.references], "shape": bench.shape,
-            "published": bench.published}
 
 
 def run_reference(cell: dict, cell_dir: Path) -> dict:
     """Evaluate a reference model (target, retain, ...) once for the grid."""
-    bench, spec, compare = _context(cell)
+    bench, spec, compare = context(cell)
     ref = reference_by_name(bench, cell["method"])
     if ref.name == bench.compare_to:
         summary, records = compare  # a model against itself says nothing: evaluated alone
@@ -74,10 +32,10 @@ def run_reference(cell: dict, cell_dir: Path) -> dict:
         ckpt = bench.checkpoint(spec, ref.role, bench.eval_split(cell["split"]), ref.seed)
         summary, records = cached_eval(ckpt, spec, bench, cell["split"], reference=compare,
                                        options=cell["eval"])
-    _write_items(cell_dir, records)
+    write_items(cell_dir, records)
     reference = None if ref.name == bench.compare_to else compare
     return {"summary": summary, "cost": summary.get("cost", {}), "eval_split": bench.eval_split(cell["split"]),
-            **_described(bench, summary, cell, records, reference)}
+            **described(bench, summary, cell, records, reference)}
 
 
 def start_model(cell: dict, cell_dir: Path) -> str | None:
@@ -98,7 +56,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
     from unlearnbench.runner import periodic_eval
     from unlearnbench.runner.train import unlearn
 
-    bench, spec, compare = _context(cell)
+    bench, spec, compare = context(cell)
     work = cell_dir / "work"
     method_params, _ = periodic_eval.split_params(cell["params"])  # eval_every, keep: not the method's
     params, placement = place({**cell, "params": method_params}, cell_dir, bench, spec)
@@ -115,7 +73,7 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
                                                reference=compare, options=cell["eval"])
         last = {"step": info["steps"], "eval_wall_time_s": summary.get("cost", {}).get("wall_time_s"),
-                "metrics": _described(bench, summary, cell, records, compare)["metrics"]}
+                "metrics": described(bench, summary, cell, records, compare)["metrics"]}
     if periodic is not None:
         periodic_eval.adopt_best(periodic, work)  # keep: best -> the test items see the kept checkpoint
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, cell["split"],
@@ -131,14 +89,14 @@ def run_method(cell: dict, cell_dir: Path) -> dict:
         if periodic.best is not None:  # the kept step's test numbers are the cell's; the last step's apart
             during["last"] = last or {"step": info["steps"], "same_as_kept": True}
     if is_rank_zero():
-        _write_items(cell_dir, records)
+        write_items(cell_dir, records)
         if (work / "history.csv").exists():
             shutil.move(str(work / "history.csv"), str(cell_dir / "history.csv"))
         if not cell.get("keep_model"):
             shutil.rmtree(work / "model", ignore_errors=True)
     return {"summary": summary, "cost": cost, "history_file": "history.csv", "target": info["target"],
             "batching": info["batching"], "placement": placement, "eval_split": bench.eval_split(cell["split"]),
-            **during, **_described(bench, summary, cell, records, compare)}
+            **during, **described(bench, summary, cell, records, compare)}
 
 
 def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
@@ -161,37 +119,7 @@ def place(cell: dict, cell_dir: Path, bench, spec) -> tuple[dict, dict | None]:
     return out["params"], placement
 
 
-def _write_items(cell_dir: Path, records: list[dict]) -> None:
-    atomic_write_text(cell_dir / "items.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-
-
-def execute(cell_file: str | Path) -> int:
-    pin_threads()  # the same floats on any machine, whatever its core count (numerics)
-    cell_file = Path(cell_file)
-    cell = json.loads(cell_file.read_text())
-    cell_dir = cell_file.parent
-    base = {"cell_id": cell["cell_id"], "kind": cell.get("kind", "cell"),
-            "method": cell.get("method"), "method_label": cell.get("label"),
-            "benchmark": cell["benchmark"], "split": cell["split"], "model": cell["model"],
-            "seed": cell.get("seed"), "config": cell}
-    start = time.time()
-    try:
-        for plugin in cell.get("plugins", []):
-            load_plugin(plugin)
-        run = run_reference if cell.get("kind") == "ref" else run_method
-        out = run(cell, cell_dir)
-        result = {**base, "status": "ok", "error": None, **out}
-    except BaseException as exc:  # noqa: BLE001 — any failure is recorded, never lost
-        result = {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()[-TRACEBACK_TAIL:]}
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-    result["elapsed_s"] = time.time() - start
-    if is_rank_zero():
-        result["provenance"] = provenance()
-        atomic_write_json(cell_dir / "result.json", result)
-    return 0 if result["status"] == "ok" else 1
-
-
 if __name__ == "__main__":
+    from unlearnbench.runner.jobs import execute
+
     sys.exit(execute(sys.argv[1]))

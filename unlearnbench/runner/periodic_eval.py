@@ -360,7 +360,7 @@ def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | 
     before DDP/FSDP start the other ranks: the anchor reference is read (or evaluated) here."""
     from unlearnbench.data.collate import encoder_for
     from unlearnbench.models.loading import load_tokenizer
-    from unlearnbench.runner.cell import benchmark_meta
+    from unlearnbench.runner.evaluated import benchmark_meta
 
     from unlearnbench.registry import benchmarks
 

@@ -25,9 +25,14 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from unlearnbench.report.schema import Kind
 from unlearnbench.runner.grid import GridError
+
+if TYPE_CHECKING:
+    from unlearnbench.runner.jobs import Job
 
 
 class PreflightError(GridError):
@@ -113,34 +118,34 @@ def check_data(bench, used_by: str) -> None:
     check_hub(str(bench.path), "dataset", used_by)
 
 
-def _roles(job: dict) -> list[tuple[str, int]]:
-    if job.get("kind") == "ref":
-        return [(job["role"], int(job.get("ref_seed", 0)))]
-    if job.get("start_from"):  # a chain step starts from the previous step's model
+def _roles(job: Job) -> list[tuple[str, int]]:
+    if job.kind is Kind.REF:
+        return [(job.config["role"], int(job.config.get("ref_seed", 0)))]
+    if job.config.get("start_from"):  # a chain step starts from the previous step's model
         return []
     return [("target", 0)]
 
 
-def check_jobs(jobs: list[dict]) -> int:
-    """Check every reference of ``jobs`` (cell dicts of ``runner.run.plan``); the number checked."""
+def check_jobs(jobs: list[Job]) -> int:
+    """Check every reference of ``jobs`` (of ``runner.run.plan``); the number checked."""
     from unlearnbench.benchmarks.base import BenchmarkError, get_benchmark
     from unlearnbench.models.specs import ModelSpec
 
     seen: set = set()
     for job in jobs:
-        if job.get("kind") not in ("ref", "cell"):
+        if job.kind is Kind.ATTACK:
             continue  # attacks read the models their parent jobs wrote
-        bench = get_benchmark(job["benchmark"], job.get("data_dir"))
-        used_by = job["cell_id"]
+        bench = get_benchmark(job.benchmark, job.data_dir)
+        used_by = job.id
         if ("data", bench.name, str(bench.path)) not in seen:
             seen.add(("data", bench.name, str(bench.path)))
             check_data(bench, used_by)
-        spec = ModelSpec.from_name(job["model"])
+        spec = ModelSpec.from_name(job.config["model"])
         if spec.is_tiny:
             continue
         for role, seed in _roles(job):
             try:
-                ref = bench.checkpoint(spec, role, bench.eval_split(job["split"]), seed)
+                ref = bench.checkpoint(spec, role, bench.eval_split(job.config["split"]), seed)
             except BenchmarkError:
                 continue  # the cell reports it in its own line
             if ("model", ref) not in seen:

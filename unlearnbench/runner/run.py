@@ -17,10 +17,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from unlearnbench.atomic import _jsonable, atomic_write_json
 from unlearnbench.numerics import cpu_threads
+from unlearnbench.report.schema import NOT_APPLICABLE, Kind, Status
 from unlearnbench.runner.grid import Cell, Grid
+from unlearnbench.runner.jobs import Job
 from unlearnbench.runner.schedule import default_workers, dependencies
 
 # Cell keys that do not change a cell's numbers: a result computed under other values of
@@ -37,7 +40,7 @@ def _print(msg: str) -> None:
     print(msg, flush=True)  # a log tailed (or a process killed) mid-grid loses no line
 
 
-def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
+def reference_cells(grid: Grid, cells: list[Cell] | None = None, plugins: list[str] | None = None) -> list[Job]:
     """The reference models each benchmark declares (TOFU: target, retain and, where it can
     exist, a second-seed retain), once per benchmark / evaluated split / model of ``cells``
     (default: every cell of the grid). ``references.retain_seeds`` keeps the retain-role
@@ -59,11 +62,7 @@ def reference_cells(grid: Grid, cells: list[Cell] | None = None) -> list[dict]:
                 continue
             if ref.seed != 0 and (spec is None or not spec.is_tiny):
                 continue  # published checkpoints have one seed; another needs a fine-tune of your own
-            ref_id = f"{ref.name}__{c.benchmark}-{split}__{Path(c.model).name}"
-            refs.append({"cell_id": ref_id, "kind": "ref", "method": ref.name, "label": ref.name,
-                         "role": ref.role, "ref_seed": ref.seed, "ref_order": order,
-                         "benchmark": c.benchmark, "split": split, "model": c.model, "seed": ref.seed,
-                         "eval": c.eval, "data_dir": c.data_dir, "select": c.select})
+            refs.append(Job.reference(ref, order, c, split, plugins or []))
     return refs
 
 
@@ -89,7 +88,7 @@ def cell_state(cell: dict, cell_dir: Path, data_key=None) -> str:
     result = _read_result(cell_dir)
     if result is None:
         return "todo"
-    if result.get("status") not in ("ok", NOT_APPLICABLE):
+    if result.get("status") not in (Status.OK.value, NOT_APPLICABLE):
         return "failed"
     if _config_key(result.get("config") or {}) != _config_key(cell):
         return "stale"
@@ -98,7 +97,7 @@ def cell_state(cell: dict, cell_dir: Path, data_key=None) -> str:
     return "done"
 
 
-def _data_keys(cells: list[dict], plugins: list[str] | None) -> dict:
+def _data_keys(jobs: list[Job], plugins: list[str] | None) -> dict:
     """``Benchmark.data_key`` of every (benchmark, data_dir) of the grid, computed here once;
     ``None`` where it cannot be (then results are compared by config only)."""
     from unlearnbench.benchmarks.base import get_benchmark
@@ -107,8 +106,8 @@ def _data_keys(cells: list[dict], plugins: list[str] | None) -> dict:
     for plugin in plugins or []:
         load_plugin(plugin)
     keys = {}
-    for cell in cells:
-        where = (cell["benchmark"], cell.get("data_dir"))
+    for job in jobs:
+        where = (job.benchmark, job.data_dir)
         if where not in keys:
             try:
                 keys[where] = get_benchmark(*where).data_key()
@@ -117,47 +116,51 @@ def _data_keys(cells: list[dict], plugins: list[str] | None) -> dict:
     return keys
 
 
+class Planned(NamedTuple):
+    """A job of ``plan``: the job, its directory, and its state there."""
+
+    job: Job
+    dir: Path
+    state: str
+
+
 def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only: str | None = None,
-         plugins: list[str] | None = None) -> list[tuple[str, dict, Path, str]]:
-    """Every job of the grid as ``(sub, cell, cell_dir, state)``, references first.
+         plugins: list[str] | None = None) -> list[Planned]:
+    """Every job of the grid, references first, each method cell or reference followed by
+    its attacks.
 
     ``state`` is ``cell_state``'s, except that a failed cell is ``kept`` (not re-run) when
     ``retry_failed`` is false. ``only`` keeps the cells whose id contains it (and their
     references)."""
     out_dir = Path(out_dir)
     cells = select_cells(grid, only)
-    parents = [("refs", {**r, "plugins": plugins or []}) for r in reference_cells(grid, cells)]
-    parents += [("cells", {**c.as_dict(), "label": c.label, "kind": "cell", "plugins": plugins or []})
-                for c in cells]
-    jobs = []
-    for sub, cell in parents:  # each job, then its attacks (which need its model)
-        jobs.append((sub, cell, out_dir / sub / cell["cell_id"]))
-        jobs += [("attacks", attack_job(cell, name, params), out_dir / sub / cell["cell_id"] / "attacks" / name)
+    parents = reference_cells(grid, cells, plugins) + [Job.method_cell(c, plugins or []) for c in cells]
+    jobs: list[tuple[Job, Path]] = []
+    for parent in parents:  # each job, then its attacks (which need its model)
+        parent_dir = out_dir / parent.kind.group / parent.id
+        jobs.append((parent, parent_dir))
+        jobs += [(Job.attack(parent, name, params), parent_dir / "attacks" / name)
                  for name, params in grid.attacks.items()]
     # Data keys only matter for jobs with a result: a plan of a new directory (a dry run)
     # generates no stand-in data.
-    keys = _data_keys([cell for _, cell, d in jobs if (d / "result.json").exists()], plugins)
+    keys = _data_keys([job for job, d in jobs if (d / "result.json").exists()], plugins)
     out = []
-    for sub, cell, cell_dir in jobs:
-        state = cell_state(cell, cell_dir, keys.get((cell["benchmark"], cell.get("data_dir"))))
+    for job, job_dir in jobs:
+        state = cell_state(job.to_json(), job_dir, keys.get((job.benchmark, job.data_dir)))
         if state == "failed" and not retry_failed:
             state = "kept"
-        out.append((sub, cell, cell_dir, state))
+        out.append(Planned(job, job_dir, state))
     # A sequential chain's step starts from the previous step's model, an attack from its
     # cell's: a job to run whose source cell is done but whose model is gone (deleted, or
     # never kept) re-runs that cell.
-    index = {cell["cell_id"]: i for i, (_, cell, _, _) in enumerate(out)}
-    for sub, cell, cell_dir, state in out:
-        prev = cell.get("start_from") or (cell.get("parent") if cell.get("parent_kind") == "cell" else None)
+    index = {p.job.id: i for i, p in enumerate(out)}
+    for job, _, state in out:
+        prev = job.model_source
         if prev in index and state not in ("done", "kept"):
-            i = index[prev]
-            p_sub, p_cell, p_dir, p_state = out[i]
-            if p_state == "done" and not (p_dir / "work" / "model" / "config.json").exists():
-                out[i] = (p_sub, p_cell, p_dir, "todo")
+            source = out[index[prev]]
+            if source.state == "done" and not (source.dir / "work" / "model" / "config.json").exists():
+                out[index[prev]] = source._replace(state="todo")
     return out
-
-
-NOT_APPLICABLE = "not_applicable"
 
 
 def select_cells(grid: Grid, only: str | None) -> list[Cell]:
@@ -182,43 +185,28 @@ def dry_run(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | No
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
     counts: dict[str, int] = {}
     lines = []
-    for sub, cell, _, state in jobs:
+    for job, _, state in jobs:
         mark = _DRY[state]
         counts[mark] = counts.get(mark, 0) + 1
         note = {"failed": "  (failed before)", "stale": "  (configuration or data changed)",
                 "kept": "  (failed before, kept: --no-retry-failed)"}.get(state, "")
-        lines.append(f"{mark:<7} {cell.get('kind', sub):<6} {cell['cell_id']}{note}")
+        lines.append(f"{mark:<7} {job.kind.value:<6} {job.id}{note}")
     summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "to-run", "stale", "kept") if counts.get(k))
     return [f"[grid {grid.name}] {len(jobs)} jobs -> {out_dir}: {summary}"] + lines
 
 
-def attack_job(parent: dict, name: str, params: dict) -> dict:
-    """The job of attack ``name`` on a reference or method cell (its parent)."""
-    keep = ("benchmark", "split", "model", "seed", "method", "label", "role", "ref_seed", "eval",
-            "data_dir", "plugins", "params", "start_from", "select")
-    return {**{k: parent.get(k) for k in keep}, "cell_id": f"{parent['cell_id']}__{name}", "kind": "attack",
-            "attack": name, "attack_params": dict(params), "parent": parent["cell_id"],
-            "parent_kind": parent.get("kind", "cell")}
-
-
-def not_applicable(cell: dict) -> str | None:
-    """Why a cell's method cannot train on its benchmark's data shape, or ``None``."""
+def not_applicable(job: Job) -> str | None:
+    """Why a method cell's method cannot train on its benchmark's data shape, or ``None``."""
     from unlearnbench.registry import benchmarks, methods
 
-    if cell.get("kind") == "ref":
+    if job.kind is not Kind.CELL:
         return None
+    cell = job.config
     shape = benchmarks.get(cell["benchmark"]).shape
     if methods.get(cell["method"]).supports(shape, cell.get("params")):
         return None
     return (f"method {cell['label']!r} does not train on {shape!r} data "
             f"(benchmark {cell['benchmark']!r})")
-
-
-def _failed_result(cell: dict, error: str, traceback: str = "") -> dict:
-    return {"cell_id": cell["cell_id"], "kind": cell.get("kind", "cell"), "method": cell.get("method"),
-            "method_label": cell.get("label"), "benchmark": cell["benchmark"], "split": cell["split"],
-            "model": cell["model"], "seed": cell.get("seed"), "config": cell, "status": "failed",
-            "error": error, "traceback": traceback}
 
 
 def spawn(argv: list[str], out, keep_fds: tuple[int, ...] = ()) -> subprocess.Popen:
@@ -254,28 +242,27 @@ class _Launched:
     A child that exits without a result gets a ``failed`` one, unless the grid stopped it
     (``stop``): an interrupted job is not a failed one, and the next run computes it."""
 
-    def __init__(self, cell: dict, cell_dir: Path, log, keep_fds: tuple[int, ...], finished: queue.Queue):
+    def __init__(self, job: Job, cell_dir: Path, log, keep_fds: tuple[int, ...], finished: queue.Queue):
         cell_dir.mkdir(parents=True, exist_ok=True)
         (cell_dir / "result.json").unlink(missing_ok=True)
         shutil.rmtree(cell_dir / "work", ignore_errors=True)  # what a killed earlier attempt left
-        atomic_write_json(cell_dir / "cell.json", cell)
-        self.cell, self.cell_dir, self.rc, self.stopped = cell, cell_dir, None, False
+        job.write(cell_dir)
+        self.job, self.cell_dir, self.rc, self.stopped = job, cell_dir, None, False
         self.out = open(cell_dir / "log.txt", "wb")
-        module = "unlearnbench.runner.attack" if cell.get("kind") == "attack" else "unlearnbench.runner.cell"
-        self.proc = spawn([sys.executable, "-m", module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
+        self.proc = spawn([sys.executable, "-m", job.module, str(cell_dir / "cell.json")], subprocess.PIPE, keep_fds)
         self.thread = threading.Thread(target=self._follow, args=(log, finished), daemon=True)
         self.thread.start()
 
     def _follow(self, log, finished: queue.Queue) -> None:
         try:
-            self.rc = pump(self.proc, self.out, log, self.cell["cell_id"])
+            self.rc = pump(self.proc, self.out, log, self.job.id)
         finally:
             self.out.close()
         if not self.stopped and _read_result(self.cell_dir) is None:
             tail = (self.cell_dir / "log.txt").read_text(errors="replace")[-3000:]
-            atomic_write_json(self.cell_dir / "result.json", _failed_result(
-                self.cell, f"cell process exited with code {self.rc} without a result (killed or crashed)", tail))
-        finished.put(self.cell["cell_id"])
+            atomic_write_json(self.cell_dir / "result.json", self.job.failed(
+                f"cell process exited with code {self.rc} without a result (killed or crashed)", tail))
+        finished.put(self.job.id)
 
     def stop(self) -> None:
         """Stop the child (Ctrl-C) and remove whatever it wrote that is not ``ok``."""
@@ -288,11 +275,11 @@ class _Launched:
             self.proc.wait()
         self.thread.join(timeout=30)
         # Lightning turns Ctrl-C into sys.exit(1), which the cell records as a failure.
-        if (_read_result(self.cell_dir) or {}).get("status") != "ok":
+        if (_read_result(self.cell_dir) or {}).get("status") != Status.OK.value:
             (self.cell_dir / "result.json").unlink(missing_ok=True)
 
 
-def _prune_models(jobs, pending: set[str]) -> None:
+def _prune_models(jobs: list[Planned], pending: set[str]) -> None:
     """Delete a kept unlearned model once no job that needs it (its chain successor, its
     attacks) is still to run in this invocation, so a grid of 7B cells does not fill the disk.
 
@@ -300,24 +287,35 @@ def _prune_models(jobs, pending: set[str]) -> None:
     result.json until it re-runs, so "has a result" would delete a re-run cell's model before
     its re-run attacks could read it."""
     needed_by: dict[str, list[str]] = {}
-    for _, cell, _, _ in jobs:
-        source = cell.get("start_from") or (cell.get("parent") if cell.get("parent_kind") == "cell" else None)
-        if source:
-            needed_by.setdefault(source, []).append(cell["cell_id"])
-    for sub, cell, cell_dir, _ in jobs:
-        waiting = needed_by.get(cell["cell_id"])
-        if sub == "cells" and waiting and not pending.intersection(waiting):
-            shutil.rmtree(cell_dir / "work" / "model", ignore_errors=True)
+    for job, _, _ in jobs:
+        if job.model_source:
+            needed_by.setdefault(job.model_source, []).append(job.id)
+    for job, job_dir, _ in jobs:
+        waiting = needed_by.get(job.id)
+        if job.kind is Kind.CELL and waiting and not pending.intersection(waiting):
+            shutil.rmtree(job_dir / "work" / "model", ignore_errors=True)
 
 
 def _parent_not_ok(attack_dir: Path) -> str | None:
     """Why an attack cannot run: its cell is not applicable or did not succeed."""
     parent = _read_result(attack_dir.parents[1]) or {}
-    if parent.get("status") == "ok":
+    if parent.get("status") == Status.OK.value:
         return None
     if parent.get("status") == NOT_APPLICABLE:
         return f"not applicable: {parent.get('reason')}"
     return f"its cell {attack_dir.parents[1].name} did not succeed ({parent.get('error')})"
+
+
+def _record_not_run(job: Job, job_dir: Path, reason: str) -> Status:
+    """Write the result of a job that cannot run (``reason``): a method cell that does not
+    train on its benchmark's data, or an attack on it, is not applicable; an attack whose cell
+    failed has failed too. Returns the status written."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    failure = job.kind is Kind.ATTACK and not reason.startswith("not applicable")
+    status = Status.FAILED if failure else Status.NOT_APPLICABLE
+    atomic_write_json(job_dir / "result.json",
+                      job.failed(reason if failure else None, status=status, reason=reason))
+    return status
 
 
 def _record_grid(path: Path, raw: dict) -> None:
@@ -383,92 +381,90 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
     # Planned under the lock: a second grid that waited sees the first one's results.
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
     _record_grid(out_dir / "grid.json", grid.raw)
-    todo = [j for j in jobs if j[3] not in _SKIP_NOTE]
+    todo = [p for p in jobs if p.state not in _SKIP_NOTE]
     from unlearnbench.runner.preflight import check_jobs
 
     # Every model and data reference resolves, or the grid stops here in one line.
-    check_jobs([cell for sub, cell, _, _ in todo if sub != "attacks"])
+    check_jobs([p.job for p in todo])
     total, skipped = len(jobs), len(jobs) - len(todo)
-    n_cells = sum(sub == "cells" for sub, *_ in jobs)
-    n_attacks = sum(sub == "attacks" for sub, *_ in jobs)
+    n_cells = sum(p.job.kind is Kind.CELL for p in jobs)
+    n_attacks = sum(p.job.kind is Kind.ATTACK for p in jobs)
     log(f"[grid {grid.name}] {total} jobs ({n_cells} cells + {total - n_cells - n_attacks} references"
         + (f" + {n_attacks} attacks" if n_attacks else "") + "); "
         f"{skipped} already done, {len(todo)} to run -> {out_dir}")
-    for sub, cell, cell_dir, state in jobs:
+    for job, _, state in jobs:
         if state in _SKIP_NOTE:
-            log(f"[skip] {cell['cell_id']}: {_SKIP_NOTE[state]}")
+            log(f"[skip] {job.id}: {_SKIP_NOTE[state]}")
         elif state == "stale":
-            log(f"[stale] {cell['cell_id']}: configuration changed since its result; re-running")
+            log(f"[stale] {job.id}: configuration changed since its result; re-running")
     start, failed = time.time(), {}
-    workers = max(1, min(workers or default_workers([cell for _, cell, _, _ in todo]), len(todo) or 1))
+    workers = max(1, min(workers or default_workers([p.job.config for p in todo]), len(todo) or 1))
     if workers > 1:
         log(f"[grid {grid.name}] {workers} jobs at a time, {cpu_threads()} thread(s) each")
-    deps = dependencies([(sub, cell) for sub, cell, _, _ in todo])
-    unfinished = {cell["cell_id"] for _, cell, _, _ in todo}  # neither run nor written yet
+    deps = dependencies([p.job for p in todo])
+    unfinished = {p.job.id for p in todo}  # neither run nor written yet
     waiting = list(todo)
-    running: dict[str, tuple[_Launched, tuple, float]] = {}
+    running: dict[str, tuple[_Launched, Planned, float]] = {}
     finished: queue.Queue = queue.Queue()
     times: dict[str, list[float]] = {}
     remaining: dict[str, int] = {}
-    for sub, *_ in todo:
-        remaining[sub] = remaining.get(sub, 0) + 1
+    for p in todo:
+        remaining[p.job.kind.group] = remaining.get(p.job.kind.group, 0) + 1
     n = 0
     try:
         while waiting or running:
-            for job in list(waiting):
-                sub, cell, cell_dir, state = job
+            for planned in list(waiting):
+                job, job_dir, _ = planned
                 if len(running) >= workers:
                     break
-                if deps[cell["cell_id"]] & unfinished:
+                if deps[job.id] & unfinished:
                     continue
-                waiting.remove(job)
-                remaining[sub] -= 1
-                reason = not_applicable(cell) if sub != "attacks" else _parent_not_ok(cell_dir)
+                waiting.remove(planned)
+                remaining[job.kind.group] -= 1
+                reason = _parent_not_ok(job_dir) if job.kind is Kind.ATTACK else not_applicable(job)
                 if reason is None:
-                    running[cell["cell_id"]] = (_Launched(cell, cell_dir, log, keep_fds, finished), job, time.time())
+                    running[job.id] = (_Launched(job, job_dir, log, keep_fds, finished), planned, time.time())
                     continue
-                cell_dir.mkdir(parents=True, exist_ok=True)
-                status = NOT_APPLICABLE if sub != "attacks" or reason.startswith("not applicable") else "failed"
-                record = _failed_result(cell, None if status == NOT_APPLICABLE else reason)
-                atomic_write_json(cell_dir / "result.json", {**record, "status": status, "reason": reason})
-                unfinished.discard(cell["cell_id"])
+                status = _record_not_run(job, job_dir, reason)
+                unfinished.discard(job.id)
                 n += 1
-                log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.replace('_', ' ')} ({reason})")
-                if status != NOT_APPLICABLE:
-                    failed[cell["cell_id"]] = reason
+                log(f"[{skipped + n}/{total}] {job.id}: {status.value.replace('_', ' ')} ({reason})")
+                if status is not Status.NOT_APPLICABLE:
+                    failed[job.id] = reason
             if not running:
-                if waiting and all(deps[c["cell_id"]] & unfinished for _, c, _, _ in waiting):
-                    raise RuntimeError(f"grid jobs wait for each other: {[c['cell_id'] for _, c, _, _ in waiting]}")
+                if waiting and all(deps[p.job.id] & unfinished for p in waiting):
+                    raise RuntimeError(f"grid jobs wait for each other: {[p.job.id for p in waiting]}")
                 continue
             try:
                 done_id = finished.get(timeout=0.5)  # a timeout, so Ctrl-C is seen while waiting
             except queue.Empty:
                 continue
-            launched, (sub, cell, cell_dir, state), t0 = running.pop(done_id)
+            launched, (job, job_dir, _), t0 = running.pop(done_id)
             launched.thread.join()
             unfinished.discard(done_id)
             n += 1
             if not grid.raw.get("keep_models"):
                 _prune_models(jobs, unfinished)
-            status = _read_result(cell_dir) or {"status": "failed", "error": "unreadable result.json"}
-            if status.get("status") != "ok":
-                failed[cell["cell_id"]] = status.get("error")
+            status = _read_result(job_dir) or {"status": Status.FAILED.value, "error": "unreadable result.json"}
+            ok = status.get("status") == Status.OK.value
+            if not ok:
+                failed[job.id] = status.get("error")
             elapsed = time.time() - start
-            times.setdefault(sub, []).append(time.time() - t0)
+            times.setdefault(job.kind.group, []).append(time.time() - t0)
             eta = eta_seconds(times, remaining)
-            log(f"[{skipped + n}/{total}] {cell['cell_id']}: {status.get('status')} ({time.time() - t0:.1f}s, "
+            log(f"[{skipped + n}/{total}] {job.id}: {status.get('status')} ({time.time() - t0:.1f}s, "
                 f"rc={launched.rc}) | elapsed {_fmt(elapsed)}, "
                 f"ETA {_fmt(eta / workers) if eta is not None else 'after the first cell'}"
-                + (f"\n    error: {status.get('error')}" if status.get("status") != "ok" else ""))
+                + (f"\n    error: {status.get('error')}" if not ok else ""))
     except KeyboardInterrupt:
         for launched, _, _ in running.values():
             launched.stop()
         raise
-    for sub, cell, cell_dir, state in jobs:  # failures kept from an earlier run count too
+    for job, job_dir, state in jobs:  # failures kept from an earlier run count too
         if state == "kept":
-            failed[cell["cell_id"]] = (_read_result(cell_dir) or {}).get("error")
+            failed[job.id] = (_read_result(job_dir) or {}).get("error")
     paths = write_leaderboard(out_dir, published=grid.published)
-    failed_list = [(cid, failed[cid]) for _, cell, _, _ in jobs if (cid := cell["cell_id"]) in failed]
+    failed_list = [(p.job.id, failed[p.job.id]) for p in jobs if p.job.id in failed]
     log(f"[grid {grid.name}] done in {_fmt(time.time() - start)}: {total - len(failed_list)} ok, "
         f"{len(failed_list)} failed ({len(todo)} run, {skipped} skipped). "
         f"Leaderboard: {paths.get('markdown')}")

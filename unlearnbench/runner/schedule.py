@@ -15,6 +15,12 @@ against (and whose first job builds the tiny family that the cells load).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+from unlearnbench.report.schema import Kind
+
+if TYPE_CHECKING:
+    from unlearnbench.runner.jobs import Job
 
 
 def usable_cores() -> int:
@@ -51,15 +57,15 @@ def _is_tiny(model) -> bool:
     return isinstance(model, str) and model in models and models.get(model).is_tiny
 
 
-def dependencies(jobs: list[tuple[str, dict]]) -> dict[str, set[str]]:
-    """``cell_id -> ids it waits for`` among ``jobs`` (``(sub, cell)`` in plan order); a job
-    outside ``jobs`` is already done, so nothing waits for it."""
-    ids = {cell["cell_id"] for _, cell in jobs}
-    refs = {cell["cell_id"] for sub, cell in jobs if sub == "refs"}
+def dependencies(jobs: list[Job]) -> dict[str, set[str]]:
+    """``job id -> ids it waits for`` among ``jobs`` (in plan order); a job outside ``jobs``
+    is already done, so nothing waits for it."""
+    ids = {job.id for job in jobs}
+    refs = {job.id for job in jobs if job.kind is Kind.REF}
     deps = {}
-    for sub, cell in jobs:
-        needs = {cell.get("start_from"), cell.get("parent")} & ids
-        if sub == "cells":
+    for job in jobs:
+        needs = job.reads() & ids
+        if job.kind is Kind.CELL:
             needs |= refs
-        deps[cell["cell_id"]] = needs
+        deps[job.id] = needs
     return deps

@@ -1,0 +1,184 @@
+"""A grid job (a reference, a method cell, an attack) and the one way every job process runs.
+
+A job is what its ``cell.json`` says: the grid writes the file, the job's process
+(``python -m <Job.module> cell.json``, which DDP re-executes on every rank) reads it back,
+and its ``result.json`` keeps it as ``config``. A later grid compares that ``config`` with
+the job it would run now (``runner.run.cell_state``), so the dict a ``Job`` serialises to
+must keep its keys and values: committed results stay ``done``.
+
+``execute`` is the skeleton every kind shares: whatever the job does, its process leaves a
+``result.json`` (``ok`` with what it measured, or ``failed`` with the error and the
+traceback's tail), written atomically, once (rank zero).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from unlearnbench.atomic import atomic_write_json
+from unlearnbench.report.schema import Kind, Result, Status, failed_result, result_base
+
+if TYPE_CHECKING:
+    from unlearnbench.runner.grid import Cell
+
+# The traceback's tail a failed result keeps: enough for the raising frames, small enough
+# for a results directory of hundreds of jobs.
+TRACEBACK_TAIL = 4000
+
+# What each kind runs: the module its process is started as, and the function there that
+# does the work (``(cell.json dict, job directory) -> what the result adds``). References
+# and cells share the cell module so that a reference needs no Lightning.
+_RUNS = {Kind.REF: ("unlearnbench.runner.cell", "run_reference"),
+         Kind.CELL: ("unlearnbench.runner.cell", "run_method"),
+         Kind.ATTACK: ("unlearnbench.runner.attack", "run_attack")}
+
+# The parent's keys an attack job copies: what the attacked model and its evaluation need.
+_ATTACK_KEEPS = ("benchmark", "split", "model", "seed", "method", "label", "role", "ref_seed", "eval",
+                 "data_dir", "plugins", "params", "start_from", "select")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a grid: its ``kind`` and its ``config`` (the cell.json dict, ``kind``
+    included). Build it with ``reference``, ``method_cell``, ``attack`` or ``from_json``."""
+
+    kind: Kind
+    config: dict
+
+    def __post_init__(self) -> None:
+        if Kind.of(self.config) is not self.kind:
+            raise ValueError(f"job {self.config.get('cell_id')!r}: kind {self.kind.value!r} but "
+                             f"cell.json says {self.config.get('kind')!r}")
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, config: dict) -> Job:
+        """The job a cell.json dict describes (no ``kind``: a method cell, the first format)."""
+        return cls(Kind.of(config), config)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Job:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def reference(cls, ref, order: int, cell: Cell, split: str, plugins: list[str]) -> Job:
+        """Reference ``ref`` (a ``benchmarks.base.Reference``, the ``order``-th its benchmark
+        declares) of the block of ``cell`` (benchmark, evaluated ``split``, model)."""
+        return cls(Kind.REF, {
+            "cell_id": f"{ref.name}__{cell.benchmark}-{split}__{Path(cell.model).name}",
+            "kind": Kind.REF.value, "method": ref.name, "label": ref.name, "role": ref.role,
+            "ref_seed": ref.seed, "ref_order": order, "benchmark": cell.benchmark, "split": split,
+            "model": cell.model, "seed": ref.seed, "eval": cell.eval, "data_dir": cell.data_dir,
+            "select": cell.select, "plugins": list(plugins)})
+
+    @classmethod
+    def method_cell(cls, cell: Cell, plugins: list[str]) -> Job:
+        return cls(Kind.CELL, {**cell.as_dict(), "label": cell.label, "kind": Kind.CELL.value,
+                               "plugins": list(plugins)})
+
+    @classmethod
+    def attack(cls, parent: Job, name: str, params: dict) -> Job:
+        """Attack ``name`` on the model of ``parent`` (a reference or a method cell)."""
+        return cls(Kind.ATTACK, {
+            **{k: parent.config.get(k) for k in _ATTACK_KEEPS}, "cell_id": f"{parent.id}__{name}",
+            "kind": Kind.ATTACK.value, "attack": name, "attack_params": dict(params), "parent": parent.id,
+            "parent_kind": parent.kind.value})
+
+    # -- what it is -------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.config["cell_id"]
+
+    @property
+    def benchmark(self) -> str:
+        return self.config["benchmark"]
+
+    @property
+    def data_dir(self) -> str | None:
+        return self.config.get("data_dir")
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(self.config.get("plugins") or [])
+
+    @property
+    def parent_kind(self) -> Kind | None:
+        """An attack's parent's kind (``None`` for other jobs)."""
+        value = self.config.get("parent_kind")
+        return Kind(value) if value else None
+
+    @property
+    def model_source(self) -> str | None:
+        """The id of the job whose kept unlearned model this one starts from: a chain step's
+        previous step, an attack's method cell (a reference's checkpoint is not kept by a job)."""
+        if self.config.get("start_from"):
+            return self.config["start_from"]
+        return self.config.get("parent") if self.parent_kind is Kind.CELL else None
+
+    def reads(self) -> set[str]:
+        """The ids of the jobs whose output this one reads (``runner.schedule``)."""
+        return {i for i in (self.config.get("start_from"), self.config.get("parent")) if i}
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def module(self) -> str:
+        """The module its process runs as: ``python -m <module> cell.json``."""
+        return _RUNS[self.kind][0]
+
+    def runner(self) -> Callable[[dict, Path], dict]:
+        module, name = _RUNS[self.kind]
+        return getattr(importlib.import_module(module), name)
+
+    def to_json(self) -> dict:
+        return self.config
+
+    def write(self, job_dir: Path) -> None:
+        atomic_write_json(job_dir / "cell.json", self.to_json())
+
+    # -- its results ------------------------------------------------------------------------
+    def result_base(self) -> dict[str, Any]:
+        return result_base(self.config)
+
+    def failed(self, error: str | None, traceback: str = "", status: Status = Status.FAILED,
+               reason: str | None = None) -> Result:
+        return failed_result(self.config, error, traceback, status, reason)
+
+
+def execute(job_file: str | Path) -> int:
+    """Run the job of ``job_file`` (its cell.json) and write its ``result.json`` beside it;
+    exit status 0 when ok. Every failure is recorded, except an interrupt: the grid that
+    stopped the job removes what it left, and its next run computes the job again."""
+    from unlearnbench.numerics import pin_threads
+    from unlearnbench.parallel import is_rank_zero
+    from unlearnbench.registry import load_plugin
+    from unlearnbench.runner.provenance import provenance
+
+    pin_threads()  # the same floats on any machine, whatever its core count (numerics)
+    job_file = Path(job_file)
+    job = Job.read(job_file)
+    start = time.time()
+    try:
+        for plugin in job.plugins:
+            load_plugin(plugin)
+        out = job.runner()(job.config, job_file.parent)
+        result = {**job.result_base(), "status": Status.OK.value, "error": None, **out}
+    except BaseException as exc:  # noqa: BLE001 — any failure is recorded, never lost
+        result = job.failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()[-TRACEBACK_TAIL:])
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+    result["elapsed_s"] = time.time() - start
+    if is_rank_zero():  # DDP runs this on every rank; one result
+        result["provenance"] = provenance()
+        atomic_write_json(job_file.parent / "result.json", result)
+    return 0 if result["status"] == Status.OK.value else 1
+
+
+if __name__ == "__main__":
+    sys.exit(execute(sys.argv[1]))
