@@ -10,28 +10,13 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 from unlearnbench.metrics import ghost_norms, mia
 from unlearnbench.models.real_configs import REAL_CONFIGS, shrunk
 
+from _batches import padded
+
 # (question, answer) token ids; one answer repeats a question token (the embedding's
 # same-token term) and one text holds token 0, the tiny models' padding_idx (no gradient).
 TEXTS = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 11, 12, 2]), ([1, 3, 4, 5, 6], [2]),
          ([1, 13, 14, 15, 16, 17, 18], [19, 20, 21, 22, 23, 2]), ([1, 24], [25, 24, 2]),
          ([1, 0, 30, 3], [0, 31, 2])]
-
-
-def padded(rows, left=False, drop_eos=False):
-    """A batch of (question, answer) rows; ``drop_eos``: the final answer token unscored
-    (open-unlearning's convention, ``eval.parity``)."""
-    T = max(len(q) + len(a) for q, a in rows)
-    ids = torch.zeros(len(rows), T, dtype=torch.long)
-    am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
-    for i, (q, a) in enumerate(rows):
-        n = len(q) + len(a)
-        s = T - n if left else 0
-        ids[i, s:s + n] = torch.tensor(q + a)
-        am[i, s:s + n] = 1
-        labels[i, s + len(q):s + n] = torch.tensor(a)
-        if drop_eos:
-            labels[i, s + n - 1] = -100
-    return {"input_ids": ids, "attention_mask": am, "labels": labels}
 
 
 def one_at_a_time(model, texts, drop_eos=False):

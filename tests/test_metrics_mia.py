@@ -8,6 +8,8 @@ from sklearn.metrics import roc_auc_score
 
 from unlearnbench.metrics import mia
 
+from _batches import padded
+
 
 def test_attack_names():
     assert mia.MIA_ATTACKS == ("loss", "zlib", "min_k", "min_k_plus_plus")
@@ -180,18 +182,6 @@ def test_gradnorm_batched_equals_one_text_at_a_time_backward():
                                          num_key_value_heads=2)).eval()
     texts = [([1, 5, 6], [7, 8, 2]), ([1, 9], [10, 11, 12, 2]), ([1, 3, 4, 5, 6], [2]),
              ([1, 13, 14, 15, 16, 17, 18], [19, 20, 21, 22, 23, 2]), ([1, 24], [25, 2])]
-
-    def padded(rows, left=False):
-        T = max(len(q) + len(a) for q, a in rows)
-        ids = torch.zeros(len(rows), T, dtype=torch.long)
-        am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
-        for i, (q, a) in enumerate(rows):
-            n = len(q) + len(a)
-            s = T - n if left else 0
-            ids[i, s:s + n] = torch.tensor(q + a)
-            am[i, s:s + n] = 1
-            labels[i, s + len(q):s + n] = torch.tensor(a)
-        return {"input_ids": ids, "attention_mask": am, "labels": labels}
 
     want = []
     for row in texts:

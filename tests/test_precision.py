@@ -114,16 +114,17 @@ def test_bf16_mixed_through_the_harness_keeps_fp32_master_weights_and_adamw_stat
     assert {p.dtype for p in rec.after.values()} == {torch.float32}
     assert {g.dtype for g in rec.grads.values()} == {torch.float32}
     assert rec.state and set(rec.state) == {torch.float32}, rec.state
+    _check_first_adamw_step(rec, lr)
+
+
+def _check_first_adamw_step(rec, lr: float) -> None:
+    """AdamW's first step (bias-corrected m = g, v = g**2, eps 1e-8, no decay) moves each weight
+    by exactly lr * |g| / (|g| + eps): lr itself wherever |g| >> 1e-8. Allowed off: the fp32
+    rounding of w + update (one ulp of w, 2**-23 * |w|: 1.2e-7 near the norms' 1.0) and 0.1 %.
+    ``rec`` holds every weight before and after the step and its gradient."""
     delta = torch.cat([(rec.after[n] - rec.before[n]).abs().flatten() for n in rec.before])
     grad = torch.cat([rec.grads[n].abs().flatten() for n in rec.before])
     weight = torch.cat([rec.before[n].abs().flatten() for n in rec.before])
-    _check_first_adamw_step(delta, grad, weight, lr)
-
-
-def _check_first_adamw_step(delta, grad, weight, lr: float) -> None:
-    """AdamW's first step (bias-corrected m = g, v = g**2, eps 1e-8, no decay) moves each weight
-    by exactly lr * |g| / (|g| + eps): lr itself wherever |g| >> 1e-8. Allowed off: the fp32
-    rounding of w + update (one ulp of w, 2**-23 * |w|: 1.2e-7 near the norms' 1.0) and 0.1 %."""
     want = lr * grad / (grad + 1e-8)
     off = (delta - want).abs() - 2.0 ** -23 * 2 * weight
     assert float(off.max()) <= 1e-3 * lr, float(off.max())
@@ -178,7 +179,4 @@ def test_bf16_mixed_first_step_on_each_real_architecture(name, tmp_path):
     assert torch.bfloat16 in rec.logits, rec.logits
     assert {p.dtype for p in rec.after.values()} == {torch.float32}
     assert rec.state and set(rec.state) == {torch.float32}, rec.state
-    delta = torch.cat([(rec.after[n] - rec.before[n]).abs().flatten() for n in rec.before])
-    grad = torch.cat([rec.grads[n].abs().flatten() for n in rec.before])
-    weight = torch.cat([rec.before[n].abs().flatten() for n in rec.before])
-    _check_first_adamw_step(delta, grad, weight, lr)
+    _check_first_adamw_step(rec, lr)

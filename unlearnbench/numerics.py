@@ -26,9 +26,14 @@ PORTABLE_CPU = {
 }
 
 
+def native_cpu() -> bool:
+    """Whether the user opted out of the pins (``UNLEARNBENCH_NATIVE_CPU`` set, not 0)."""
+    return os.environ.get("UNLEARNBENCH_NATIVE_CPU", "") not in ("", "0")
+
+
 def pin_cpu_numerics() -> dict[str, str]:
     """Set the portable CPU settings unless the user set them (or opted out); returns them."""
-    if os.environ.get("UNLEARNBENCH_NATIVE_CPU", "") not in ("", "0"):
+    if native_cpu():
         return {}
     applied = {}
     for key, value in PORTABLE_CPU.items():
@@ -58,7 +63,7 @@ def pin_threads() -> int:
     the pins with ``UNLEARNBENCH_NATIVE_CPU``); returns the count torch uses now."""
     import torch
 
-    if os.environ.get("UNLEARNBENCH_NATIVE_CPU", "") in ("", "0"):
+    if not native_cpu():
         torch.set_num_threads(cpu_threads())
     return torch.get_num_threads()
 
