@@ -144,6 +144,12 @@ class Benchmark:
     # unlearning (``eval_every``) needs only part summaries (``summarise_records``): without
     # this, ``evaluate_part`` scores every item and keeps the part's records.
     evaluates_parts: bool = False
+    # The extra data a raw-text benchmark's batches can carry for a method's ``needs``:
+    # "template" where it offers general text (``general_rows``: documents that are neither
+    # forget nor retain data), which FLAT pairs with each forget chunk as its "good" text (its
+    # public code pairs Harry Potter passages with random C4 documents; data.general).
+    # Question/answer benchmarks carry every extra.
+    text_extras: tuple[str, ...] = ()
 
     def __init__(self, path: str | None = None):
         self.path = str(path) if path else self.default_path()
@@ -160,6 +166,10 @@ class Benchmark:
     def retain_rows(self, split: str) -> list[dict]:
         """Rows of the retain (normal) data, same shape as the forget rows."""
         raise NotImplementedError
+
+    def general_rows(self, split: str) -> list[dict]:
+        """General text ``{"text"}`` of a raw-text benchmark whose ``text_extras`` has "template"."""
+        raise NotImplementedError(f"benchmark {self.name!r} offers no general text")
 
     def normal_answers(self, split: str) -> list[str]:
         """The pool LLMU's random mismatch answers (and FLAT's ``template="normal"``) are drawn

@@ -75,6 +75,7 @@ class MuseBenchmark(Benchmark):
     published = PUBLISHED["muse-news"]
     corpus = "muse-news"  # muse_bench's name for parity constants
     evaluates_parts = True  # evaluate(..., part=...) scores that part's items alone
+    text_extras = ("template",)  # FLAT's "good" text (data.general): C4, or a local extras/general.jsonl
 
     def default_path(self) -> str:
         from unlearnbench.data.muse import HUB
@@ -105,6 +106,11 @@ class MuseBenchmark(Benchmark):
 
     def retain_rows(self, split: str) -> list[dict]:
         return self._texts("raw", "retain1")  # what MUSE lets a method use; retain2 is for utility
+
+    def general_rows(self, split: str) -> list[dict]:
+        from unlearnbench.data.general import general_rows
+
+        return general_rows(self.path)
 
     def fingerprint(self, split: str) -> dict:
         return {**super().fingerprint(split), "corpus": self.corpus}

@@ -101,14 +101,24 @@ class QACollator:
 
 
 class TextCollator:
-    """Pads pre-tokenised text chunks; every token but a leading BOS is scored."""
+    """Pads pre-tokenised text chunks; every token but a leading BOS is scored.
 
-    def __init__(self, encoder: Encoder):
-        self.encoder = encoder
+    With ``general`` chunks, each batch also carries ``template``: one general chunk drawn
+    at random per row (FLAT's "good" text on raw data, see ``data.general``), from a
+    generator seeded like the question/answer extras."""
+
+    def __init__(self, encoder: Encoder, general: list[dict] | None = None, seed: int = 0):
+        self.encoder, self.general = encoder, general
+        self.rng = random.Random(seed)
 
     def __call__(self, rows: list[dict]) -> dict:
         batch = pad_right([(r["input_ids"], r["labels"]) for r in rows], self.encoder.pad_id)
         batch["index"] = torch.tensor([r["index"] for r in rows])
+        if self.general:
+            drawn = [self.general[self.rng.randrange(len(self.general))] for _ in rows]
+            sub = pad_right([(g["input_ids"], g["labels"]) for g in drawn], self.encoder.pad_id)
+            sub["index"] = torch.tensor([r["index"] for r in rows])
+            batch[EXTRAS["template"]] = sub
         return batch
 
 
@@ -149,7 +159,7 @@ class UnlearnDataModule(L.LightningDataModule):
         self.num_workers, self.alternate_file = num_workers, alternate_file
         self.alternates = None
         self.shape = benchmark.shape
-        extras = [n for n in self.needs if n in EXTRAS]
+        extras = [n for n in self.needs if n in EXTRAS and n not in benchmark.text_extras]
         if extras and self.shape != "qa":
             raise ValueError(f"benchmark {benchmark.name!r} trains on raw text; the extra answers "
                              f"{extras} need question/answer data")
@@ -173,6 +183,11 @@ class UnlearnDataModule(L.LightningDataModule):
         self.forget_set = self._rows(self.benchmark.forget_rows(self.split))
         self.retain_set = self._rows(self.benchmark.retain_rows(self.split))
         self.normal = self.benchmark.normal_answers(self.split) if self.shape == "qa" else []
+        self.general_set = None
+        if self.shape == "text" and "template" in self.needs:
+            self.general_set = self._rows(self.benchmark.general_rows(self.split))
+            if len(self.general_set) == 0:
+                raise ValueError(f"benchmark {self.benchmark.name!r}: no general text for FLAT's template")
         if "alternate" in self.needs:
             self.alternates = self.benchmark.alternate_answers(self.split, self.alternate_file)
         if len(self.forget_set) == 0:
@@ -185,7 +200,8 @@ class UnlearnDataModule(L.LightningDataModule):
     def collator(self, extras: bool = True, seed: int | None = None):
         """The collator of this shape; ``extras=False`` gives the bare forget/retain batches."""
         if self.shape == "text":
-            return TextCollator(self.encoder)
+            general = self.general_set.rows if extras and self.general_set is not None else None
+            return TextCollator(self.encoder, general, seed=self.seed if seed is None else seed)
         return QACollator(self.encoder, self.needs if extras else (), normal_answers=getattr(self, "normal", []),
                           k_random=self.k_random, template=self.template,
                           seed=self.seed if seed is None else seed, alternates=self.alternates)

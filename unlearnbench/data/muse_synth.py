@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unlearnbench.data import muse_templates as T
+from unlearnbench.data.general import GENERAL_FILE  # base-model text; not a hub config
 from unlearnbench.data.standin import Generator, write_dir, write_jsonl
 
 # Stand-in evaluation lengths: the real benchmark keeps 128 / 32 (docs/metrics.md §4); the
@@ -245,7 +246,6 @@ LAYOUT = {
     "train": ["retain2", "forget", "retain1"],
     "verbmem": ["forget"],
 }
-GENERAL_FILE = "extras/general.jsonl"  # base-model text; not a hub config
 
 
 def _write_parquet(rows: list[dict], path: Path) -> None:

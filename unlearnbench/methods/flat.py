@@ -2,7 +2,8 @@
 
 For each forget prompt ``x_f`` the batch carries the forget answer ``y_f`` and a template
 answer ``y_e`` (``batch["template"]``: a refusal by default, a random normal answer with
-the data param ``template="normal"``). ``P(x, y) = (1/|y|) Σ_t p_θ(y_t | x, y_<t)`` is the
+the data param ``template="normal"``; on raw text, a random general-text chunk per forget
+chunk, where the benchmark offers general text: ``data.general``). ``P(x, y) = (1/|y|) Σ_t p_θ(y_t | x, y_<t)`` is the
 mean token probability normalised by the answer's own scored length ``|y|`` (the paper's
 definition; the public code divides by the padded batch length). No retain data and no
 reference model. Divergences: ``kl`` (default, loss ``−P_e + exp(P_f − 1)``), ``js``,
@@ -39,6 +40,8 @@ class FLAT(UnlearningMethod):
     """FLAT: −g*(P_e) + f*(g*(P_f)) with mean token probabilities, forget data only (Wang et al.)."""
 
     name = "flat"
+    # Raw text where the benchmark offers general text (its "template": data.general).
+    shapes = ("qa", "text")
     needs = ("template",)
     needs_reference = False
     parities = ("paper", "reference")

@@ -90,11 +90,24 @@ def cell_state(cell: dict, cell_dir: Path, data_key=None) -> str:
         return "todo"
     if result.get("status") not in (Status.OK.value, NOT_APPLICABLE):
         return "failed"
+    if result.get("status") == NOT_APPLICABLE and _applicable_now(cell):
+        return "stale"  # its method has since learnt to train on this data (FLAT on raw text)
     if _config_key(result.get("config") or {}) != _config_key(cell):
         return "stale"
     if data_key is not None and result.get("data_key", data_key) != data_key:
         return "stale"
     return "done"
+
+
+def _applicable_now(config: dict) -> bool:
+    """Whether a job recorded not applicable (a method cell, or an attack on one) would run now."""
+    kind = Kind.of(config)
+    if kind is Kind.CELL or (kind is Kind.ATTACK and config.get("parent_kind") == Kind.CELL.value):
+        try:
+            return _method_misfit(config) is None
+        except KeyError:  # a method or benchmark not registered (here): leave the record as it is
+            return False
+    return False
 
 
 def _data_keys(jobs: list[Job], plugins: list[str] | None) -> dict:
@@ -197,16 +210,25 @@ def dry_run(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | No
 
 def not_applicable(job: Job) -> str | None:
     """Why a method cell's method cannot train on its benchmark's data shape, or ``None``."""
+    return _method_misfit(job.config) if job.kind is Kind.CELL else None
+
+
+def _method_misfit(cell: dict) -> str | None:
+    """Why the method of ``cell`` (a method cell's, or the cell an attack attacks) cannot train
+    on its benchmark's data, or ``None``."""
     from unlearnbench.registry import benchmarks, methods
 
-    if job.kind is not Kind.CELL:
-        return None
-    cell = job.config
-    shape = benchmarks.get(cell["benchmark"]).shape
-    if methods.get(cell["method"]).supports(shape, cell.get("params")):
-        return None
-    return (f"method {cell['label']!r} does not train on {shape!r} data "
-            f"(benchmark {cell['benchmark']!r})")
+    bench, method = benchmarks.get(cell["benchmark"]), methods.get(cell["method"])
+    shape = bench.shape
+    if not method.supports(shape, cell.get("params")):
+        return (f"method {cell['label']!r} does not train on {shape!r} data "
+                f"(benchmark {cell['benchmark']!r})")
+    # A raw-text benchmark carries only the extras it offers (e.g. FLAT's template: general text).
+    missing = [n for n in method.needs if n != "retain" and n not in bench.text_extras] if shape == "text" else []
+    if missing:
+        return (f"method {cell['label']!r} needs {', '.join(missing)} data, which benchmark "
+                f"{cell['benchmark']!r} (raw text) does not offer")
+    return None
 
 
 def spawn(argv: list[str], out, keep_fds: tuple[int, ...] = ()) -> subprocess.Popen:
