@@ -297,6 +297,35 @@ def test_sweep_setting_is_chosen_on_validation_items_not_on_test_items(tmp_path)
     assert "## Sweeps: each method's setting chosen on validation items" in md and "npo[lr=2]" in md
 
 
+def test_sweep_ties_go_to_more_utility_then_to_the_smallest_value(tmp_path):
+    """Settings that tie on the forget metric: the one keeping more utility wins, then the
+    smaller swept value, never the label that sorts first as text ("lr=0.0001" < "lr=3e-05")."""
+    def choose(val):
+        g = tmp_path / f"g{len(list(tmp_path.iterdir()))}"
+        _write(g / "refs" / "target", {
+            "cell_id": "target", "kind": "ref", "status": "ok", "method": "target", "method_label": "target",
+            "benchmark": BENCH, "split": SPLIT, "model": MODEL, "summary": _summary(1e-9, 0.5),
+            "metrics": {"forget_quality": 1e-9, "model_utility": 0.5},
+            "validation_metrics": {"forget_quality": 1e-9, "model_utility": 0.5}})
+        for label, (fq, mu) in val.items():
+            _write(g / "cells" / label, {
+                "cell_id": label, "kind": "cell", "status": "ok", "method": "npo", "method_label": label,
+                "benchmark": BENCH, "split": SPLIT, "model": MODEL, "seed": 42, "config": {"entry": "npo"},
+                "summary": _summary(fq, mu), "metrics": {"forget_quality": fq, "model_utility": mu},
+                "validation_metrics": {"forget_quality": fq, "model_utility": mu}})
+        sweep = leaderboard_table(results_frame(load_results(g))).attrs["sweep"]
+        return [lab for lab, c in zip(sweep["method_label"], sweep["chosen"]) if c]
+
+    # equal forget quality and utility: the smallest lr, although "npo[lr=0.0001]" sorts first
+    assert choose({"npo[lr=0.0001]": (0.3, 0.48), "npo[lr=3e-05]": (0.3, 0.48), "npo[lr=0.001]": (0.3, 0.48)}) \
+        == ["npo[lr=3e-05]"]
+    # equal forget quality: the one keeping more utility, whatever its lr
+    assert choose({"npo[lr=0.0001]": (0.3, 0.47), "npo[lr=3e-05]": (0.3, 0.46), "npo[lr=0.001]": (0.3, 0.49)}) \
+        == ["npo[lr=0.001]"]
+    # a better forget metric still wins over utility
+    assert choose({"npo[lr=0.0001]": (0.4, 0.46), "npo[lr=3e-05]": (0.3, 0.49)}) == ["npo[lr=0.0001]"]
+
+
 def test_select_is_checked_against_the_benchmark(monkeypatch):
     from unlearnbench.benchmarks.base import Benchmark
     from unlearnbench.registry import benchmarks

@@ -173,6 +173,12 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
         block = table[(table[BLOCK[0]] == keys[0]) & (table[BLOCK[1]] == keys[1]) & (table[BLOCK[2]] == keys[2])]
         anchor = anchor_rows(block, rule["anchor"], table)
         ref = float(anchor[vu].iloc[0]) if len(anchor) and vu in anchor else math.nan
+        # Ties on the forget metric go to the setting that keeps more utility, then to the
+        # smallest swept values (the gentlest setting): never to whichever label sorts first
+        # as text ("lr=0.0001" sorts before "lr=3e-05").
+        sign = -1.0 if utility_dir == "min" else 1.0
+        group = group.loc[sorted(group.index, key=lambda i: (-sign * _number(group.at[i, vu]),
+                                                             swept_key(group.at[i, "method_label"])))]
         chosen = preferred(group[vf], group[vu], ref, rule["min_ratio"], forget_dir, utility_dir)
         for idx, row in group.iterrows():
             sweep_rows.append({**{c: row[c] for c in (*BLOCK, "entry", "method_label", "n_seeds")},
@@ -180,6 +186,28 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
             if idx != chosen:
                 drop.append(idx)
     return table.drop(index=drop), pd.DataFrame(sweep_rows)
+
+
+def _number(value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.inf
+    return math.inf if math.isnan(out) else out
+
+
+def swept_key(label: str) -> tuple:
+    """The swept values a sweep point's label ends with (``name[k=v,...]``, keys in name order),
+    numbers as numbers, for ordering a sweep's points from the smallest values up."""
+    inner = label.rsplit("[", 1)[-1].rstrip("]") if label.endswith("]") else ""
+    key = []
+    for part in filter(None, inner.split(",")):
+        _, _, value = part.partition("=")
+        try:
+            key.append((0, float(value), ""))
+        except ValueError:
+            key.append((1, 0.0, value))
+    return tuple(key)
 
 
 def preferred(forget: pd.Series, utility: pd.Series, ref: float, min_ratio: float, forget_dir: str,
