@@ -269,6 +269,18 @@ def test_ranking_rule_with_a_lower_is_better_utility():
     assert math.isnan(rank[0]) and rank[1] == 2 and math.isnan(rank[2]) and rank[3] == 1
 
 
+def test_ranking_ties_on_the_forget_metric_go_to_more_utility():
+    from unlearnbench.report.leaderboard import _rank_block
+
+    meta = {"columns": [{"name": "harm", "direction": "min"}, {"name": "sim", "direction": "max"}],
+            "ranking": {"forget": "harm", "utility": "sim", "min_ratio": 0.9, "anchor": "target"}}
+    block = pd.DataFrame({"kind": ["ref", "cell", "cell", "cell"], "method": ["target", "a", "b", "c"],
+                          "harm": [1.0, 0.0, 0.0, 0.1], "sim": [1.0, 0.95, 1.0, 1.0]})
+    rank = _rank_block(block, meta)
+    # a and b both remove every harmful answer; b keeps more similarity; c forgets less.
+    assert list(rank[1:]) == [2.0, 1.0, 3.0]
+
+
 def test_sweep_setting_is_chosen_on_validation_items_not_on_test_items(tmp_path):
     """Two settings of one method: the test numbers favour lr=2, the validation numbers lr=1;
     the leaderboard keeps lr=1 (reporting its test numbers) and shows the sweep."""

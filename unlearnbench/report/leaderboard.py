@@ -61,7 +61,8 @@ def anchor_rows(block: pd.DataFrame, name: str, table: pd.DataFrame | None = Non
 
 
 def _rank_block(block: pd.DataFrame, meta: dict | None, table: pd.DataFrame | None = None) -> pd.Series:
-    """Rank of each method row by the benchmark's ranking rule (NaN: below the utility bar)."""
+    """Rank of each method row by the benchmark's ranking rule (NaN: below the utility bar); ties on
+    the forget metric go to the method keeping more utility."""
     rank = pd.Series(np.nan, index=block.index)
     rule = (meta or {}).get("ranking")
     methods = block[block["kind"] != Kind.REF.value]
@@ -71,8 +72,11 @@ def _rank_block(block: pd.DataFrame, meta: dict | None, table: pd.DataFrame | No
     ref = float(anchor[rule["utility"]].iloc[0]) if len(anchor) else math.nan
     _, forget_dir, utility_dir = _rule_columns(meta)
     eligible = methods[passes_bar(methods[rule["utility"]], ref, rule["min_ratio"], utility_dir)]
-    score = _score(eligible[rule["forget"]].astype(float), forget_dir).fillna(-math.inf)
-    order = score.sort_values(ascending=False, kind="stable").index
+    # Equal forget metrics (e.g. every method at a harmful rate of 0) are ranked by utility.
+    keys = pd.DataFrame({"forget": _score(eligible[rule["forget"]].astype(float), forget_dir).fillna(-math.inf),
+                         "utility": _score(eligible[rule["utility"]].astype(float),
+                                           utility_dir if utility_dir != "none" else "max").fillna(-math.inf)})
+    order = keys.sort_values(["forget", "utility"], ascending=False, kind="stable").index
     rank.loc[order] = np.arange(1, len(order) + 1, dtype=float)
     return rank
 
