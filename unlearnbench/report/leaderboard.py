@@ -74,8 +74,7 @@ def _rank_block(block: pd.DataFrame, meta: dict | None, table: pd.DataFrame | No
     eligible = methods[passes_bar(methods[rule["utility"]], ref, rule["min_ratio"], utility_dir)]
     # Equal forget metrics (e.g. every method at a harmful rate of 0) are ranked by utility.
     keys = pd.DataFrame({"forget": _score(eligible[rule["forget"]].astype(float), forget_dir).fillna(-math.inf),
-                         "utility": _score(eligible[rule["utility"]].astype(float),
-                                           utility_dir if utility_dir != "none" else "max").fillna(-math.inf)})
+                         "utility": _utility_score(eligible[rule["utility"]], utility_dir)})
     order = keys.sort_values(["forget", "utility"], ascending=False, kind="stable").index
     rank.loc[order] = np.arange(1, len(order) + 1, dtype=float)
     return rank
@@ -180,9 +179,8 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
         # Ties on the forget metric go to the setting that keeps more utility, then to the
         # smallest swept values (the gentlest setting): never to whichever label sorts first
         # as text ("lr=0.0001" sorts before "lr=3e-05").
-        sign = -1.0 if utility_dir == "min" else 1.0
-        group = group.loc[sorted(group.index, key=lambda i: (-sign * _number(group.at[i, vu]),
-                                                             swept_key(group.at[i, "method_label"])))]
+        utility = _utility_score(group[vu], utility_dir)
+        group = group.loc[sorted(group.index, key=lambda i: (-utility[i], swept_key(group.at[i, "method_label"])))]
         chosen = preferred(group[vf], group[vu], ref, rule["min_ratio"], forget_dir, utility_dir)
         for idx, row in group.iterrows():
             sweep_rows.append({**{c: row[c] for c in (*BLOCK, "entry", "method_label", "n_seeds")},
@@ -192,12 +190,10 @@ def select_sweeps(table: pd.DataFrame, metas: dict) -> tuple[pd.DataFrame, pd.Da
     return table.drop(index=drop), pd.DataFrame(sweep_rows)
 
 
-def _number(value) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.inf
-    return math.inf if math.isnan(out) else out
+def _utility_score(values: pd.Series, utility_dir: str) -> pd.Series:
+    """Utility as a score where higher is better (a missing value scores lowest)."""
+    return _score(pd.to_numeric(values, errors="coerce").astype(float),
+                  utility_dir if utility_dir != "none" else "max").fillna(-math.inf)
 
 
 def swept_key(label: str) -> tuple:
