@@ -94,3 +94,35 @@ def test_plan_on_80gib_cards(real):
     assert not plan(npo, params, shape, device_bytes=card, world=8, sharded=True)["lora_fallback"]
     two = plan(npo, params, shape, device_bytes=card, world=2, sharded=True)["lora_fallback"]
     assert two is (name == "llama2-13b")
+
+
+def test_a_cell_that_cannot_fit_on_its_gpus_falls_back_to_lora_replicated(tmp_path, monkeypatch):
+    """``runner.cell.place``, the plan as a grid cell applies it (it runs only where CUDA is, so
+    here CUDA is faked): NPO on Llama-2-7B over two 24 GiB cards cannot fully fine-tune even
+    sharded, so it trains LoRA with checkpointing and, LoRA adapters being small, under DDP
+    instead of FSDP; on two 80 GiB cards the same cell keeps its parameters and its strategy."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from unlearnbench.report.schema import Kind
+    from unlearnbench.runner.cell import place
+    from unlearnbench.runner.jobs import Job
+
+    hf_config("llama2-7b").save_pretrained(tmp_path / "llama2-7b")
+    bench = SimpleNamespace(checkpoint=lambda spec, role, split, seed=0: str(tmp_path / "llama2-7b"))
+    spec = SimpleNamespace(is_tiny=False)
+    job = Job(Kind.CELL, {"cell_id": "npo__tofu", "kind": "cell", "method": "npo", "split": "forget10",
+                          "strategy": "fsdp", "devices": -1, "num_nodes": 1, "params": {"batch_size": 8}})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for gib, lora in ((24, True), (80, False)):
+        card = SimpleNamespace(total_memory=gib * GIB)
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _i, card=card: card)
+        params, placement = place(job, {"batch_size": 8}, tmp_path, bench, spec)
+        assert placement["lora_fallback"] is lora, gib
+        if lora:
+            assert params == {"batch_size": 8, "lora": DEFAULT_LORA, "gradient_checkpointing": True}
+            assert placement["strategy"] == "ddp" and placement["estimate_gib"]["total"] <= 0.92 * gib
+        else:
+            assert params == {"batch_size": 8} and "strategy" not in placement

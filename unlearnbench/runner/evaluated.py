@@ -15,26 +15,27 @@ from unlearnbench.atomic import atomic_write_text
 from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.eval.references import compare_reference
 from unlearnbench.models.specs import ModelSpec
+from unlearnbench.runner.jobs import Job
 
 
-def context(cell: dict):
-    """(benchmark, model spec, the compare-to reference's evaluation) of a cell."""
-    bench = get_benchmark(cell["benchmark"], cell.get("data_dir"))
-    spec = ModelSpec.from_name(cell["model"])
+def context(job: Job):
+    """(benchmark, model spec, the compare-to reference's evaluation) of a job."""
+    bench = get_benchmark(job.benchmark, job.data_dir)
+    spec = ModelSpec.from_name(job.model)
     # Before training, so before DDP/FSDP re-launch this command on the other ranks:
     # rank 0 evaluates (or finds) the reference alone and the others find it cached.
-    compare = compare_reference(bench, spec, cell["split"], options=cell["eval"])
+    compare = compare_reference(bench, spec, job.split, options=job.eval_options)
     return bench, spec, compare
 
 
-def described(bench, summary: dict, cell: dict | None = None, records=None, compare=None) -> dict:
+def described(bench, summary: dict, job: Job | None = None, records=None, compare=None) -> dict:
     """What the report needs besides the summary: flat metrics and the benchmark's columns.
 
     A grid that selects sweeps on validation items (``select``) reports the test items:
     ``metrics`` then come from them, ``validation_metrics`` from the validation items."""
     shared = {"benchmark_meta": benchmark_meta(bench), "data_key": bench.data_key()}
-    if cell is not None and cell.get("select"):
-        options = cell.get("eval")
+    if job is not None and job.select:
+        options = job.eval_options
         test = bench.summarise_records(records, compare, "test", options)
         validation = bench.summarise_records(records, compare, "validation", options)
         return {"metrics": bench.metrics(test), "validation_metrics": bench.metrics(validation),

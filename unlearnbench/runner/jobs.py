@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 TRACEBACK_TAIL = 4000
 
 # What each kind runs: the module its process is started as, and the function there that
-# does the work (``(cell.json dict, job directory) -> what the result adds``). References
+# does the work (``(Job, job directory) -> what the result adds``). References
 # and cells share the cell module so that a reference needs no Lightning.
 _RUNS = {Kind.REF: ("unlearnbench.runner.cell", "run_reference"),
          Kind.CELL: ("unlearnbench.runner.cell", "run_method"),
@@ -105,6 +105,37 @@ class Job:
         return self.config.get("data_dir")
 
     @property
+    def method(self) -> str:
+        """A cell's method, a reference's name (target, retain, ...), an attacked job's method."""
+        return self.config["method"]
+
+    @property
+    def model(self) -> str:
+        return self.config["model"]
+
+    @property
+    def split(self) -> str:
+        return self.config["split"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed") or 0)
+
+    @property
+    def eval_options(self) -> dict:
+        """The benchmark's evaluation options the grid set (``eval:``)."""
+        return dict(self.config.get("eval") or {})
+
+    @property
+    def params(self) -> dict:
+        return dict(self.config.get("params") or {})
+
+    @property
+    def select(self) -> str | None:
+        """``validation`` when the grid chooses sweep settings on validation items."""
+        return self.config.get("select")
+
+    @property
     def plugins(self) -> list[str]:
         return list(self.config.get("plugins") or [])
 
@@ -132,7 +163,7 @@ class Job:
         """The module its process runs as: ``python -m <module> cell.json``."""
         return _RUNS[self.kind][0]
 
-    def runner(self) -> Callable[[dict, Path], dict]:
+    def runner(self) -> Callable[[Job, Path], dict]:
         module, name = _RUNS[self.kind]
         return getattr(importlib.import_module(module), name)
 
@@ -167,7 +198,7 @@ def execute(job_file: str | Path) -> int:
     try:
         for plugin in job.plugins:
             load_plugin(plugin)
-        out = job.runner()(job.config, job_file.parent)
+        out = job.runner()(job, job_file.parent)
         result = {**job.result_base(), "status": Status.OK.value, "error": None, **out}
     except BaseException as exc:  # noqa: BLE001 — any failure is recorded, never lost
         result = job.failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()[-TRACEBACK_TAIL:])
