@@ -94,3 +94,19 @@ def test_pack_layout_by_hand():
     # No prompt: nothing precedes an answer's first token, which is not scored.
     bare = _pack([], [[8, 9, 4], [10]])
     assert bare["src"] == [0, 1] and bare["tgt"] == [9, 4] and bare["lengths"] == [2, 0]
+
+
+@pytest.mark.parametrize("arch, attn", [("llama", "sdpa"), ("gpt2", "sdpa")])
+def test_statistics_of_the_first_answers_only_are_those_of_all(tok, arch, attn):
+    """``stats_answers=1`` (TOFU's forget task: the MIAs score the answer alone) gives each
+    item's first answer the very statistics it gets when every answer has them, and the other
+    answers none; the scores themselves do not change. Packed (llama) and pair by pair (gpt2)."""
+    model = _model(arch, len(tok), attn)
+    enc = Encoder(tok, "tiny-qa")
+    every = score_items(model, enc, ITEMS, batch_size=4, with_stats=True)
+    first = score_items(model, enc, ITEMS, batch_size=4, with_stats=True, stats_answers=1)
+    for all_answers, first_only in zip(every, first):
+        assert first_only[0].mu == all_answers[0].mu and first_only[0].sigma == all_answers[0].sigma
+        assert len(first_only[0].mu) == first_only[0].n_tokens > 0
+        assert all(s.mu == [] and s.sigma == [] for s in first_only[1:])
+        assert [s.token_logprobs for s in first_only] == [s.token_logprobs for s in all_answers]

@@ -37,32 +37,40 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _scored(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], with_stats: bool) -> list[Scored]:
+def _scored(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], stats: bool | list[bool]) -> list[Scored]:
     """``Scored`` of consecutive sequences from the rows of ``logits`` that predict ``targets``
-    (one vocabulary row per scored token, ``lengths[k]`` rows for sequence k, in order)."""
+    (one vocabulary row per scored token, ``lengths[k]`` rows for sequence k, in order), with
+    the Min-K%++ statistics of every sequence (``stats`` True) or of those flagged in ``stats``."""
+    flags = [bool(stats)] * len(lengths) if isinstance(stats, bool) else list(stats)
     logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1)
     tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     preds = logits.argmax(-1).tolist()
     targets = targets.tolist()
-    if with_stats:
+    mu: list[float] = []
+    sigma: list[float] = []
+    if any(flags):
+        # Only the rows of the flagged sequences: the statistics are per row, and computing
+        # them over the whole vocabulary is a third of the scoring's cost on the tiny model.
+        rows = logp if all(flags) else logp[torch.repeat_interleave(
+            torch.tensor(flags, device=logp.device), torch.tensor(lengths, device=logp.device))]
         # Min-K%++ statistics; a masked vocabulary entry (logit -inf) has p = 0 and adds
         # 0, not 0·(-inf) = NaN (as metrics.mia.min_k_plus_plus_stats).
-        p = logp.exp()
-        p_logp = torch.where(p > 0, p * logp, torch.zeros_like(p))
-        mu = p_logp.sum(-1)
-        sigma = ((p_logp * logp).nan_to_num(0.0).sum(-1) - mu * mu).clamp(min=1e-6).sqrt()
-        mu, sigma = mu.tolist(), sigma.tolist()
+        p = rows.exp()
+        p_logp = torch.where(p > 0, p * rows, torch.zeros_like(p))
+        mu_t = p_logp.sum(-1)
+        sigma_t = ((p_logp * rows).nan_to_num(0.0).sum(-1) - mu_t * mu_t).clamp(min=1e-6).sqrt()
+        mu, sigma = mu_t.tolist(), sigma_t.tolist()
     # Each sequence's sum is taken in float32 over its own tokens (a per-sequence tensor sum).
     sums = [float(-seg.sum()) for seg in tok_lp.split(lengths)]
     tok_lp = tok_lp.tolist()
-    out, end = [], 0
-    for n, nll_sum in zip(lengths, sums):
+    out, end, at = [], 0, 0  # at: the next statistics row
+    for n, nll_sum, flag in zip(lengths, sums, flags):
         end += n
         out.append(Scored(nll_sum=nll_sum, n_tokens=n, token_logprobs=tok_lp[end - n: end],
                           preds=preds[end - n: end], labels=targets[end - n: end],
-                          mu=mu[end - n: end] if with_stats else [],
-                          sigma=sigma[end - n: end] if with_stats else []))
+                          mu=mu[at: at + n] if flag else [], sigma=sigma[at: at + n] if flag else []))
+        at += n if flag else 0
     return out
 
 
@@ -127,16 +135,22 @@ def _pack(prefix: list[int], answers: list[list[int]]) -> dict:
 
 @torch.no_grad()
 def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], batch_size: int = 32,
-                with_stats: bool = False) -> list[list[Scored]]:
+                with_stats: bool = False, stats_answers: int | None = None) -> list[list[Scored]]:
     """Score every answer of each (question, answers) item: ``score_pairs`` of the item's
-    pairs, computed with the prompt once per item (see the module docstring)."""
+    pairs, computed with the prompt once per item (see the module docstring). ``with_stats``:
+    the Min-K%++ statistics of each item's first ``stats_answers`` answers (all by default)."""
     pairs = [(q, a) for q, answers in items for a in answers]
     spans, k = [], 0
     for _, answers in items:
         spans.append((k, len(answers)))
         k += len(answers)
+    wanted = [with_stats and (stats_answers is None or j < stats_answers) for _, n in spans for j in range(n)]
     if not packable(model):
         flat = score_pairs(model, encoder, pairs, batch_size, with_stats)
+        if with_stats:  # the same records as the packed path: statistics where they were asked for
+            for sc, want in zip(flat, wanted):
+                if not want:
+                    sc.mu, sc.sigma = [], []
         return [flat[s: s + n] for s, n in spans]
     encoded = encoder.encode_many(pairs)
     packed = []
@@ -169,7 +183,7 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
         ids = torch.full((len(idx), width), encoder.pad_id, dtype=torch.long)
         pos = torch.zeros((len(idx), width), dtype=torch.long)
         seg = torch.full((len(idx), width), -1, dtype=torch.long)  # -1: padding
-        rows, cols, targets, lengths = [], [], [], []
+        rows, cols, targets, lengths, stats = [], [], [], [], []
         for b, i in enumerate(idx):
             item = packed[i]
             n = len(item["ids"])
@@ -178,6 +192,7 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
             cols += item["src"]
             targets += item["tgt"]
             lengths += item["lengths"]
+            stats += wanted[spans[i][0]: spans[i][0] + spans[i][1]]
         # Query i sees key j <= i of the prompt or of its own answer; padding sees only itself
         # (a row with no visible key would be NaN). A boolean mask (True: attend) is what SDPA
         # takes in any compute dtype.
@@ -187,7 +202,7 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
         logits = model(input_ids=ids.to(device), attention_mask=visible[:, None].to(device),
                        position_ids=pos.to(device)).logits
         scored = iter(_scored(logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)],
-                              torch.tensor(targets, dtype=torch.long, device=device), lengths, with_stats))
+                              torch.tensor(targets, dtype=torch.long, device=device), lengths, stats))
         for i in idx:
             out[i] = [next(scored) for _ in range(spans[i][1])]
     return out

@@ -41,7 +41,8 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: 
     paraphrased = task in ("forget", "retain")
     items = [(r["question"], [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else [])
               + list(r["perturbed_answer"])) for r in rows]
-    scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"))
+    # Min-K%++ needs the statistics of the forget answer only (the MIAs score it alone).
+    scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"), stats_answers=1)
     if generations is None:
         generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens,
                                       progress=progress)
