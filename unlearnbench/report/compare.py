@@ -28,7 +28,7 @@ from .leaderboard import KEYS
 from .results import load_results, numeric_columns, results_frame
 from .schema import Kind
 
-MACHINE = {"wall_time_s", "peak_host_mem_mib", "peak_accel_mem_mib"}
+MACHINE = {"wall_time_s", "peak_host_mem_mib", "peak_accel_mem_mib", "periodic_eval_wall_time_s"}
 EXACT = {"tokens", "steps"}
 
 
