@@ -37,11 +37,10 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _scored(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], stats: bool | list[bool]) -> list[Scored]:
+def _scored(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], flags: list[bool]) -> list[Scored]:
     """``Scored`` of consecutive sequences from the rows of ``logits`` that predict ``targets``
     (one vocabulary row per scored token, ``lengths[k]`` rows for sequence k, in order), with
-    the Min-K%++ statistics of every sequence (``stats`` True) or of those flagged in ``stats``."""
-    flags = [bool(stats)] * len(lengths) if isinstance(stats, bool) else list(stats)
+    the Min-K%++ statistics of the sequences flagged in ``flags``."""
     logits = logits.float()
     logp = torch.log_softmax(logits, dim=-1)
     tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -91,7 +90,8 @@ def score_pairs(model, encoder: Encoder, pairs: list[tuple[str, str]], batch_siz
         mask = labels != -100
         # Only the scored (answer) positions, a vocabulary row each: the prompt's
         # distributions are never used, and every statistic is per row.
-        scored = _scored(logits[:, :-1][mask], labels[mask], mask.sum(1).tolist(), with_stats)
+        lengths = mask.sum(1).tolist()
+        scored = _scored(logits[:, :-1][mask], labels[mask], lengths, [with_stats] * len(lengths))
         for i, sc in zip(idx, scored):
             out[i] = sc
     return out
