@@ -91,3 +91,24 @@ def test_cli_exits_2_on_an_offline_hub_id(tmp_path):
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "locuslab/TOFU" in err[0] and "HF_HUB_OFFLINE" in err[0]
+
+
+def test_cli_refuses_an_offline_hub_id_before_importing_lightning(tmp_path):
+    """The answer is fast because the references are checked before any method class (and with
+    it Lightning, about 4 s of imports) is loaded; a bad parameter is still refused in one line."""
+    grid = tmp_path / "g.yaml"
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    cmd = [sys.executable, "-X", "importtime", "-m", "unlearnbench.cli", "grid", str(grid), "--out", str(tmp_path / "o")]
+    raw = {"name": "pf", "benchmark": "tofu", "splits": ["forget10"], "models": ["llama2-7b"],
+           "methods": [{"name": "npo", "params": {"beta": -1}}], "references": {"retain_seeds": [0]}}
+    grid.write_text(json.dumps(raw))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and len(said) == 1 and "locuslab/TOFU" in said[0], proc.stderr[-2000:]
+    assert "lightning" not in imported
+    # The same method entry on the stand-in (nothing to fetch): the bad beta is refused.
+    local_model = {**raw, "models": ["tiny-test"], "benchmark": "tofu-synth"}
+    grid.write_text(json.dumps(local_model))
+    proc = subprocess.run(cmd[:1] + cmd[3:], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "beta" in proc.stderr, proc.stderr

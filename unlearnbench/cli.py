@@ -322,7 +322,8 @@ def cmd_grid(args) -> int:
 
     grid = load_grid(args.grid, model=args.model,
                      attacks=[a for a in args.attacks.split(",") if a] if args.attacks is not None else None,
-                     seeds=parse_seeds(args.seeds) if args.seeds is not None else None)
+                     seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+                     check_methods=args.dry_run)  # run_grid checks them after the references
     out = Path(args.out or Path("results") / grid.name)
     plugins = list(args.plugin) + [p for p in grid.plugins if p not in args.plugin]
     if args.jobs is not None and args.jobs < 1:
@@ -371,7 +372,7 @@ def cmd_run(args) -> int:
     reason = not_applicable(job)
     if reason is not None:
         raise GridError(f"{reason}; choose a method that trains on {bench.shape!r} data")
-    from unlearnbench.runner.periodic_eval import check
+    from unlearnbench.runner.eval_every import check
 
     try:  # --set eval_every=... / keep=... (evaluation during unlearning)
         check(job.config["params"], type(bench))

@@ -18,6 +18,7 @@ import torch
 from unlearnbench.eval.references import cached_eval, evaluate_checkpoint, reference_by_name
 from unlearnbench.parallel import barrier, is_rank_zero
 from unlearnbench.registry import methods
+from unlearnbench.runner.eval_every import split_params
 from unlearnbench.runner.evaluated import context, described, write_items
 from unlearnbench.runner.jobs import Job
 from unlearnbench.runner.memory import model_shape, plan
@@ -60,7 +61,7 @@ def run_method(job: Job, cell_dir: Path) -> dict:
     cell = job.config
     bench, spec, compare = context(job)
     work = cell_dir / "work"
-    method_params, _ = periodic_eval.split_params(job.params)  # eval_every, keep: not the method's
+    method_params, _ = split_params(job.params)  # eval_every, keep: not the method's
     params, placement = place(job, method_params, cell_dir, bench, spec)
     periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(job, cell_dir))
     info = unlearn(job.method, spec, bench, split=job.split,

@@ -8,6 +8,7 @@ defaults, then the tiny-model defaults when the model is a tiny one, then its ow
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ class Grid:
     path: Path | None = None
     attacks: dict = field(default_factory=dict)  # attack name -> its parameters
     plugins: list[str] = field(default_factory=list)  # the grid's own plugins, resolved
+    method_checks: list = field(default_factory=list, repr=False)  # parse_grid(check_methods=False)
+
+    def check_methods(self) -> None:
+        """Run the method checks ``parse_grid`` left (raises GridError; a no-op once done)."""
+        while self.method_checks:
+            self.method_checks.pop(0)()
 
 
 def _slug(text: str) -> str:
@@ -203,6 +210,20 @@ def _attacks(where: str, raw: dict) -> dict:
     return out
 
 
+def _check_method(where: str, label: str, name: str, bench_cls, merged: list[dict]) -> None:
+    """A method entry's parameters (one dict per split variant): a parity the method does not
+    offer, and names, types and ranges, fail before any target is built or reference evaluated."""
+    from unlearnbench.methods.base import check_parity
+
+    try:
+        for params in merged:
+            check_parity(methods.get(name), params)
+    except ValueError as exc:
+        raise GridError(f"{where}: {exc}") from exc
+    for params in merged:
+        check_params(name, params, bench_cls.data_options, where=f"{where}: method {label!r}")
+
+
 def _bench_names(where: str, raw: dict) -> list[str]:
     """``benchmark:`` is one name or a list of names (e.g. LLMU's three scenarios)."""
     value = raw["benchmark"]
@@ -224,7 +245,7 @@ def _per_benchmark(options: dict, names: list[str], name: str) -> dict:
 
 def _check_periodic(where: str, params: dict, bench_cls, select) -> None:
     """``eval_every`` / ``keep`` of a cell (runner.periodic_eval), checked at grid-read time."""
-    from unlearnbench.runner.periodic_eval import check
+    from unlearnbench.runner.eval_every import check
 
     try:
         _, keep = check(params, bench_cls)
@@ -304,7 +325,7 @@ def grid_plugins(raw, path: Path | None) -> list[str]:
 
 
 def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | None = None,
-              seeds: list[int] | None = None) -> Grid:
+              seeds: list[int] | None = None, check_methods: bool = True) -> Grid:
     """Read and validate a grid YAML; ``model`` replaces the grid's models (``MODEL=``),
     ``attacks`` its robustness attacks (``ATTACKS=``) and ``seeds`` its seeds (``--seeds``).
     The grid's ``plugins:`` are loaded first: they may register what the grid names."""
@@ -327,12 +348,16 @@ def load_grid(path: str | Path, model: str | None = None, attacks: list[str] | N
     plugins = grid_plugins(raw, path)
     for plugin in plugins:
         load_plugin(plugin)
-    grid = parse_grid(raw, model=model, path=path)
+    grid = parse_grid(raw, model=model, path=path, check_methods=check_methods)
     grid.plugins = plugins
     return grid
 
 
-def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) -> Grid:
+def parse_grid(raw: dict, model: str | None = None, path: Path | None = None, check_methods: bool = True) -> Grid:
+    """The grid's cells, every key checked. ``check_methods=False`` leaves the checks that load
+    each method's class (its parities and parameters) to ``Grid.check_methods``: loading one
+    imports Lightning (about 4 s), so a grid that is about to run checks its model and data
+    references first (runner.run) and answers an offline hub id in a second or two."""
     where = str(path or "grid")
     if not isinstance(raw, dict):
         raise GridError(f"{where}: a grid must be a mapping of keys ({', '.join(sorted(GRID_KEYS))}), "
@@ -368,6 +393,7 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
     kind_defaults = {"tiny": _mapping(where, raw.get("tiny_defaults"), "tiny_defaults"),
                      "real": _mapping(where, raw.get("real_defaults"), "real_defaults")}
     cells: list[Cell] = []
+    method_checks: list = []
     bench_names = _bench_names(where, raw)
     attack_specs = _attacks(where, raw)
     select = raw.get("select")
@@ -425,17 +451,9 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
             by_split = _keyed(where, entry, "split_params", splits)
             for label, params, swept in _sweep(entry, where):
                 _check_periodic(f"{where}: method {label!r}", {**defaults, **params, **own, **swept}, bench_cls, select)
-                try:  # a parity the method does not offer fails here, not after the targets are built
-                    from unlearnbench.methods.base import check_parity
-
-                    for extra in [{}, *by_split.values()]:
-                        check_parity(methods.get(entry["name"]), {**defaults, **params, **own, **extra, **swept})
-                except ValueError as exc:
-                    raise GridError(f"{where}: {exc}") from exc
-                # Names, types and ranges now: a typo must not wait for the references.
-                for extra in [{}, *by_split.values()]:
-                    check_params(entry["name"], {**defaults, **params, **own, **extra, **swept}, bench_cls.data_options,
-                                 where=f"{where}: method {label!r}")
+                method_checks.append(functools.partial(
+                    _check_method, where, label, entry["name"], bench_cls,
+                    [{**defaults, **params, **own, **extra, **swept} for extra in [{}, *by_split.values()]]))
                 for seed in seeds:
                     prev = None
                     for step, split in enumerate(splits, 1):
@@ -469,4 +487,8 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None) ->
         published_rows.parse(raw.get("published"), f"{where}: published")
     except published_rows.PublishedError as exc:
         raise GridError(str(exc)) from exc
-    return Grid(name, raw, cells, refs, raw.get("published") or [], path, attack_specs)
+    grid = Grid(name, raw, cells, refs, raw.get("published") or [], path, attack_specs,
+                method_checks=method_checks)
+    if check_methods:
+        grid.check_methods()
+    return grid

@@ -402,12 +402,14 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
 
     # Planned under the lock: a second grid that waited sees the first one's results.
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
-    _record_grid(out_dir / "grid.json", grid.raw)
     todo = [p for p in jobs if p.state not in _SKIP_NOTE]
     from unlearnbench.runner.preflight import check_jobs
 
-    # Every model and data reference resolves, or the grid stops here in one line.
+    # Every model and data reference resolves, or the grid stops here in one line; then the
+    # method checks a grid read with check_methods=False left (they import Lightning).
     check_jobs([p.job for p in todo])
+    grid.check_methods()
+    _record_grid(out_dir / "grid.json", grid.raw)
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(p.job.kind is Kind.CELL for p in jobs)
     n_attacks = sum(p.job.kind is Kind.ATTACK for p in jobs)
