@@ -33,21 +33,14 @@ def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int, parity=Fa
     return mia.gradnorm_scores(model, batches)
 
 
-def _task_records(model, enc: Encoder, task: str, rows: list[dict], batch_size: int,
-                  max_new_tokens: int, cost: CostTracker, gradnorm: bool = False, parity=False,
-                  progress=None, generations: list[str] | None = None) -> list[dict]:
-    """Score and generate one task's rows; one record per row (``generations``: the rows'
-    greedy answers when they were generated already, see ``evaluate_tofu``)."""
+def _task_records(model, enc: Encoder, task: str, rows: list[dict], generations: list[str], batch_size: int,
+                  cost: CostTracker, gradnorm: bool = False, parity=False) -> list[dict]:
+    """Score one task's rows, given their greedy answers (``_generate_pooled``); one record per row."""
     paraphrased = task in ("forget", "retain")
     items = [(r["question"], [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else [])
               + list(r["perturbed_answer"])) for r in rows]
     # Min-K%++ needs the statistics of the forget answer only (the MIAs score it alone).
     scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"), stats_answers=1)
-    if generations is None:
-        generations = generate_greedy(model, enc, [r["question"] for r in rows], batch_size, max_new_tokens,
-                                      progress=progress)
-    elif progress is not None:
-        progress(len(rows))
     rouge = tofu.rouge_l_recall(generations, [r["answer"] for r in rows])
     cost.add_tokens(sum(len(s.labels) for item in scored for s in item))
     records = []
@@ -90,11 +83,11 @@ def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cos
 
 
 def _generate_pooled(model, enc: Encoder, shares: dict[str, list[dict]], batch_size: int,
-                     max_new_tokens: int) -> dict[str, list[str]]:
+                     max_new_tokens: int, progress=None) -> dict[str, list[str]]:
     """Greedy answers of every generating task's rows, generated in one pass, by task."""
     tasks = [t for t in TASKS if shares.get(t)]
     questions = [r["question"] for t in tasks for r in shares[t]]
-    answers = iter(generate_greedy(model, enc, questions, batch_size, max_new_tokens))
+    answers = iter(generate_greedy(model, enc, questions, batch_size, max_new_tokens, progress=progress))
     return {t: [next(answers) for _ in shares[t]] for t in tasks}
 
 
@@ -162,16 +155,14 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
     ``parity="open-unlearning"`` scores the token-level metrics by open-unlearning's
     conventions (``eval.conventions``); the default is this harness's.
     ``part`` ("validation" or "test") scores only that part of the items (``bench.in_part``),
-    e.g. the validation items an evaluation during unlearning looks at. A part's evaluation
-    is repeated many times per cell, so it is made cheaper without changing a number:
-    - the questions of every task are generated together, in batches of ``batch_size``
-      sorted by length (rather than one task at a time): on the tiny model per-call overhead,
-      not arithmetic, is most of generation, and a left-padded row's greedy answer does not
-      depend on its batch (tests/test_periodic_eval.py checks equal answers);
-    - no summary is computed here (returned: parity and cost only): the caller summarises the
-      part with the reference restricted to the same part (``summarise_records``), the one
-      summary of it that is right.
-    Whole evaluations (``part`` None) keep the per-task path of every committed result.
+    e.g. the validation items an evaluation during unlearning looks at; no summary is computed
+    then (returned: parity and cost only): the caller summarises the part with the reference
+    restricted to the same part (``summarise_records``), the one summary of it that is right.
+
+    The questions of every task are generated together, in batches of ``batch_size`` sorted by
+    length (rather than one task at a time: fewer, fuller batches; on a small model per-step
+    overhead, not arithmetic, is most of generation). A left-padded row's greedy answer does
+    not depend on its batch (tests/test_generate.py checks them against one prompt at a time).
     """
     with sharded_eval(model) as shard, CostTracker() as cost:
         configs = dict(bench.eval_configs(split))
@@ -181,8 +172,9 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
             rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
             shares[task] = shard.take([r for r in rows if bench.in_part({"index": r["_index"]}, part)])
-        pooled = _generate_pooled(model, encoder, shares, batch_size, max_new_tokens) if part else {}
         with Progress(f"{bench.name} {split}", sum(map(len, shares.values()))) as progress:
+            # An item counts as done once answered (holdout items: once scored).
+            pooled = _generate_pooled(model, encoder, shares, batch_size, max_new_tokens, progress.update)
             for task, mine in shares.items():
                 if not mine:
                     continue
@@ -190,8 +182,8 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
                     shard.records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm, parity)
                     progress.update(len(mine))
                 else:
-                    shard.records += _task_records(model, encoder, task, mine, batch_size, max_new_tokens, cost,
-                                                   gradnorm, parity, progress.update, pooled.get(task))
+                    shard.records += _task_records(model, encoder, task, mine, pooled[task], batch_size, cost,
+                                                   gradnorm, parity)
     records = shard.records
     if part:
         return {"parity": parity, "part": part, "cost": cost.as_dict()}, records
