@@ -52,3 +52,22 @@ def tiny_family(_isolated_cache):
         "retain": bench.checkpoint(spec, "retain", "forget10", 0),
         "cache": _isolated_cache,
     }
+
+
+@pytest.fixture(scope="session")
+def untrained(_isolated_cache, tmp_path_factory):
+    """A randomly initialised model of the ``tiny-test`` architecture built from its config, with
+    the stand-in's tokenizer: for tests that need a model to train, wrap or score, not one that
+    has learnt anything (the tiny family's base and target are trained for minutes; this takes
+    seconds). Returns ``{"spec", "model"}``; pass ``model`` as ``unlearn(..., start=...)``."""
+    from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
+    from unlearnbench.models.specs import ModelSpec
+    from unlearnbench.models.tiny import TinyFamily, _load_tokenizer, new_model
+
+    spec = ModelSpec.from_name("tiny-test")
+    family = TinyFamily(spec, TofuSynthBenchmark().recipe())
+    tok = _load_tokenizer(family.tokenizer_dir())
+    out = tmp_path_factory.mktemp("untrained")
+    new_model(family.tiny, tok, seed=0).save_pretrained(out)
+    tok.save_pretrained(out)
+    return {"spec": spec, "model": str(out)}

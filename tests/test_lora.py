@@ -50,19 +50,19 @@ def test_lora_trains_and_evaluates_through_grid(tiny_family, tmp_path):
     assert kl[0]["kl"] == 0.0 and kl[-1]["kl"] > 0
 
 
-def test_lora_holds_no_second_model_and_refuses_where_undefined(tiny_family):
+def test_lora_holds_no_second_model_and_refuses_where_undefined(untrained):
     from unlearnbench.runner.train import build_method
 
-    npo = build_method("npo", tiny_family["target"], 0, {"lora": {"r": 2}})
+    npo = build_method("npo", untrained["model"], 0, {"lora": {"r": 2}})
     assert npo.ref_model is None  # the reference is the same network with adapters disabled
     trainable = [n for n, p in npo.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert {p.dtype for n, p in npo.model.named_parameters() if p.requires_grad} == {torch.float32}
     for name in ("rmu", "wagle"):
         with pytest.raises(ValueError, match="does not train with LoRA"):
-            build_method(name, tiny_family["target"], 0, {"lora": {"r": 2}})
+            build_method(name, untrained["model"], 0, {"lora": {"r": 2}})
     with pytest.raises(ValueError, match="unknown option"):
-        build_method("ga", tiny_family["target"], 0, {"lora": {"rank": 2}})
+        build_method("ga", untrained["model"], 0, {"lora": {"rank": 2}})
 
 
 def test_gradient_checkpointing_gives_the_same_losses(tiny_family, tmp_path):

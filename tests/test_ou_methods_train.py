@@ -36,45 +36,47 @@ def _weights(path: Path) -> dict:
 
 # PDU and AltPO train single-process in their own tests below.
 @pytest.mark.parametrize("name", ("undial", "satimp", "wga", "ceu"))
-def test_trains_single_and_moves_weights(tiny_family, tmp_path, name):
-    unlearn(name, tiny_family["spec"], out_dir=tmp_path, params=dict(FAST))
+def test_trains_single_and_moves_weights(untrained, tmp_path, name):
+    unlearn(name, untrained["spec"], out_dir=tmp_path, params=dict(FAST), start=untrained["model"])
     hist = _history(tmp_path / "history.csv")
     assert len(hist) == 2 and all(math.isfinite(v) for row in hist for v in row.values())
-    before, after = _weights(tiny_family["target"]), _weights(tmp_path / "model")
+    before, after = _weights(untrained["model"]), _weights(tmp_path / "model")
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.parametrize("name", NEW)
-def test_lora_trains_adapters_only(tiny_family, tmp_path, name):
+def test_lora_trains_adapters_only(untrained, tmp_path, name):
     from unlearnbench.runner.train import build_method
 
-    m = build_method(name, tiny_family["target"], 0, {"lora": {"r": 2}})
+    m = build_method(name, untrained["model"], 0, {"lora": {"r": 2}})
     assert m.ref_model is None  # the reference (where one is needed) is the base, adapters off
     assert all("lora_" in n for n, p in m.model.named_parameters() if p.requires_grad)
-    unlearn(name, tiny_family["spec"], out_dir=tmp_path, params={**FAST, "lora": {"r": 2, "alpha": 4}})
+    unlearn(name, untrained["spec"], out_dir=tmp_path, params={**FAST, "lora": {"r": 2, "alpha": 4}},
+            start=untrained["model"])
     hist = _history(tmp_path / "history.csv")
     assert all(math.isfinite(v) for row in hist for v in row.values())
-    before, after = _weights(tiny_family["target"]), _weights(tmp_path / "model")
+    before, after = _weights(untrained["model"]), _weights(tmp_path / "model")
     moved = [k for k in before if not torch.equal(before[k], after[k])]
     assert moved and all("proj" in k for k in moved)
 
 
 @pytest.mark.parametrize("name", NEW)
-def test_inside_wagle_masked_out_weights_stay(tiny_family, tmp_path, name):
+def test_inside_wagle_masked_out_weights_stay(untrained, tmp_path, name):
     from safetensors.torch import load_file
 
-    unlearn("wagle", tiny_family["spec"], out_dir=tmp_path,
+    unlearn("wagle", untrained["spec"], out_dir=tmp_path, start=untrained["model"],
             params={**FAST, "inner": name, "ratio": 0.5, "mask": "random", "save_masks": True})
     masks = load_file(str(tmp_path / "wagle_masks.safetensors"))
-    before, after = _weights(tiny_family["target"]), _weights(tmp_path / "model")
+    before, after = _weights(untrained["model"]), _weights(tmp_path / "model")
     assert all(torch.equal(after[k][~m], before[k][~m]) for k, m in masks.items())
     assert any(not torch.equal(after[k][m], before[k][m]) for k, m in masks.items())
 
 
-def test_altpo_cached_reference_equals_resident(tiny_family, tmp_path):
+def test_altpo_cached_reference_equals_resident(untrained, tmp_path):
     runs = {}
     for mode in ("cached", "resident"):
-        unlearn("altpo", tiny_family["spec"], out_dir=tmp_path / mode, params={**FAST, "reference": mode})
+        unlearn("altpo", untrained["spec"], out_dir=tmp_path / mode, params={**FAST, "reference": mode},
+                start=untrained["model"])
         runs[mode] = _history(tmp_path / mode / "history.csv")
     # θ = ref at the first step: the DPO term is (2/β)·log 2
     assert runs["cached"][0]["forget"] == pytest.approx(2 / 0.1 * math.log(2), abs=1e-4)

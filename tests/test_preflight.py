@@ -98,7 +98,8 @@ def test_cli_refuses_an_offline_hub_id_before_importing_lightning(tmp_path):
     it Lightning, about 4 s of imports) is loaded; a bad parameter is still refused in one line."""
     grid = tmp_path / "g.yaml"
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    cmd = [sys.executable, "-X", "importtime", "-m", "unlearnbench.cli", "grid", str(grid), "--out", str(tmp_path / "o")]
+    cmd = [sys.executable, "-X", "importtime", "-m", "unlearnbench.cli", "grid", str(grid),
+           "--out", str(tmp_path / "o")]
     raw = {"name": "pf", "benchmark": "tofu", "splits": ["forget10"], "models": ["llama2-7b"],
            "methods": [{"name": "npo", "params": {"beta": -1}}], "references": {"retain_seeds": [0]}}
     grid.write_text(json.dumps(raw))
