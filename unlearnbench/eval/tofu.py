@@ -172,18 +172,20 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
             rows = [dict(r, _index=i) for i, r in enumerate(bench.config(config))]
             rows = rows[:max_items] if max_items else rows
             shares[task] = shard.take([r for r in rows if bench.in_part({"index": r["_index"]}, part)])
-        with Progress(f"{bench.name} {split}", sum(map(len, shares.values()))) as progress:
-            # An item counts as done once answered (holdout items: once scored).
+        # Two stages, each with its own count: the questions answered, then the items scored.
+        questions = sum(len(rows) for task, rows in shares.items() if task != "holdout")
+        with Progress(f"{bench.name} {split} generation", questions) as progress:
             pooled = _generate_pooled(model, encoder, shares, batch_size, max_new_tokens, progress.update)
+        with Progress(f"{bench.name} {split} scoring", sum(map(len, shares.values()))) as progress:
             for task, mine in shares.items():
                 if not mine:
                     continue
                 if task == "holdout":
                     shard.records += _holdout_records(model, encoder, mine, batch_size, cost, gradnorm, parity)
-                    progress.update(len(mine))
                 else:
                     shard.records += _task_records(model, encoder, task, mine, pooled[task], batch_size, cost,
                                                    gradnorm, parity)
+                progress.update(len(mine))
     records = shard.records
     if part:
         return {"parity": parity, "part": part, "cost": cost.as_dict()}, records
