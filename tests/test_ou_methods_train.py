@@ -121,6 +121,24 @@ def test_ddp_and_fsdp_two_processes_agree(tiny_family, tmp_path):
 # --------------------------------------------------------------------------- AltPO's data
 
 
+def test_real_tofu_reads_alternates_kept_in_a_local_data_directory(tmp_path):
+    """A local directory in TOFU's layout (here the stand-in's files, as a rehearsal uses them)
+    gives AltPO the alternates under extras/; without them the error says where to put them."""
+    import shutil
+
+    from unlearnbench.benchmarks.base import BenchmarkError, get_benchmark
+
+    standin = get_benchmark("tofu-synth")
+    want = standin.alternate_answers("forget10")
+    assert get_benchmark("tofu", standin.path).alternate_answers("forget10") == want
+    bare = tmp_path / "tofu"
+    shutil.copytree(standin.path, bare, ignore=shutil.ignore_patterns("extras"))
+    with pytest.raises(BenchmarkError, match=r"alternate_file=PATH, or put it at .*extras/forget10_alternate\.json"):
+        get_benchmark("tofu", str(bare)).alternate_answers("forget10")
+    assert get_benchmark("tofu", str(bare)).alternate_answers("forget10", standin.path + "/extras/"
+                                                             "forget10_alternate.json") == want
+
+
 def test_alternates_read_open_unlearning_format(tmp_path):
     from unlearnbench.data.alternates import align, read_alternates
     from unlearnbench.data.schema import SchemaError
@@ -144,7 +162,6 @@ def test_alternates_read_open_unlearning_format(tmp_path):
 
 def test_stand_in_alternates_are_plausible_wrong_and_not_the_eval_answers(tiny_family):
     from unlearnbench.benchmarks.tofu import TofuBenchmark, TofuSynthBenchmark
-    from unlearnbench.benchmarks.base import BenchmarkError
     from unlearnbench.data import tofu_synth
 
     bench = TofuSynthBenchmark()
@@ -159,8 +176,8 @@ def test_stand_in_alternates_are_plausible_wrong_and_not_the_eval_answers(tiny_f
         assert any(x.split()[:2] == row["answer"].split()[:2] or x.split()[-2:] == row["answer"].split()[-2:]
                    for x in a)
     assert (Path(bench.path) / "extras" / "forget10_alternate.json").exists()
-    with pytest.raises(BenchmarkError, match="alternate_file=PATH"):
-        TofuBenchmark(bench.path).alternate_answers("forget10")  # real TOFU: a file is needed
+    # Real TOFU on the stand-in's files (a rehearsal) reads the same file from extras/.
+    assert TofuBenchmark(bench.path).alternate_answers("forget10") == alts
 
 
 # --------------------------------------------------------------------------- PDU

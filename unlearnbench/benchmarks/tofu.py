@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
+from unlearnbench.benchmarks.base import Benchmark, BenchmarkError, Column, Ranking, Reference, TinyRecipe
 from unlearnbench.benchmarks.standin import StandIn
 from unlearnbench.data import tofu_synth
 from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config
@@ -61,6 +61,21 @@ class TofuBenchmark(Benchmark):
     def __init__(self, path: str | None = None):
         super().__init__(path)
         self._configs: dict[str, object] = {}
+
+    def alternate_answers(self, split: str, file: str | None = None) -> list[list[str]]:
+        """AltPO's alternates: ``file``, else ``extras/<split>_alternate.json`` in a local data
+        directory that has one (where the stand-in and ``unlearnbench rehearse`` keep theirs, and
+        where a file made with open-unlearning's AltPO ``generate.py`` can be put), else a one-line
+        error naming both ways to give them."""
+        if file is None:
+            local = Path(str(self.path)) / "extras" / f"{tofu_synth.alternate_name(self.check_split(split))}.json"
+            if not local.is_file():
+                raise BenchmarkError(
+                    f"benchmark {self.name!r} has no alternate answers for {split!r}; AltPO needs a file of them "
+                    "(JSON lines {question, answer, alternate}, as open-unlearning's community/methods/AltPO/"
+                    f"generate.py writes): --set alternate_file=PATH, or put it at {local}")
+            file = str(local)
+        return super().alternate_answers(split, file)
 
     def default_path(self) -> str:
         return HUB_PATH
