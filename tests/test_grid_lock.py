@@ -92,3 +92,18 @@ def test_wait_blocks_until_the_holder_is_done(tmp_path):
         waited = time.time() - t0  # it got the lock only once the holder let go (1.5 s after "locked")
     assert waited > 1.0 and f"in use by PID {holder.pid}" in said[0]
     holder.wait()
+
+
+def test_a_bad_parameter_is_refused_without_waiting_for_the_lock(tmp_path):
+    """`--wait` on a directory another grid holds must not hold back a one-line input error."""
+    from unlearnbench.runner.lock import ResultsLock
+
+    out = tmp_path / "results"
+    raw = {"name": "g", "benchmark": "tofu-synth", "splits": ["forget01"], "models": ["tiny-test"],
+           "references": {"retain_seeds": [0]}, "methods": [{"name": "npo", "params": {"beta": -1}}]}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(raw))
+    with ResultsLock(out):  # this process holds the directory; a grid that waited would time out
+        proc = subprocess.run([sys.executable, "-m", "unlearnbench.cli", "grid", str(tmp_path / "g.yaml"),
+                               "--out", str(out), "--wait"], cwd=REPO, capture_output=True, text=True, timeout=90)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "beta" in err, err

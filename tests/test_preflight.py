@@ -113,3 +113,4 @@ def test_cli_refuses_an_offline_hub_id_before_importing_lightning(tmp_path):
     grid.write_text(json.dumps(local_model))
     proc = subprocess.run(cmd[:1] + cmd[3:], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "beta" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()  # refused before the results directory (and its lock) exist

@@ -67,7 +67,7 @@ class TofuBenchmark(Benchmark):
         directory that has one (where the stand-in and ``unlearnbench rehearse`` keep theirs, and
         where a file made with open-unlearning's AltPO ``generate.py`` can be put), else a one-line
         error naming both ways to give them."""
-        if file is None:
+        if file is None and Path(str(self.path)).is_dir():  # a hub id has no extras/
             local = Path(str(self.path)) / "extras" / f"{tofu_synth.alternate_name(self.check_split(split))}.json"
             if not local.is_file():
                 raise BenchmarkError(

@@ -85,7 +85,7 @@ def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cos
 def _generate_pooled(model, enc: Encoder, shares: dict[str, list[dict]], batch_size: int,
                      max_new_tokens: int, progress=None) -> dict[str, list[str]]:
     """Greedy answers of every generating task's rows, generated in one pass, by task."""
-    tasks = [t for t in TASKS if shares.get(t)]
+    tasks = [t for t, rows in shares.items() if t != "holdout" and rows]
     questions = [r["question"] for t in tasks for r in shares[t]]
     answers = iter(generate_greedy(model, enc, questions, batch_size, max_new_tokens, progress=progress))
     return {t: [next(answers) for _ in shares[t]] for t in tasks}

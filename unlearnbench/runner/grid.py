@@ -75,12 +75,13 @@ class Grid:
     path: Path | None = None
     attacks: dict = field(default_factory=dict)  # attack name -> its parameters
     plugins: list[str] = field(default_factory=list)  # the grid's own plugins, resolved
-    method_checks: list = field(default_factory=list, repr=False)  # parse_grid(check_methods=False)
+    method_checks: list = field(default_factory=list, repr=False, compare=False)  # check_methods=False
 
     def check_methods(self) -> None:
         """Run the method checks ``parse_grid`` left (raises GridError; a no-op once done)."""
         while self.method_checks:
-            self.method_checks.pop(0)()
+            self.method_checks[0]()  # a check that fails stays, and fails again if called again
+            self.method_checks.pop(0)
 
 
 def _slug(text: str) -> str:

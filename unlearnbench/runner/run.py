@@ -389,9 +389,19 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     an earlier failure kept by ``retry_failed=False``); ``skipped`` counts the jobs not run.
     """
     from unlearnbench.runner.lock import ResultsLock
+    from unlearnbench.runner.preflight import check_jobs
 
     out_dir = Path(out_dir)
     select_cells(grid, only)  # refuse an `only` that matches nothing before touching anything
+    # Bad input is answered before the lock is taken (and the results directory created), so a
+    # grid waiting for another (`wait`) does not hold its error back: every model and data
+    # reference of the jobs still to run resolves, or one line; then the method checks a grid
+    # read with check_methods=False left (they import Lightning). Planning only reads; the plan
+    # is made again under the lock, where a grid that waited sees the first one's results
+    # (a subset of these jobs).
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
+    check_jobs([p.job for p in jobs if p.state not in _SKIP_NOTE])
+    grid.check_methods()
     with ResultsLock(out_dir, wait=wait, log=log) as lock:
         return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,), workers)
 
@@ -403,12 +413,6 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
     # Planned under the lock: a second grid that waited sees the first one's results.
     jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
     todo = [p for p in jobs if p.state not in _SKIP_NOTE]
-    from unlearnbench.runner.preflight import check_jobs
-
-    # Every model and data reference resolves, or the grid stops here in one line; then the
-    # method checks a grid read with check_methods=False left (they import Lightning).
-    check_jobs([p.job for p in todo])
-    grid.check_methods()
     _record_grid(out_dir / "grid.json", grid.raw)
     total, skipped = len(jobs), len(jobs) - len(todo)
     n_cells = sum(p.job.kind is Kind.CELL for p in jobs)
