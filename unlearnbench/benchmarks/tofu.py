@@ -68,7 +68,7 @@ class TofuBenchmark(Benchmark):
         where a file made with open-unlearning's AltPO ``generate.py`` can be put), else a one-line
         error naming both ways to give them."""
         if file is None and Path(str(self.path)).is_dir():  # a hub id has no extras/
-            local = Path(str(self.path)) / "extras" / f"{tofu_synth.alternate_name(self.check_split(split))}.json"
+            local = self.alternates_path(split)
             if not local.is_file():
                 raise BenchmarkError(
                     f"benchmark {self.name!r} has no alternate answers for {split!r}; AltPO needs a file of them "
@@ -76,6 +76,10 @@ class TofuBenchmark(Benchmark):
                     f"generate.py writes): --set alternate_file=PATH, or put it at {local}")
             file = str(local)
         return super().alternate_answers(split, file)
+
+    def alternates_path(self, split: str) -> Path:
+        """Where a local data directory keeps AltPO's alternates of ``split`` (open-unlearning's format)."""
+        return Path(str(self.path)) / "extras" / f"{tofu_synth.alternate_name(self.check_split(split))}.json"
 
     def default_path(self) -> str:
         return HUB_PATH
@@ -157,7 +161,7 @@ class TofuSynthBenchmark(StandIn, TofuBenchmark):
         the generator (a separate random stream; no other file changes)."""
         if file is None:
             name = tofu_synth.alternate_name(self.check_split(split))
-            file = Path(self.path) / "extras" / f"{name}.json"
+            file = self.alternates_path(split)
             if not file.exists() and self.path == self.default_path():
                 import os
                 import tempfile
