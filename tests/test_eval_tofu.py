@@ -381,6 +381,25 @@ def test_reference_and_gradnorm_attacks_are_wired_from_records(target):
     assert "reference" not in evaluate_tofu(model, enc, bench, "forget10", max_items=n, max_new_tokens=2)[0]["mia"]
 
 
+def test_gradnorm_pass_scores_the_forget_and_holdout_answers_as_the_scoring_pass_does(target):
+    """With GradNorm on, the forget and holdout answers are scored from the GradNorm pass's own
+    forward instead of a second one: every record value equals the evaluation without GradNorm
+    (whose answers score_items scores) within float noise, the Min-K%++ statistics included."""
+    model, enc, bench = target
+    plain = evaluate_tofu(model, enc, bench, "forget10", max_items=6, max_new_tokens=2)[1]
+    fused = evaluate_tofu(model, enc, bench, "forget10", max_items=6, max_new_tokens=2, gradnorm=True)[1]
+    assert [(r["task"], r["index"]) for r in plain] == [(r["task"], r["index"]) for r in fused]
+    for a, b in zip(plain, fused):
+        assert ("mia_gradnorm" in b) == (b["task"] in ("forget", "holdout"))
+        b.pop("mia_gradnorm", None)
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, float) or isinstance(value, list) and value and isinstance(value[0], float):
+                assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), (a["task"], key)
+            else:
+                assert b[key] == value, (a["task"], key)
+
+
 def test_validation_and_test_parts_partition_the_items(target_eval, target):
     """A sweep selects on a quarter of the items (validation) and the leaderboard reports the others."""
     from unlearnbench.benchmarks.base import is_validation

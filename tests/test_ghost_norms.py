@@ -132,6 +132,29 @@ def test_uncovered_modules_fall_back_to_the_per_row_loop():
     assert mia.gradnorm_scores(llama, [padded(TEXTS)]) == pytest.approx(want, rel=1e-5)  # ... the loop ran
 
 
+def _logits_seen(model, **kw):
+    seen = {}
+    mia.gradnorm_scores(model, [padded(TEXTS[:2], left=True), padded(TEXTS[2:])],
+                        on_logits=lambda i, lg: seen.__setitem__(i, lg.clone()), **kw)
+    return seen
+
+
+@pytest.mark.parametrize("path", ["ghost", "per-row"])
+def test_gradnorm_pass_hands_each_text_its_own_forward_logits(path):
+    """``on_logits`` gives text i (in the batches' order) the logits of its real tokens, as
+    a plain forward of that text alone computes them (within 1e-5), on the ghost path and on
+    the per-row loop (OPT); eval.tofu scores the answers from them."""
+    model = small("llama2-7b" if path == "ghost" else "opt-1.3b")
+    assert isinstance(ghost_norms.plan(model), str) == (path == "per-row")
+    seen = _logits_seen(model, max_tokens=8)  # chunks of a few rows on the ghost path
+    assert sorted(seen) == list(range(len(TEXTS)))
+    for i, (q, a) in enumerate(TEXTS):
+        with torch.no_grad():
+            want = model(input_ids=torch.tensor([q + a])).logits[0, :-1]
+        assert seen[i].shape == want.shape and not seen[i].requires_grad
+        assert torch.allclose(seen[i], want, rtol=1e-5, atol=1e-5), (i, (seen[i] - want).abs().max())
+
+
 def test_plan_refuses_a_weight_shared_twice_and_a_bare_parameter():
     class Shared(nn.Module):
         def __init__(self):

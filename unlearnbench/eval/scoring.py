@@ -37,7 +37,7 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _scored(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], flags: list[bool]) -> list[Scored]:
+def score_logits(logits: torch.Tensor, targets: torch.Tensor, lengths: list[int], flags: list[bool]) -> list[Scored]:
     """``Scored`` of consecutive sequences from the rows of ``logits`` that predict ``targets``
     (one vocabulary row per scored token, ``lengths[k]`` rows for sequence k, in order), with
     the Min-K%++ statistics of the sequences flagged in ``flags``."""
@@ -91,7 +91,7 @@ def score_pairs(model, encoder: Encoder, pairs: list[tuple[str, str]], batch_siz
         # Only the scored (answer) positions, a vocabulary row each: the prompt's
         # distributions are never used, and every statistic is per row.
         lengths = mask.sum(1).tolist()
-        scored = _scored(logits[:, :-1][mask], labels[mask], lengths, [with_stats] * len(lengths))
+        scored = score_logits(logits[:, :-1][mask], labels[mask], lengths, [with_stats] * len(lengths))
         for i, sc in zip(idx, scored):
             out[i] = sc
     return out
@@ -201,7 +201,7 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
         visible |= torch.eye(width, dtype=torch.bool)
         logits = model(input_ids=ids.to(device), attention_mask=visible[:, None].to(device),
                        position_ids=pos.to(device)).logits
-        scored = iter(_scored(logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)],
+        scored = iter(score_logits(logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)],
                               torch.tensor(targets, dtype=torch.long, device=device), lengths, stats))
         for i in idx:
             out[i] = [next(scored) for _ in range(spans[i][1])]

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
-from unlearnbench.data.collate import Encoder
+from unlearnbench.data.collate import IGNORE, Encoder, pad_right
 from unlearnbench.eval import conventions
 from unlearnbench.eval.generate import generate_greedy
 from unlearnbench.eval.progress import Progress
-from unlearnbench.eval.scoring import score_items
+from unlearnbench.eval.scoring import Scored, score_items, score_logits
 from unlearnbench.metrics import mia, tofu
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.parallel import sharded_eval
@@ -23,24 +24,40 @@ from unlearnbench.parallel import sharded_eval
 TASKS = ("forget", "retain", "real_authors", "world_facts")
 
 
-def _gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int, parity=False) -> list[float]:
-    """GradNorm MIA scores (metrics.mia.gradnorm_scores) of each row's answer."""
-    from unlearnbench.data.collate import pad_right
+def _answers_and_gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int,
+                           parity=False) -> tuple[list[Scored], list[float]]:
+    """Each row's answer scored (a ``Scored`` with its Min-K%++ statistics, as ``score_items``
+    gives it) and its GradNorm MIA score (metrics.mia.gradnorm_scores), from the GradNorm pass's
+    one forward: the answer is not run through the model a second time."""
+    encoded = enc.encode_many([(r["question"], r["answer"]) for r in rows])
+    scored: list[Scored | None] = [None] * len(rows)
 
-    encoded = [(ids, conventions.gradnorm_labels(labels, parity))
-               for ids, labels in enc.encode_many([(r["question"], r["answer"]) for r in rows])]
-    batches = (pad_right(encoded[i: i + batch_size], enc.pad_id) for i in range(0, len(encoded), batch_size))
-    return mia.gradnorm_scores(model, batches)
+    def keep(i: int, logits) -> None:
+        # The answer's own labels (EOS included), whatever GradNorm's convention averages over.
+        target = torch.tensor(encoded[i][1][1:], device=logits.device)
+        mask = target != IGNORE
+        scored[i] = score_logits(logits[mask], target[mask], [int(mask.sum())], [True])[0]
+
+    labelled = [(ids, conventions.gradnorm_labels(labels, parity)) for ids, labels in encoded]
+    batches = (pad_right(labelled[i: i + batch_size], enc.pad_id) for i in range(0, len(labelled), batch_size))
+    norms = mia.gradnorm_scores(model, batches, on_logits=keep)
+    return scored, norms
 
 
 def _task_records(model, enc: Encoder, task: str, rows: list[dict], generations: list[str], batch_size: int,
                   cost: CostTracker, gradnorm: bool = False, parity=False) -> list[dict]:
     """Score one task's rows, given their greedy answers (``_generate_pooled``); one record per row."""
     paraphrased = task in ("forget", "retain")
-    items = [(r["question"], [r["answer"]] + ([r["paraphrased_answer"]] if paraphrased else [])
-              + list(r["perturbed_answer"])) for r in rows]
+    # With GradNorm on, the forget answers come from its pass (``_answers_and_gradnorms``).
+    fused = gradnorm and task == "forget"
+    items = [(r["question"], ([] if fused else [r["answer"]])
+              + ([r["paraphrased_answer"]] if paraphrased else []) + list(r["perturbed_answer"])) for r in rows]
     # Min-K%++ needs the statistics of the forget answer only (the MIAs score it alone).
-    scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget"), stats_answers=1)
+    scored = score_items(model, enc, items, batch_size=batch_size, with_stats=(task == "forget" and not fused),
+                         stats_answers=1)
+    if fused:
+        answers, norms = _answers_and_gradnorms(model, enc, rows, batch_size, parity)
+        scored = [[a] + item for a, item in zip(answers, scored)]
     rouge = tofu.rouge_l_recall(generations, [r["answer"] for r in rows])
     cost.add_tokens(sum(len(s.labels) for item in scored for s in item))
     records = []
@@ -61,8 +78,8 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], generations:
         if task == "forget":
             rec.update(conventions.mia_scores(ans, r["answer"], enc.tokenizer, parity))
         records.append(rec)
-    if gradnorm and task == "forget":
-        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size, parity)):
+    if fused:
+        for rec, g in zip(records, norms):
             rec["mia_gradnorm"] = g
     return records
 
@@ -70,14 +87,17 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], generations:
 def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cost,
                      gradnorm: bool = False, parity=False) -> list[dict]:
     # The same scoring path as the forget answers they are compared with.
-    scored = [item[0] for item in score_items(model, enc, [(r["question"], [r["answer"]]) for r in rows],
-                                              batch_size, with_stats=True)]
+    if gradnorm:
+        scored, norms = _answers_and_gradnorms(model, enc, rows, batch_size, parity)
+    else:
+        scored = [item[0] for item in score_items(model, enc, [(r["question"], [r["answer"]]) for r in rows],
+                                                  batch_size, with_stats=True)]
     cost.add_tokens(sum(len(s.labels) for s in scored))
     records = [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
                 "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,
                 **conventions.mia_scores(s, r["answer"], enc.tokenizer, parity)} for r, s in zip(rows, scored)]
     if gradnorm:
-        for rec, g in zip(records, _gradnorms(model, enc, rows, batch_size, parity)):
+        for rec, g in zip(records, norms):
             rec["mia_gradnorm"] = g
     return records
 

@@ -242,8 +242,11 @@ class _Pass:
         return torch.stack([self.sq[id(q)] for q in params], dim=1)
 
 
-def squared_norms(model: nn.Module, planned, params: list, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``[rows, len(params)]`` squared gradient norms of each row's token-mean NLL.
+def squared_norms(model: nn.Module, planned, params: list, ids: torch.Tensor, labels: torch.Tensor,
+                  return_logits: bool = False):
+    """``[rows, len(params)]`` squared gradient norms of each row's token-mean NLL (and, with
+    ``return_logits``, the pass's logits ``[rows, T - 1, vocab]``, detached: position t predicts
+    token t + 1, for callers that take other scores from the same forward).
 
     ``ids``/``labels`` ``[rows, T]``: each row's real tokens first, then padding (any valid
     id; labels -100). Padding needs no mask: causal attention keeps it out of every real
@@ -271,4 +274,5 @@ def squared_norms(model: nn.Module, planned, params: list, ids: torch.Tensor, la
     finally:
         for h in handles:
             h.remove()
-    return state.finish(params)
+    sq = state.finish(params)
+    return (sq, logits.detach()) if return_logits else sq

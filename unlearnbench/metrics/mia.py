@@ -106,7 +106,7 @@ def reference_scores(model_losses, reference_losses) -> list[float]:
     return (m - r).tolist()
 
 
-def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024) -> list[float]:
+def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024, on_logits=None) -> list[float]:
     """GradNorm attack per text: mean over parameter tensors of ``‖∇_θ L‖_p``; lower = more member-like.
 
     ``L`` is the text's token-mean NLL over its scored tokens (``labels != -100``, the
@@ -124,6 +124,12 @@ def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024) -> lis
 
     ``batches``: dicts with ``input_ids``, ``attention_mask``, ``labels`` ``[B, T]`` (any
     padding side; rows are independent). Returns one float per row, in order.
+
+    ``on_logits(i, logits)``, if given, receives each row's logits from the same forward
+    (``[n_i - 1, vocab]``, detached: row i's real tokens, position t predicting token t + 1),
+    so a caller can take its teacher-forced scores of the same texts without a second forward
+    (``eval.tofu`` does for the forget and holdout answers). It may be called again for a row
+    whose chunk had to be recomputed; the last call counts.
 
     How (docs/performance.md): with p = 2, per-text norms come from ONE forward and backward
     per chunk of rows (``metrics.ghost_norms``: each row cut to its real tokens, rows sorted
@@ -166,10 +172,15 @@ def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024) -> lis
                 try:
                     # All rows at once, sorted by length and chunked by max_tokens: less
                     # padding and fewer passes than the caller's batches.
-                    return _ghost_scores(model, planned, params, rows, max_tokens, device)
+                    return _ghost_scores(model, planned, params, rows, max_tokens, device, on_logits)
                 except ghost_norms.Unsupported:
                     pass  # exact per-row passes instead
-            scores = [_row_score(model, params, ids, target, p, device) for ids, target in rows]
+            scores = []
+            for i, (ids, target) in enumerate(rows):
+                score, logits = _row_score(model, params, ids, target, p, device)
+                scores.append(score)
+                if on_logits is not None:
+                    on_logits(i, logits)
     finally:
         for q, flag in zip(params, flags):
             q.requires_grad_(flag)
@@ -190,17 +201,19 @@ def _cut_rows(batch) -> list[tuple]:
     return out
 
 
-def _row_score(model, params, ids, labels, p, device) -> float:
-    """One text's forward and backward: the mean over parameter tensors of ``‖grad‖_p``."""
+def _row_score(model, params, ids, labels, p, device) -> tuple[float, torch.Tensor]:
+    """One text's forward and backward: the mean over parameter tensors of ``‖grad‖_p``, and
+    the forward's logits (detached)."""
     target = labels[1:].to(device)
-    logits = model(input_ids=ids[None].to(device)).logits[0, :-1].float()
+    raw = model(input_ids=ids[None].to(device)).logits[0, :-1]
+    logits = raw.float()
     loss = torch.nn.functional.cross_entropy(logits, target, ignore_index=-100,
                                              reduction="sum") / int((target != -100).sum())
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return float(torch.stack([g.float().norm(p) for g in grads if g is not None]).mean())
+    return float(torch.stack([g.float().norm(p) for g in grads if g is not None]).mean()), raw.detach()
 
 
-def _ghost_scores(model, planned, params, rows, max_tokens: int, device) -> list[float]:
+def _ghost_scores(model, planned, params, rows, max_tokens: int, device, on_logits=None) -> list[float]:
     """p = 2 scores of ``rows`` from batched ghost-norm passes, chunked by ``max_tokens``."""
     from unlearnbench.metrics import ghost_norms
 
@@ -216,12 +229,15 @@ def _ghost_scores(model, planned, params, rows, max_tokens: int, device) -> list
         lengths = torch.tensor([len(rows[i][0]) for i in chunk])
         for j, i in enumerate(chunk):
             ids[j, :lengths[j]], labels[j, :lengths[j]] = rows[i]
-        sq = ghost_norms.squared_norms(model, planned, params, ids.to(device), labels.to(device))
+        sq, logits = ghost_norms.squared_norms(model, planned, params, ids.to(device), labels.to(device),
+                                               return_logits=True)
         norms = sq.clamp_min(0).sqrt().mean(1)
         if not bool(torch.isfinite(norms).all()):
             raise ghost_norms.Unsupported("a ghost norm is not finite")
         for j, i in enumerate(chunk):
             out[i] = float(norms[j])
+            if on_logits is not None:
+                on_logits(i, logits[j, : int(lengths[j]) - 1])
         start = stop
     return out
 
