@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/perf/run.py                 # CPU: the tiny model
     .venv/bin/python benchmarks/perf/run.py --model llama-1b  # GPU: a random 1B Llama from a config
     .venv/bin/python benchmarks/perf/run.py --model llama-mid --sections eval   # evaluation only
+    .venv/bin/python benchmarks/perf/run.py --model llama-mid --sections eval --benchmarks tofu \
+        --finetune-epochs 3    # the random Llamas fine-tuned first, so they answer and stop
 
 In one run, on the same model and data (the TOFU stand-in, forget10):
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,14 +67,35 @@ def random_llama(size: str, tokenizer_dir: str, seed: int = 0) -> str:
     return str(out)
 
 
-def _models(bench, size: str, spec, roles=("target",)) -> tuple[list[str], object]:
+def finetune_in_place(path: str, bench, spec, role: str, split: str, epochs: int, seed: int) -> None:
+    """Fine-tune the model saved at ``path`` for ``epochs`` on what ``bench``'s tiny-family recipe
+    gives ``role`` (TOFU: the ``full`` answers for the target, ``retain90`` for the retain model),
+    with the tiny family's fine-tuning settings, and save it back. A random model never emits its
+    end token, so it generates every answer to the limit; a fine-tuned one answers and stops, as
+    the targets a real evaluation sees do."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from unlearnbench.models.finetune import fit_causal_lm
+
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    qa, texts = bench.recipe().finetune(role, split)
+    fit_causal_lm(model, tok, qa=qa, texts=texts, epochs=epochs, lr=spec.tiny.finetune_lr, tiny=spec.tiny,
+                  seed=seed, template=spec.template, desc=f"{role} ({Path(path).name})")
+    model.save_pretrained(path)
+
+
+def _models(bench, size: str, spec, roles=("target",), finetune_epochs: int = 0) -> tuple[list[str], object]:
     """Model directories for ``roles`` on ``bench``'s default split: its tiny models, or random
-    Llamas of ``size`` (one seed per role) with the tiny model's tokenizer; and their spec."""
+    Llamas of ``size`` (one seed per role) with the tiny model's tokenizer, fine-tuned for
+    ``finetune_epochs`` on the role's data when that is above 0; and their spec."""
     split = bench.default_split
     if size == "tiny":
         return [bench.checkpoint(spec, role, split) for role in roles], spec
     target = bench.checkpoint(spec, "target", split)  # for its tokenizer and context length
     paths = [random_llama(size, target, seed) for seed in range(len(roles))]
+    for seed, (role, path) in enumerate(zip(roles, paths)):
+        if finetune_epochs:
+            finetune_in_place(path, bench, spec, role, split, finetune_epochs, seed)
     return paths, _spec_for(paths[0], spec)
 
 
@@ -87,9 +111,12 @@ def _close(a, b, what, rel=1e-4):
     assert (a is None and b is None) or abs(a - b) <= rel * max(1.0, abs(a)), (what, a, b)
 
 
-def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: int) -> dict:
+def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: int, finetune_epochs: int = 0,
+                    repeats: int = 1) -> dict:
     """The TOFU stand-in (forget10) with its retain model as the reference: the harness's
-    evaluator (GradNorm on) against ``per_metric.evaluate_per_metric``."""
+    evaluator (GradNorm on) against ``per_metric.evaluate_per_metric``, each timed ``repeats``
+    times, interleaved (harness, baseline, harness, ...); the medians are reported and the
+    per-repeat ratios beside them (on a shared machine one run of either can be 10% off)."""
     from per_metric import evaluate_per_metric
 
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
@@ -98,7 +125,7 @@ def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: i
     from unlearnbench.models.loading import load_model, load_tokenizer
 
     bench, split = TofuSynthBenchmark(), "forget10"
-    (path, retain_path), spec = _models(bench, size, spec, ("target", "retain"))
+    (path, retain_path), spec = _models(bench, size, spec, ("target", "retain"), finetune_epochs)
     model, retain = (load_model(p, spec, device=device) for p in (path, retain_path))
     enc = Encoder(load_tokenizer(path, spec), spec.template)
     opts = dict(batch_size=batch_size, max_new_tokens=new_tokens, gradnorm=True)
@@ -110,11 +137,15 @@ def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: i
     ref_auc = reference[0]["mia"]["min_k"]
     # Warm-up (first-call allocations and kernel selection) so neither evaluator pays it.
     evaluate_tofu(model, enc, bench, split, max_items=batch_size, **opts)
-    (summary, records), harness, harness_cpu = _timed(
-        lambda: bench.evaluate(model, enc, split, reference=reference, **opts))
-    base, baseline, baseline_cpu = _timed(lambda: evaluate_per_metric(
-        model, enc, bench, split, batch_size=batch_size, max_new_tokens=new_tokens, retain_model=retain,
-        retain_truth_ratios=ref_tr, retain_mia_auc=ref_auc))
+    runs = []
+    for _ in range(repeats):
+        (summary, records), harness, harness_cpu = _timed(
+            lambda: bench.evaluate(model, enc, split, reference=reference, **opts))
+        base, baseline, baseline_cpu = _timed(lambda: evaluate_per_metric(
+            model, enc, bench, split, batch_size=batch_size, max_new_tokens=new_tokens, retain_model=retain,
+            retain_truth_ratios=ref_tr, retain_mia_auc=ref_auc))
+        runs.append((harness, harness_cpu, baseline, baseline_cpu))
+    harness, harness_cpu, baseline, baseline_cpu = (statistics.median(r[k] for r in runs) for k in range(4))
     # The same numbers, whichever evaluator computed them (generation is batched differently, so
     # ROUGE may differ on a near-tie; every teacher-forced value must agree).
     for task in ("forget", "retain", "real_authors", "world_facts"):
@@ -129,7 +160,8 @@ def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: i
     return {"benchmark": "tofu-synth forget10", "items": n, "harness_s": harness, "per_metric_s": baseline,
             "harness_items_per_s": n / harness, "per_metric_items_per_s": base["n_items"] / baseline,
             "ratio": baseline / harness,
-            "harness_cpu_s": harness_cpu, "per_metric_cpu_s": baseline_cpu, "cpu_ratio": baseline_cpu / harness_cpu}
+            "harness_cpu_s": harness_cpu, "per_metric_cpu_s": baseline_cpu, "cpu_ratio": baseline_cpu / harness_cpu,
+            "repeats_cpu_ratio": [b / h for _, h, _, b in runs]}
 
 
 def bench_eval_muse(size: str, spec, device: str, batch_size: int) -> dict:
@@ -198,6 +230,9 @@ def _print_eval(ev: dict, detail: str) -> None:
           f"| per-metric | {ev['per_metric_s']:.1f} | {ev['per_metric_cpu_s']:.1f} | "
           f"{ev['per_metric_items_per_s']:.1f} |\n"
           f"ratio (per-metric / harness): {ev['ratio']:.2f}x wall time, {ev['cpu_ratio']:.2f}x CPU time", flush=True)
+    if len(ev.get("repeats_cpu_ratio", ())) > 1:
+        print(f"medians of {len(ev['repeats_cpu_ratio'])} interleaved repeats; CPU ratio of each: "
+              + ", ".join(f"{r:.2f}x" for r in ev["repeats_cpu_ratio"]), flush=True)
 
 
 def bench_train(path: str, spec, methods: list[str], steps: int, n_params: int, device_name: str) -> list[dict]:
@@ -273,6 +308,12 @@ def main(argv=None) -> int:
     p.add_argument("--sections", default="eval,train,memory", help="which sections to run (comma-separated)")
     p.add_argument("--benchmarks", default="tofu,muse,wmdp", help="evaluation benchmarks (comma-separated): "
                    "tofu, muse, wmdp")
+    p.add_argument("--repeats", type=int, default=1, help="TOFU evaluation: time each evaluator this many "
+                   "times, interleaved, and report the medians (default 1)")
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="with a random model (--model llama-mid, ...): fine-tune each evaluated model for this "
+                   "many epochs on its role's stand-in data first, so that it answers and stops instead of "
+                   "generating every answer to --new-tokens (default 0: random weights)")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -302,9 +343,11 @@ def main(argv=None) -> int:
     if "eval" in sections:
         for name in args.benchmarks.split(","):
             if name == "tofu":
-                ev = bench_eval_tofu(args.model, spec, device, args.batch_size, args.new_tokens)
+                ev = bench_eval_tofu(args.model, spec, device, args.batch_size, args.new_tokens,
+                                     args.finetune_epochs, args.repeats)
                 detail = (f" incl. holdout, batch {args.batch_size}, {args.new_tokens} new tokens, "
-                          "GradNorm and the retain reference")
+                          "GradNorm and the retain reference"
+                          + (f", models fine-tuned {args.finetune_epochs} epochs" if args.finetune_epochs else ""))
             elif name == "muse":
                 ev, detail = bench_eval_muse(args.model, spec, device, 16), ", batch 16"
             else:
