@@ -5,8 +5,9 @@
 
 Runs a one-cell grid (its references first, as any grid does) with every Python process of it
 profiled (a ``sitecustomize`` put on ``PYTHONPATH``), then prints, for the grid's own process
-and for the cell's process, the ``unlearnbench`` files in which a function ran (``entered``;
-files only imported, e.g. package ``__init__``s, are counted apart) and how many times a
+and for the cell's process, the ``unlearnbench`` files in which a function ran for the job
+(``entered``; work done while a module is imported, i.e. module and class bodies and what they
+call, such as a registering decorator, counts as ``only imported``) and how many times a
 ``Benchmark`` was constructed. The tiny-test family is built first if the cache lacks it (a few
 minutes); the walk itself takes about a minute on a CPU.
 """
@@ -25,6 +26,17 @@ HOOK = '''
 import atexit, json, os, sys
 _out = os.environ["CELL_WALK_OUT"]
 _entered, _imported, _built = set(), set(), [0]
+def _importing(frame):
+    # A module body, a class body (its code is not a function's: no CO_NEWLOCALS), or anything
+    # either runs (a decorator registering a class) is import-time work, not the cell's.
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "<module>" and frame.f_globals.get("__name__") != "__main__":
+            return True
+        if not code.co_flags & 2 and code.co_name != "<module>":
+            return True
+        frame = frame.f_back
+    return False
 def _profile(frame, event, arg):
     if event != "call":
         return
@@ -32,12 +44,14 @@ def _profile(frame, event, arg):
     if "/unlearnbench/" not in path or "site-packages" in path:
         return
     rel = path.split("/unlearnbench/", 1)[1]
-    if frame.f_code.co_name == "<module>":
+    if rel == "benchmarks/base.py" and frame.f_code.co_name == "__init__":
+        _built[0] += 1
+    if rel in _entered:
+        return
+    if _importing(frame):
         _imported.add(rel)
         return
     _entered.add(rel)
-    if rel == "benchmarks/base.py" and frame.f_code.co_name == "__init__":
-        _built[0] += 1
 sys.setprofile(_profile)
 import threading
 threading.setprofile(_profile)
