@@ -132,21 +132,20 @@ def test_uncovered_modules_fall_back_to_the_per_row_loop():
     assert mia.gradnorm_scores(llama, [padded(TEXTS)]) == pytest.approx(want, rel=1e-5)  # ... the loop ran
 
 
-def _logits_seen(model, **kw):
-    seen = {}
-    mia.gradnorm_scores(model, [padded(TEXTS[:2], left=True), padded(TEXTS[2:])],
-                        on_logits=lambda i, lg: seen.__setitem__(i, lg.clone()), **kw)
-    return seen
-
-
 @pytest.mark.parametrize("path", ["ghost", "per-row"])
-def test_gradnorm_pass_hands_each_text_its_own_forward_logits(path):
+def test_gradnorm_pass_hands_each_text_its_own_forward_logits(path, monkeypatch):
     """``on_logits`` gives text i (in the batches' order) the logits of its real tokens, as
     a plain forward of that text alone computes them (within 1e-5), on the ghost path and on
     the per-row loop (OPT); eval.tofu scores the answers from them."""
     model = small("llama2-7b" if path == "ghost" else "opt-1.3b")
     assert isinstance(ghost_norms.plan(model), str) == (path == "per-row")
-    seen = _logits_seen(model, max_tokens=8)  # chunks of a few rows on the ghost path
+    if path == "ghost":  # the batched pass must serve every row itself, never the loop
+        monkeypatch.setattr(mia, "_row_score", lambda *a: pytest.fail("fell back to the per-row loop"))
+    seen = {}
+    # Lengths 13, 7, 6, 6, 6, 5 in 16-token chunks: {13}, {7, 6}, {6, 6}, {5}, so rows are cut
+    # from padded chunks of two; left- and right-padded input batches.
+    mia.gradnorm_scores(model, [padded(TEXTS[:2], left=True), padded(TEXTS[2:])], max_tokens=16,
+                        on_logits=lambda i, lg: seen.__setitem__(i, lg.clone()))
     assert sorted(seen) == list(range(len(TEXTS)))
     for i, (q, a) in enumerate(TEXTS):
         with torch.no_grad():

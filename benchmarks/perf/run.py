@@ -311,9 +311,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=1, help="TOFU evaluation: time each evaluator this many "
                    "times, interleaved, and report the medians (default 1)")
     p.add_argument("--finetune-epochs", type=int, default=0,
-                   help="with a random model (--model llama-mid, ...): fine-tune each evaluated model for this "
-                   "many epochs on its role's stand-in data first, so that it answers and stops instead of "
-                   "generating every answer to --new-tokens (default 0: random weights)")
+                   help="TOFU evaluation with a random model (--model llama-mid, ...): fine-tune the target and "
+                   "retain model for this many epochs on their stand-in data first, so that they answer and stop "
+                   "instead of generating every answer to --new-tokens (default 0: random weights)")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -323,6 +323,13 @@ def main(argv=None) -> int:
     if args.memory_child:
         memory_child(args.model_dir, args.memory_child, device)
         return 0
+    if args.repeats < 1 or args.finetune_epochs < 0:
+        print("run.py: --repeats must be at least 1 and --finetune-epochs at least 0", file=sys.stderr)
+        return 2
+    if args.finetune_epochs and args.model == "tiny":
+        print("run.py: --finetune-epochs fine-tunes a random model; the tiny model is already the fine-tuned "
+              "target (use --model llama-mid)", file=sys.stderr)
+        return 2
     sections = set(args.sections.split(","))
     unknown = sorted((sections - {"eval", "train", "memory"})
                      | (set(args.benchmarks.split(",")) - {"tofu", "muse", "wmdp"}))

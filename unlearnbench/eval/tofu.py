@@ -41,6 +41,8 @@ def _answers_and_gradnorms(model, enc: Encoder, rows: list[dict], batch_size: in
     labelled = [(ids, conventions.gradnorm_labels(labels, parity)) for ids, labels in encoded]
     batches = (pad_right(labelled[i: i + batch_size], enc.pad_id) for i in range(0, len(labelled), batch_size))
     norms = mia.gradnorm_scores(model, batches, on_logits=keep)
+    if any(s is None for s in scored):
+        raise RuntimeError("GradNorm pass returned no logits for an answer; its records cannot be scored")
     return scored, norms
 
 

@@ -126,10 +126,12 @@ def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024, on_log
     padding side; rows are independent). Returns one float per row, in order.
 
     ``on_logits(i, logits)``, if given, receives each row's logits from the same forward
-    (``[n_i - 1, vocab]``, detached: row i's real tokens, position t predicting token t + 1),
-    so a caller can take its teacher-forced scores of the same texts without a second forward
-    (``eval.tofu`` does for the forget and holdout answers). It may be called again for a row
-    whose chunk had to be recomputed; the last call counts.
+    (``[n_i - 1, vocab]``, detached: row i's real tokens, position t predicting token t + 1;
+    ``i`` counts rows over all of ``batches``, batch after batch), so a caller can take its
+    teacher-forced scores of the same texts without a second forward (``eval.tofu`` does for
+    the forget and holdout answers). The tensor is a view into the chunk's logits: copy what
+    is kept beyond the call. If the batched pass falls back to the per-row loop, every row is
+    sent again; the last call counts.
 
     How (docs/performance.md): with p = 2, per-text norms come from ONE forward and backward
     per chunk of rows (``metrics.ghost_norms``: each row cut to its real tokens, rows sorted
@@ -139,7 +141,8 @@ def gradnorm_scores(model, batches, p: float = 2, max_tokens: int = 1024, on_log
     one row): its memory is the autograd graph of that many tokens (a 7B Llama in bf16:
     ~6 MB per token, ~7 GB at the default 1024, beside its 14 GB of weights) plus
     per-layer ``rows x T x T`` fp32 Gram matrices and the LM head's ``rows x T x vocab``
-    logit gradients; lower ``max_tokens`` on a smaller GPU (1024 was also the fastest on the
+    logit gradients (with ``on_logits``, the chunk's logits too, freed before the next chunk);
+    lower ``max_tokens`` on a smaller GPU (1024 was also the fastest on the
     tiny model on CPU: 4096 took 15% longer). Where the model holds a parameter
     the identities do not cover exactly (``ghost_norms.plan`` says which), and for p = 1 or
     inf, each row gets its own forward and backward instead (one text's activations plus one
@@ -229,8 +232,10 @@ def _ghost_scores(model, planned, params, rows, max_tokens: int, device, on_logi
         lengths = torch.tensor([len(rows[i][0]) for i in chunk])
         for j, i in enumerate(chunk):
             ids[j, :lengths[j]], labels[j, :lengths[j]] = rows[i]
-        sq, logits = ghost_norms.squared_norms(model, planned, params, ids.to(device), labels.to(device),
-                                               return_logits=True)
+        # Logits only when asked for: a chunk's [rows, T, vocab] is the largest transient here.
+        result = ghost_norms.squared_norms(model, planned, params, ids.to(device), labels.to(device),
+                                           return_logits=on_logits is not None)
+        sq, logits = result if on_logits is not None else (result, None)
         norms = sq.clamp_min(0).sqrt().mean(1)
         if not bool(torch.isfinite(norms).all()):
             raise ghost_norms.Unsupported("a ghost norm is not finite")
@@ -238,6 +243,7 @@ def _ghost_scores(model, planned, params, rows, max_tokens: int, device, on_logi
             out[i] = float(norms[j])
             if on_logits is not None:
                 on_logits(i, logits[j, : int(lengths[j]) - 1])
+        del logits  # not held through the next chunk's forward and backward
         start = stop
     return out
 
