@@ -359,6 +359,11 @@ def test_encode_many_gives_the_ids_of_one_call_per_text(tok, template):
     assert got == [_encode_one_call_per_text(tok, template, q, a, max_len=48) for q, a in pairs]
     assert got == [enc.encode(q, a) for q, a in pairs]
     assert len(got[-1][0]) == 48 and enc.encode_many([]) == []
+    questions = [q for q, _ in pairs]
+    want = [enc.prompt_ids(q) for q in questions]
+    assert enc.prompt_ids_many(questions) == want and enc.prompt_ids_many([]) == []
+    memo = Encoder(tok, template, max_len=48, memo={})
+    assert memo.prompt_ids_many(questions[:2]) == want[:2] and memo.prompt_ids_many(questions) == want
 
 
 def test_attention_mask_comes_from_lengths_even_when_pad_is_eos(tok):

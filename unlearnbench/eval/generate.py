@@ -84,6 +84,6 @@ def generate_text(model, tokenizer, prompts: list[list[int]], *, max_new_tokens:
 def generate_greedy(model, encoder, questions: list[str], batch_size: int = 32, max_new_tokens: int = 200,
                     progress=None) -> list[str]:
     """Greedy answers to each question under the encoder's prompt template (stripped)."""
-    return generate_text(model, encoder.tokenizer, [encoder.prompt_ids(q) for q in questions],
+    return generate_text(model, encoder.tokenizer, encoder.prompt_ids_many(questions),
                          max_new_tokens=max_new_tokens, batch_size=batch_size, pad_id=encoder.pad_id,
                          strip=True, progress=progress)
