@@ -360,7 +360,12 @@ def test_encode_many_gives_the_ids_of_one_call_per_text(tok, template):
     assert got == [enc.encode(q, a) for q, a in pairs]
     assert len(got[-1][0]) == 48 and enc.encode_many([]) == []
     questions = [q for q, _ in pairs]
-    want = [enc.prompt_ids(q) for q in questions]
+    # One tokenizer call per prompt, as the encoder's single-text path once did.
+    from unlearnbench.models.templates import template_adds_bos
+
+    want = [tok(format_prompt(template, q, tok), add_special_tokens=not template_adds_bos(template))["input_ids"]
+            for q in questions]
+    assert [enc.prompt_ids(q) for q in questions] == want
     assert enc.prompt_ids_many(questions) == want and enc.prompt_ids_many([]) == []
     memo = Encoder(tok, template, max_len=48, memo={})
     assert memo.prompt_ids_many(questions[:2]) == want[:2] and memo.prompt_ids_many(questions) == want

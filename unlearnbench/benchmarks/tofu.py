@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from unlearnbench.atomic import atomic_write_text
 from unlearnbench.benchmarks.base import Benchmark, BenchmarkError, Column, Ranking, Reference, TinyRecipe
 from unlearnbench.benchmarks.standin import StandIn
 from unlearnbench.data import tofu_synth
@@ -163,19 +164,11 @@ class TofuSynthBenchmark(StandIn, TofuBenchmark):
             name = tofu_synth.alternate_name(self.check_split(split))
             file = self.alternates_path(split)
             if not file.exists() and self.path == self.default_path():
-                import os
-                import tempfile
-
                 rows = tofu_synth.generate(self.synth)[f"_{name}"]
-                fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{name}-")
-                with os.fdopen(fd, "w") as f:
-                    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-                os.replace(tmp, file)
+                atomic_write_text(file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         return super().alternate_answers(split, str(file))
 
     def _tokenizer_texts(self) -> list[str]:
-        from pathlib import Path
-
         root = Path(self.path)
         rows = []
         for f in sorted(root.glob("*.json")) + [root / "extras" / "pretrain.json"]:

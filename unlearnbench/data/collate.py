@@ -38,13 +38,7 @@ class Encoder:
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def prompt_ids(self, question: str) -> list[int]:
-        if self.memo is not None and ("prompt", question) in self.memo:
-            return list(self.memo[("prompt", question)])
-        prompt = format_prompt(self.template, question, self.tokenizer)
-        ids = self.tokenizer(prompt, add_special_tokens=not template_adds_bos(self.template))["input_ids"]
-        if self.memo is not None:
-            self.memo[("prompt", question)] = tuple(ids)
-        return ids
+        return self.prompt_ids_many([question])[0]
 
     def prompt_ids_many(self, questions: list[str]) -> list[list[int]]:
         """``prompt_ids`` of every question, the same ids, from one batched tokenizer call (one
