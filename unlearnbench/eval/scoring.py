@@ -114,15 +114,18 @@ def packable(model) -> bool:
 def _pack(prefix: list[int], answers: list[list[int]]) -> dict:
     """One item as one sequence. The prompt is segment 0 and answer k segment k + 1; positions
     restart after the prompt for every answer, so each answer sits where it would alone.
+    An answer's last token is left out: it predicts nothing that is scored and no other token
+    sees it (about 1 token in 15 on the TOFU stand-in).
     ``src``/``tgt``: for every scored token, the position whose logits predict it and the
     token; ``lengths``: scored tokens per answer (as ``score_pairs`` counts them)."""
     p = len(prefix)
     ids, pos, seg, src, tgt, lengths = list(prefix), list(range(p)), [0] * p, [], [], []
     for k, ans in enumerate(answers):
         start = len(ids)
-        ids += ans
-        pos += range(p, p + len(ans))
-        seg += [k + 1] * len(ans)
+        inputs = ans[:-1]
+        ids += inputs
+        pos += range(p, p + len(inputs))
+        seg += [k + 1] * len(inputs)
         # Token t is predicted at the answer's previous token, the first one at the prompt's
         # last position; with no prompt the first token is not scored (nothing precedes it).
         first = 0 if p else 1
@@ -179,7 +182,7 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
     device = _device(model)
     out: list[list[Scored]] = [[] for _ in items]
     for idx in batches:
-        width = max(len(packed[i]["ids"]) for i in idx)
+        width = max(1, max(len(packed[i]["ids"]) for i in idx))  # 0: no prompt, one-token answers
         ids = torch.full((len(idx), width), encoder.pad_id, dtype=torch.long)
         pos = torch.zeros((len(idx), width), dtype=torch.long)
         seg = torch.full((len(idx), width), -1, dtype=torch.long)  # -1: padding
@@ -201,8 +204,9 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
         visible |= torch.eye(width, dtype=torch.bool)
         logits = model(input_ids=ids.to(device), attention_mask=visible[:, None].to(device),
                        position_ids=pos.to(device)).logits
-        scored = iter(score_logits(logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)],
-                              torch.tensor(targets, dtype=torch.long, device=device), lengths, stats))
+        scored = iter(score_logits(logits[torch.tensor(rows, dtype=torch.long, device=device),
+                                          torch.tensor(cols, dtype=torch.long, device=device)],
+                                   torch.tensor(targets, dtype=torch.long, device=device), lengths, stats))
         for i in idx:
             out[i] = [next(scored) for _ in range(spans[i][1])]
     return out
