@@ -2,8 +2,9 @@
 
 Every run unlearns the ``forget01`` split of the stand-in (one author, 20 rows) so that a
 run is a few optimiser steps; runs are memoised per module so one run serves several
-checks. The ``tiny_family`` fixture (tests/conftest.py) builds the model family once, in
-an isolated cache.
+checks. Every run starts from the ``untrained`` fixture's random ``tiny-test`` model
+(tests/conftest.py): these checks are about what each loss does to a model's weights and
+outputs, not about a model that has learnt the stand-in.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ COLUMNS = {
 
 
 @pytest.fixture(scope="module")
-def run(tiny_family, tmp_path_factory):
+def run(untrained, tmp_path_factory):
     """``run(key, method, **params)`` -> (info, history rows as floats, saved model dir)."""
     done = {}
 
     def _run(key, method, **params):
         if key not in done:
             out = tmp_path_factory.mktemp(f"seed-{key}")
-            info = unlearn(method, tiny_family["spec"], split=SPLIT, out_dir=out, seed=SEED,
+            info = unlearn(method, untrained["spec"], split=SPLIT, out_dir=out, seed=SEED, start=untrained["model"],
                            params={**BASE, **params})
             with open(out / "history.csv") as f:
                 hist = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
@@ -53,18 +54,18 @@ def _load(path):
     return load_model(str(path), dtype=torch.float32).eval()
 
 
-def _encoder(tiny_family):
+def _encoder(untrained):
     from unlearnbench.data.collate import Encoder
     from unlearnbench.models.loading import load_tokenizer
 
-    return Encoder(load_tokenizer(tiny_family["target"]), tiny_family["spec"].template)
+    return Encoder(load_tokenizer(untrained["model"]), untrained["spec"].template)
 
 
-def _datamodule(tiny_family, needs, batch_size, k_random=5):
+def _datamodule(untrained, needs, batch_size, k_random=5):
     """The same data module (same seed, same extras) the driver builds."""
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
 
-    dm = TofuSynthBenchmark().datamodule(SPLIT, _encoder(tiny_family), batch_size=batch_size,
+    dm = TofuSynthBenchmark().datamodule(SPLIT, _encoder(untrained), batch_size=batch_size,
                                          seed=SEED, needs=needs, k_random=k_random)
     dm.setup("fit")
     return dm
@@ -99,20 +100,20 @@ def test_flat_end_to_end(run, divergence):
     assert 0 < p_e < 1 and 0 < p_f < 1
 
 
-def test_flat_rejects_unknown_divergence(tiny_family):
+def test_flat_rejects_unknown_divergence(untrained):
     from unlearnbench.methods.flat import FLAT
 
     with pytest.raises(ValueError, match="kl, js, pearson, tv"):
-        FLAT(model_path=tiny_family["target"], divergence="hellinger")
+        FLAT(model_path=untrained["model"], divergence="hellinger")
 
 
-def test_rmu_end_to_end_default_layers(run, tiny_family):
+def test_rmu_end_to_end_default_layers(run, untrained):
     info, hist, model_dir = run("rmu", "rmu")
     _check_run(info, hist, model_dir, "rmu", n_steps=2)
     assert hist[0]["retain"] == pytest.approx(0.0, abs=1e-6)  # θ = ref at step 0
     # tiny-test has 2 layers: 7/32 of the depth is layer 0 (rmu.default_layers), and only
     # its MLP down projection moves, as WMDP's param_ids=[6]; everything else stays.
-    before, after = _load(tiny_family["target"]).state_dict(), _load(model_dir).state_dict()
+    before, after = _load(untrained["model"]).state_dict(), _load(model_dir).state_dict()
     for name in before:
         same = torch.equal(before[name], after[name])
         assert same == (name != "model.layers.0.mlp.down_proj.weight"), name
@@ -121,7 +122,7 @@ def test_rmu_end_to_end_default_layers(run, tiny_family):
 # ----------------------------------------------------------------------------- 2. fidelity
 
 
-def test_llmu_mismatch_lowers_random_answer_nll(tiny_family, tmp_path, monkeypatch):
+def test_llmu_mismatch_lowers_random_answer_nll(untrained, tmp_path, monkeypatch):
     """Isolated mismatch term (eps1 = eps3 = 0): the NLL of the (forget prompt, random normal
     answer) pairs the training drew goes down. The draws are new for every batch, so they
     are recorded from the collator as training makes them."""
@@ -140,22 +141,22 @@ def test_llmu_mismatch_lowers_random_answer_nll(tiny_family, tmp_path, monkeypat
         return original(self, rows)
 
     monkeypatch.setattr(QACollator, "__call__", recording)
-    unlearn("llmu", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED,
+    unlearn("llmu", untrained["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED, start=untrained["model"],
             params={**BASE, "k_random": k, "eps1": 0.0, "eps3": 0.0, **FAST})
     model_dir = tmp_path / "model"
     with open(tmp_path / "history.csv") as f:
         hist = [{k_: float(v) for k_, v in row.items() if v != ""} for row in csv.DictReader(f)]
     assert all(row["forget"] == 0 and row["kl"] == 0 for row in hist)
-    n_rows = len(_datamodule(tiny_family, (), 8).forget_set)  # one epoch
+    n_rows = len(_datamodule(untrained, (), 8).forget_set)  # one epoch
     pairs = drawn
     assert len(pairs) == k * n_rows
     assert len(set(pairs)) > 0.9 * len(pairs)  # fresh draws, not one fixed answer per row
-    enc = _encoder(tiny_family)
+    enc = _encoder(untrained)
 
     def mean_nll(path):
         return sum(s.avg_nll for s in score_pairs(_load(path), enc, pairs)) / len(pairs)
 
-    before, after = mean_nll(tiny_family["target"]), mean_nll(model_dir)
+    before, after = mean_nll(untrained["model"]), mean_nll(model_dir)
     assert after < before - 0.05, (before, after)
 
 
@@ -167,17 +168,17 @@ def test_llmu_early_stop_triggers_on_ascended_loss(run):
     assert hist[0]["forget_nll"] > 1e-3
 
 
-def test_llmu_rejects_non_positive_threshold(tiny_family):
+def test_llmu_rejects_non_positive_threshold(untrained):
     from unlearnbench.methods.llmu import LLMU
 
     with pytest.raises(ValueError, match="stop_threshold"):
-        LLMU(model_path=tiny_family["target"], stop_threshold=-5.0)
+        LLMU(model_path=untrained["model"], stop_threshold=-5.0)
 
 
-def test_flat_kl_step0_loss_matches_independent_computation(run, tiny_family):
+def test_flat_kl_step0_loss_matches_independent_computation(run, untrained):
     _, hist, _ = run("flat-kl", "flat", divergence="kl")
-    batch = next(iter(_datamodule(tiny_family, ("template",), BASE["batch_size"]).train_dataloader()))
-    model = _load(tiny_family["target"])
+    batch = next(iter(_datamodule(untrained, ("template",), BASE["batch_size"]).train_dataloader()))
+    model = _load(untrained["model"])
 
     def mean_prob(sub):
         with torch.no_grad():
@@ -212,22 +213,22 @@ def _mse(a, b, mask):
     return ((a - b) ** 2)[m].mean().item()
 
 
-def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, tiny_family):
+def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, untrained):
     """Run with layer 1 and only layer 1's MLP down projection updated (default c = 20,
     α = 100): forget MSE to c·u/‖u‖ decreases; retain activations stay close to the
     reference; every other parameter is unchanged."""
     from unlearnbench.methods.rmu import RMU
 
     _, hist, model_dir = run("rmu-l1", "rmu", layer=1, update_layers=[1], **FAST)
-    control = RMU(model_path=tiny_family["target"], seed=SEED, layer=1).control
+    control = RMU(model_path=untrained["model"], seed=SEED, layer=1).control
     g = torch.Generator().manual_seed(SEED)
     assert torch.equal(control, losses.rmu_control_vector(control.numel(), 20.0, g))
     assert control.norm().item() == pytest.approx(20.0, rel=1e-5)
 
-    dm = _datamodule(tiny_family, ("retain",), 20)
+    dm = _datamodule(untrained, ("retain",), 20)
     forget = next(iter(dm.train_dataloader()))
     retain = next(iter(dm.retain_loader(0)))
-    ref, new = _load(tiny_family["target"]), _load(model_dir)
+    ref, new = _load(untrained["model"]), _load(model_dir)
     f_before = _mse(_layer_out(ref, 1, forget), control, forget["attention_mask"])
     f_after = _mse(_layer_out(new, 1, forget), control, forget["attention_mask"])
     r_drift = _mse(_layer_out(new, 1, retain), _layer_out(ref, 1, retain), retain["attention_mask"])
@@ -240,9 +241,9 @@ def test_rmu_moves_forget_activations_to_control_and_keeps_retain(run, tiny_fami
     assert moved == {"model.layers.1.mlp.down_proj.weight"}, moved
 
 
-def test_llmu_fixed_step_budget_cycles_the_forget_data(tiny_family, tmp_path):
+def test_llmu_fixed_step_budget_cycles_the_forget_data(untrained, tmp_path):
     """LLMU's recipe is a step budget, not epochs: 7 steps over 3 forget batches per epoch."""
-    info = unlearn("llmu", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED,
+    info = unlearn("llmu", untrained["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED, start=untrained["model"],
                    params={"lr": 1e-4, "batch_size": 8, "epochs": 1, "steps": 7, "warmup_epochs": 0,
                            "k_random": 1})
     with open(tmp_path / "history.csv") as f:

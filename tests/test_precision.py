@@ -97,7 +97,7 @@ class _FirstStep:
         return Recorder()
 
 
-def test_bf16_mixed_through_the_harness_keeps_fp32_master_weights_and_adamw_state(tiny_family, tmp_path):
+def test_bf16_mixed_through_the_harness_keeps_fp32_master_weights_and_adamw_state(untrained, tmp_path):
     """``unlearn`` (the training path every grid cell calls) under ``bf16-mixed`` on CPU: the
     logits are computed in bf16 (autocast is on), while the trainable weights, their gradients
     and AdamW's two moments stay float32, so the first step moves each weight by lr (AdamW's
@@ -108,7 +108,8 @@ def test_bf16_mixed_through_the_harness_keeps_fp32_master_weights_and_adamw_stat
 
     lr = 1e-5
     rec = _FirstStep()
-    unlearn("ga", tiny_family["spec"], get_benchmark("tofu-synth"), split="forget10", out_dir=tmp_path, seed=0,
+    unlearn("ga", untrained["spec"], get_benchmark("tofu-synth"), split="forget10", out_dir=tmp_path, seed=0,
+            start=untrained["model"],
             params={"lr": lr, "warmup_epochs": 0, "weight_decay": 0.0, "grad_clip": 0.0},
             precision="bf16-mixed", max_steps=1, callbacks=[rec])
     assert torch.bfloat16 in rec.logits, rec.logits  # autocast really ran in bf16 on this CPU

@@ -25,14 +25,14 @@ def _density(masks):
 
 
 @pytest.fixture(scope="module")
-def small_dm(tiny_family):
+def small_dm(untrained):
     """The tofu-synth forget10 data, cut to 24 forget and 24 retain rows (scoring is cheap)."""
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.data.datamodule import Rows
     from unlearnbench.models.loading import load_tokenizer
 
-    spec, target = tiny_family["spec"], tiny_family["target"]
+    spec, target = untrained["spec"], untrained["model"]
     dm = TofuSynthBenchmark().datamodule("forget10", Encoder(load_tokenizer(target, spec), spec.template),
                                          batch_size=16, seed=42)
     dm.setup("fit")
@@ -40,18 +40,18 @@ def small_dm(tiny_family):
     return dm
 
 
-def _build(tiny_family, seed=42, **params):
+def _build(untrained, seed=42, **params):
     from unlearnbench.runner.train import build_method
 
-    return build_method("wagle", tiny_family["target"], seed, {"inner": "ga", "batch_size": 16, **params})
+    return build_method("wagle", untrained["model"], seed, {"inner": "ga", "batch_size": 16, **params})
 
 
-def _check_frozen(tiny_family, run_dir):
+def _check_frozen(untrained, run_dir):
     """Masked-out weights of the saved model equal the target's bit for bit; some masked-in moved."""
     from safetensors.torch import load_file
 
     masks = load_file(str(run_dir / "wagle_masks.safetensors"))
-    before, after = _params(tiny_family["target"]), _params(run_dir / "model")
+    before, after = _params(untrained["model"]), _params(run_dir / "model")
     assert set(masks) == set(before) == set(after)
     moved = 0
     for name, m in masks.items():
@@ -62,39 +62,39 @@ def _check_frozen(tiny_family, run_dir):
     return masks
 
 
-def test_masked_out_weights_stay_bit_exact(tiny_family, tmp_path):
+def test_masked_out_weights_stay_bit_exact(untrained, tmp_path):
     from unlearnbench.runner.train import unlearn
 
     params = {"inner": "ga", "ratio": 0.5, "lr": 1e-3, "epochs": 1, "batch_size": 16, "save_masks": True}
-    info = unlearn("wagle", tiny_family["spec"], out_dir=tmp_path, params=params)
+    info = unlearn("wagle", untrained["spec"], out_dir=tmp_path, params=params, start=untrained["model"])
     assert info["steps"] == 5
-    masks = _check_frozen(tiny_family, tmp_path)
+    masks = _check_frozen(untrained, tmp_path)
     stats = json.loads((tmp_path / "wagle_mask.json").read_text())
     assert stats["mask"] == "wagle" and stats["inner"] == "ga"
     assert abs(stats["density"] - 0.5) <= 1e-3 and stats["density"] == pytest.approx(_density(masks))
 
 
-def test_wraps_grad_diff_and_npo(tiny_family, small_dm, tmp_path):
+def test_wraps_grad_diff_and_npo(untrained, small_dm, tmp_path):
     from unlearnbench.runner.train import unlearn
 
     # grad_diff draws retain batches through the Trainer while WAGLE is the attached module.
     params = {"inner": "grad_diff", "mask": "wanda", "ratio": 0.5, "lr": 1e-3, "epochs": 1,
               "batch_size": 32, "save_masks": True}
-    info = unlearn("wagle", tiny_family["spec"], out_dir=tmp_path, params=params)
-    _check_frozen(tiny_family, tmp_path)
+    info = unlearn("wagle", untrained["spec"], out_dir=tmp_path, params=params, start=untrained["model"])
+    _check_frozen(untrained, tmp_path)
     with open(tmp_path / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == info["steps"] == 3 and all(float(r["retain"]) > 0 for r in rows)
 
     # The cost adds the inner's retain tokens to WAGLE's own count.
-    gd = _build(tiny_family, inner="grad_diff", mask="dense")
+    gd = _build(untrained, inner="grad_diff", mask="dense")
     assert gd.needs == ("retain",) and not gd.needs_reference and gd.ref_model is None
     gd.tokens_seen += 7
     gd.inner.tokens_seen += 5
     gd.tokens_seen += 1
     assert (gd.tokens_seen, gd.inner.tokens_seen) == (13, 5)
 
-    npo = _build(tiny_family, inner="npo", mask="dense", inner_params={"beta": 0.2})
+    npo = _build(untrained, inner="npo", mask="dense", inner_params={"beta": 0.2})
     assert npo.needs_reference and npo.ref_model is npo.inner.ref_model is not None
     assert npo.model is npo.inner.model and npo.inner.settings.beta == 0.2
     batch = small_dm.collator(extras=False)([small_dm.forget_set[i] for i in range(4)])
@@ -103,11 +103,11 @@ def test_wraps_grad_diff_and_npo(tiny_family, small_dm, tmp_path):
     assert float(terms["loss"]) == pytest.approx(2 / 0.2 * math.log(2), rel=1e-5)
 
 
-def test_mask_gradients_is_adamw_on_masked_in_only(tiny_family, small_dm):
+def test_mask_gradients_is_adamw_on_masked_in_only(untrained, small_dm):
     """The reasoning behind the guarantee, one optimiser step at a time: WAGLE's groups have
     weight decay 0 and it decays masked-in weights itself; masked-out weights (zero grad, zero
     moments) do not move at all, masked-in ones move exactly as under plain AdamW."""
-    method = _build(tiny_family, mask="random", ratio=0.5, lr=1e-2, weight_decay=0.1)
+    method = _build(untrained, mask="random", ratio=0.5, lr=1e-2, weight_decay=0.1)
     masks = method.compute_masks(small_dm)
     named = dict(method.model.named_parameters())
     start = {n: p.detach().clone() for n, p in named.items()}
@@ -132,8 +132,8 @@ def test_mask_gradients_is_adamw_on_masked_in_only(tiny_family, small_dm):
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.8])
-def test_wagle_mask_density(tiny_family, small_dm, ratio):
-    method = _build(tiny_family, ratio=ratio, gamma=1e-6)
+def test_wagle_mask_density(untrained, small_dm, ratio):
+    method = _build(untrained, ratio=ratio, gamma=1e-6)
     masks = method.compute_masks(small_dm)
     trainable = {n for n, p in method.model.named_parameters() if p.requires_grad}
     assert set(masks) == trainable and all(m.dtype == torch.bool for m in masks.values())
@@ -141,7 +141,7 @@ def test_wagle_mask_density(tiny_family, small_dm, ratio):
     assert sum(1 for m in masks.values() if m.any()) > 1  # ranked globally, not one tensor
 
 
-def test_score_matches_hand_computation(tiny_family, small_dm):
+def test_score_matches_hand_computation(untrained, small_dm):
     lin = torch.nn.Linear(2, 2, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 3.0]]))
@@ -160,7 +160,7 @@ def test_score_matches_hand_computation(tiny_family, small_dm):
 
     from unlearnbench.methods import losses
 
-    method = _build(tiny_family)
+    method = _build(untrained)
     params = [p for p in method.model.parameters() if p.requires_grad]
     one = small_dm.collator(extras=False)([small_dm.forget_set[i] for i in range(len(small_dm.forget_set))])
     ref = torch.autograd.grad(losses.mean_nll(method.model(input_ids=one["input_ids"],
@@ -172,10 +172,10 @@ def test_score_matches_hand_computation(tiny_family, small_dm):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
-def test_baseline_masks(tiny_family, small_dm):
+def test_baseline_masks(untrained, small_dm):
     masks = {}
     for kind in ("random", "magnitude", "wanda", "dense"):
-        method = _build(tiny_family, mask=kind, ratio=0.4, seed=7)
+        method = _build(untrained, mask=kind, ratio=0.4, seed=7)
         masks[kind] = method.compute_masks(small_dm)
         if kind == "dense":
             assert all(bool(m.all()) for m in masks[kind].values()) and method.mask_density == 1.0
@@ -204,8 +204,8 @@ def test_baseline_masks(tiny_family, small_dm):
     # and it weighs |W| by the input-activation norm, so it differs from a per-row |W| ranking.
     assert any(not torch.equal(masks["wanda"][n], top_per_row(theta[n].detach().abs(), 0.4)) for n in linears)
     # random: reproducible with the same seed, different with another.
-    again = _build(tiny_family, mask="random", ratio=0.4, seed=7).compute_masks(small_dm)
-    other = _build(tiny_family, mask="random", ratio=0.4, seed=8).compute_masks(small_dm)
+    again = _build(untrained, mask="random", ratio=0.4, seed=7).compute_masks(small_dm)
+    other = _build(untrained, mask="random", ratio=0.4, seed=8).compute_masks(small_dm)
     assert all(torch.equal(again[n], masks["random"][n]) for n in again)
     assert any(not torch.equal(other[n], masks["random"][n]) for n in other)
 
@@ -225,16 +225,16 @@ def test_baseline_masks(tiny_family, small_dm):
     ({"inner_params": {"batch_size": 8}}, "batch_size at the top level"),
     ({"inner_params": {"k_random": 2}}, "k_random at the top level"),
 ])
-def test_bad_options(tiny_family, params, match):
+def test_bad_options(untrained, params, match):
     with pytest.raises(ValueError, match=match):
-        _build(tiny_family, **params)
+        _build(untrained, **params)
 
 
-def test_unknown_inner_names_the_known_methods(tiny_family):
+def test_unknown_inner_names_the_known_methods(untrained):
     from unlearnbench.registry import RegistryError
 
     with pytest.raises(RegistryError, match="Known methods: .*grad_diff"):
-        WAGLE(tiny_family["target"], inner="nope")
+        WAGLE(untrained["model"], inner="nope")
 
 
 def test_top_per_row_by_hand():
@@ -247,12 +247,12 @@ def test_top_per_row_by_hand():
     assert int(top_per_row(torch.arange(10.0)[None], 0.9).sum()) == 9
 
 
-def test_wanda_scores_rows_of_decoder_linears_with_input_norms(tiny_family, small_dm):
+def test_wanda_scores_rows_of_decoder_linears_with_input_norms(untrained, small_dm):
     """‖X_j‖₂ of q_proj's input = input_layernorm(hidden state entering the block), over the
     non-padding tokens, computed here from output_hidden_states; then each row of q_proj
     keeps its top ratio of |W|·‖X‖ — and the other tensors are not masked."""
 
-    method = _build(tiny_family, mask="wanda", ratio=0.6)
+    method = _build(untrained, mask="wanda", ratio=0.6)
     masks = method.compute_masks(small_dm)
     model = method.model
     batch = small_dm.collator(extras=False)([small_dm.forget_set[i] for i in range(len(small_dm.forget_set))])
@@ -278,8 +278,8 @@ def test_wanda_scores_rows_of_decoder_linears_with_input_norms(tiny_family, smal
     assert stats["compared_density"] == pytest.approx(0.6, abs=0.01) and stats["density"] > 0.6
 
 
-def test_inner_params_keep_the_inner_loss_weights(tiny_family):
-    gd = _build(tiny_family, inner="grad_diff", mask="dense", inner_params={"lambda_retain": 0.25})
+def test_inner_params_keep_the_inner_loss_weights(untrained):
+    gd = _build(untrained, inner="grad_diff", mask="dense", inner_params={"lambda_retain": 0.25})
     assert gd.inner.lambda_retain == 0.25
 
 
@@ -357,18 +357,18 @@ if __name__ == "__main__":
     from unlearnbench.models.specs import ModelSpec
 
     unlearn("wagle", ModelSpec.from_name("tiny-test"), split="forget10", out_dir=sys.argv[1],
-            strategy="fsdp", devices=2, params=json.loads(sys.argv[2]))
+            strategy="fsdp", devices=2, params=json.loads(sys.argv[2]), start=sys.argv[3])
 """
-# γ where both terms of the score matter (measured on tiny-test: mean|θ·g_f| / mean|g_r·g_f|
-# ≈ 0.038), so gradients off by the world size (FSDP2 averages over ranks) change 8788 of the
-# 115k mask entries (measured, ratio 0.5); at γ = 1e-6 only |g_r·g_f| counts and the same scale
-# error changes 2 entries.
+# γ where both terms of the score matter, so that gradients off by the world size (FSDP2
+# averages over ranks) would change the mask: on the untrained tiny-test model (seed 0, forget10,
+# ratio 0.5) halving both gradients changes 11296 of the 115008 mask entries at γ = 0.04, and
+# none at γ = 1e-6, where only |g_r·g_f| counts. (On the trained target: 8788 and 2.)
 FSDP_PARAMS = {"inner": "ga", "mask": "wagle", "ratio": 0.5, "gamma": 0.04, "lr": 1e-3, "epochs": 1,
                "batch_size": 16, "warmup_epochs": 0.0, "save_masks": True}
 
 
 @pytest.mark.parametrize("mask", ["wagle", "wanda"])
-def test_fsdp2_masks_equal_single_process_and_masked_out_weights_stay(tiny_family, tmp_path, mask):
+def test_fsdp2_masks_equal_single_process_and_masked_out_weights_stay(untrained, tmp_path, mask):
     """WAGLE under FSDP2 (Lightning ModelParallelStrategy, 2 gloo processes on CPU), as
     tests/test_distributed.py runs FSDP2: the mask from sharded gradients (wagle) or sharded
     activation norms (wanda) equals the single-process mask of the same target and data, and
@@ -381,16 +381,16 @@ def test_fsdp2_masks_equal_single_process_and_masked_out_weights_stay(tiny_famil
     from unlearnbench.data.collate import Encoder
     from unlearnbench.models.loading import load_tokenizer
 
-    spec, target = tiny_family["spec"], tiny_family["target"]
+    spec, target = untrained["spec"], untrained["model"]
     dm = TofuSynthBenchmark().datamodule("forget10", Encoder(load_tokenizer(target, spec), spec.template),
                                          batch_size=16, seed=42)
     dm.setup("fit")
     params = {**FSDP_PARAMS, "mask": mask}
-    single = _build(tiny_family, **{k: v for k, v in params.items() if k != "inner"})
+    single = _build(untrained, **{k: v for k, v in params.items() if k != "inner"})
     want = {n: m.cpu() for n, m in single.compute_masks(dm).items()}
 
     run_dir = tmp_path / "fsdp"
-    _run_script(tmp_path, _FSDP_SCRIPT, run_dir, _json.dumps(params))
+    _run_script(tmp_path, _FSDP_SCRIPT, run_dir, _json.dumps(params), target)
     got = load_file(str(run_dir / "wagle_masks.safetensors"))
     assert set(got) == set(want)
     for n in want:
@@ -398,4 +398,4 @@ def test_fsdp2_masks_equal_single_process_and_masked_out_weights_stay(tiny_famil
     stats = _json.loads((run_dir / "wagle_mask.json").read_text())
     assert stats["mask"] == mask and stats["density"] == pytest.approx(single.mask_density, abs=1e-9)
     assert abs(stats["compared_density"] - 0.5) <= 1e-3
-    _check_frozen(tiny_family, run_dir)
+    _check_frozen(untrained, run_dir)
