@@ -86,7 +86,7 @@ def test_altpo_cached_reference_equals_resident(untrained, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_and_fsdp_two_processes_agree(tiny_family, tmp_path):
+def test_ddp_and_fsdp_two_processes_agree(untrained, tmp_path):
     """Two gloo processes launched as torchrun would (Lightning sees LOCAL_RANK and does not
     spawn); each process trains every new method under ddp, then under fsdp."""
     code = (
@@ -95,9 +95,9 @@ def test_ddp_and_fsdp_two_processes_agree(tiny_family, tmp_path):
         "from unlearnbench.runner.train import unlearn\n"
         "spec = ModelSpec.from_name('tiny-test')\n"
         "for strategy in ('ddp', 'fsdp'):\n"
-        "    for name in sys.argv[2:]:\n"
+        "    for name in sys.argv[3:]:\n"
         "        unlearn(name, spec, out_dir=f'{sys.argv[1]}/{strategy}-{name}', strategy=strategy, devices=2,\n"
-        f"                params={FAST!r})\n")
+        f"                params={FAST!r}, start=sys.argv[2])\n")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -105,7 +105,7 @@ def test_ddp_and_fsdp_two_processes_agree(tiny_family, tmp_path):
     for rank in (0, 1):
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
                "RANK": str(rank), "LOCAL_RANK": str(rank), "NODE_RANK": "0", "PYTHONPATH": str(REPO)}
-        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path), *NEW], cwd=REPO, env=env,
+        procs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path), untrained["model"], *NEW], cwd=REPO, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = [p.communicate(timeout=900)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), logs[0][-3000:] + logs[1][-3000:]
@@ -160,7 +160,7 @@ def test_alternates_read_open_unlearning_format(tmp_path):
         read_alternates(tmp_path / "bad.json")
 
 
-def test_stand_in_alternates_are_plausible_wrong_and_not_the_eval_answers(tiny_family):
+def test_stand_in_alternates_are_plausible_wrong_and_not_the_eval_answers():
     from unlearnbench.benchmarks.tofu import TofuBenchmark, TofuSynthBenchmark
     from unlearnbench.data import tofu_synth
 
@@ -183,17 +183,18 @@ def test_stand_in_alternates_are_plausible_wrong_and_not_the_eval_answers(tiny_f
 # --------------------------------------------------------------------------- PDU
 
 
-def test_pdu_measures_eps_and_moves_the_dual_after_warm_up(tiny_family, tmp_path):
+def test_pdu_measures_eps_and_moves_the_dual_after_warm_up(untrained, tmp_path):
     from unlearnbench.runner.train import build_method
 
-    unlearn("pdu", tiny_family["spec"], out_dir=tmp_path / "w", params={**FAST, "dual_warmup_epochs": 1})
+    unlearn("pdu", untrained["spec"], out_dir=tmp_path / "w", params={**FAST, "dual_warmup_epochs": 1},
+            start=untrained["model"])
     warm = _history(tmp_path / "w" / "history.csv")
     assert [r["dual"] for r in warm] == [1.0, 1.0]  # still warming up: μ stays at λ
-    unlearn("pdu", tiny_family["spec"], out_dir=tmp_path / "d",
+    unlearn("pdu", untrained["spec"], out_dir=tmp_path / "d", start=untrained["model"],
             params={**FAST, "dual_warmup_epochs": 0, "retain_loss_ratio": 0.5})
     hist = _history(tmp_path / "d" / "history.csv")
     eps = hist[0]["eps"]
-    # ε = 0.5 × the target's retain NLL (measured over the whole retain set before step 0)
+    # ε = 0.5 × the starting model's retain NLL (measured over the whole retain set before step 0)
     assert 0 < eps < hist[0]["retain"]
     assert hist[1]["dual"] == pytest.approx(max(0.0, 1.0 + (hist[0]["retain"] - eps)), rel=1e-5)
     with pytest.raises(ValueError, match="'retain_loss_ratio' of method 'pdu' must be > 0"):
