@@ -405,7 +405,7 @@ def test_evaluator_rejects_bad_items(tiny_model):
         ev.evaluate_copyright(model, tok, [], held, max_new_tokens=0)
 
 
-def test_finetune_command_builds_a_copyright_target_from_a_local_book(tiny_family, tmp_path):
+def test_finetune_command_builds_a_copyright_target_from_a_local_book(untrained, tmp_path):
     """`unlearnbench finetune` fine-tunes a model directory on your book (the real protocol's
     target); the result loads like any checkpoint and the book's NLL goes down."""
     import random
@@ -420,8 +420,8 @@ def test_finetune_command_builds_a_copyright_target_from_a_local_book(tiny_famil
     book = tmp_path / "book.txt"
     book.write_text(" ".join(rng.choice(words) for _ in range(800)) + ".\n")
     out = tmp_path / "target"
-    rc = main(["finetune", "--benchmark", "copyright", "--data-dir", str(book), "--model", tiny_family["target"],
-               "--out", str(out), "--set", "epochs=2", "--set", "lr=1e-3", "--set", "max_len=64"])
+    rc = main(["finetune", "--benchmark", "copyright", "--data-dir", str(book), "--model", untrained["model"],
+               "--out", str(out), "--set", "epochs=3", "--set", "lr=1e-2", "--set", "max_len=64"])
     assert rc == 0 and (out / "config.json").exists()
     text = passage_texts(book.read_text(), 380)[:1]
     tok = load_tokenizer(str(out))
@@ -430,12 +430,12 @@ def test_finetune_command_builds_a_copyright_target_from_a_local_book(tiny_famil
         (s, n), = text_nll(load_model(str(path)), tok, text, context_len=64)
         return s / n
 
-    assert nll(out) < nll(tiny_family["target"]) - 0.5
+    assert nll(out) < nll(untrained["model"]) - 0.5
     # The directory records its base: the copyright "base" row of a later grid is that model.
     from unlearnbench.benchmarks.copyright import CopyrightBenchmark
     from unlearnbench.models.specs import ModelSpec
 
     spec = ModelSpec.from_name(str(out))
     bench = CopyrightBenchmark(str(book))
-    assert bench.checkpoint(spec, "base", "train") == tiny_family["target"]
+    assert bench.checkpoint(spec, "base", "train") == untrained["model"]
     assert bench.checkpoint(spec, "target", "train") == str(out)

@@ -65,13 +65,13 @@ def test_lora_holds_no_second_model_and_refuses_where_undefined(untrained):
         build_method("ga", untrained["model"], 0, {"lora": {"rank": 2}})
 
 
-def test_gradient_checkpointing_gives_the_same_losses(tiny_family, tmp_path):
+def test_gradient_checkpointing_gives_the_same_losses(untrained, tmp_path):
     from unlearnbench.runner.train import unlearn
 
     hist = {}
     for flag in (False, True):
         out = tmp_path / str(flag)
-        unlearn("grad_diff", tiny_family["spec"], split="forget01", out_dir=out, seed=5,
+        unlearn("grad_diff", untrained["spec"], split="forget01", out_dir=out, seed=5, start=untrained["model"],
                 params={**FAST, "epochs": 2, "gradient_checkpointing": flag})
         hist[flag] = _history(out / "history.csv")
     for a, b in zip(hist[True], hist[False]):
