@@ -12,24 +12,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from unlearnbench.runner.train import unlearn
 
 pytestmark = pytest.mark.slow
 
 PARAMS = {"lr": 1e-3, "epochs": 1, "batch_size": 16}  # as tests/test_methods_baselines.py
-
-
-@pytest.fixture(scope="module")
-def trained(request):
-    """The trained family, used with one torch thread (restored after the module)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield request.getfixturevalue("tiny_family")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _forget_rows() -> list[dict]:
@@ -53,16 +41,17 @@ def _scores(trained, name: str, tmp_path, pairs):
             for path in (trained["target"], tmp_path / "model")]
 
 
-def test_ga_raises_forget_nll(trained, tmp_path):
+def test_ga_raises_forget_nll(tiny_family, tmp_path):
     pairs = [(r["question"], r["answer"]) for r in _forget_rows()]
-    before, after = (sum(s.avg_nll for s in scored) / len(scored) for scored in _scores(trained, "ga", tmp_path, pairs))
+    before, after = (sum(s.avg_nll for s in scored) / len(scored)
+                     for scored in _scores(tiny_family, "ga", tmp_path, pairs))
     assert after > before + 0.5, (before, after)
 
 
-def test_idk_raises_refusal_probability(trained, tmp_path):
+def test_idk_raises_refusal_probability(tiny_family, tmp_path):
     from unlearnbench.data.refusals import REFUSALS
 
     pairs = [(r["question"], REFUSALS[i % 7]) for i, r in enumerate(_forget_rows())]
     before, after = (sum(math.exp(-s.avg_nll) for s in scored) / len(scored)
-                     for scored in _scores(trained, "idk", tmp_path, pairs))
+                     for scored in _scores(tiny_family, "idk", tmp_path, pairs))
     assert after > before * 1.5, (before, after)
