@@ -319,14 +319,14 @@ def test_fsdp2_saved_model_loads_like_the_target(runs):
 
 
 # --------------------------------------------------------------------------- fast checks
-def test_retain_batches_are_seeded_per_rank_and_per_cycle(tiny_family):
+def test_retain_batches_are_seeded_per_rank_and_per_cycle(untrained):
     """The retain iterator of rank 0 and rank 1 (no processes needed: only the seed differs)."""
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.models.loading import load_tokenizer
     from unlearnbench.registry import methods
 
-    spec, target = tiny_family["spec"], tiny_family["target"]
+    spec, target = untrained["spec"], untrained["model"]
     encoder = Encoder(load_tokenizer(target, spec), spec.template)
     dm = TofuSynthBenchmark().datamodule(SPLIT, encoder, batch_size=64, seed=42)
     dm.setup("fit")
@@ -348,15 +348,15 @@ def test_retain_batches_are_seeded_per_rank_and_per_cycle(tiny_family):
         assert seq[per_cycle] != seq[0]  # the next cycle is reshuffled
 
 
-def test_global_batch_must_divide_over_ranks(tiny_family, tmp_path):
+def test_global_batch_must_divide_over_ranks(untrained, tmp_path):
     from unlearnbench.runner.train import unlearn
 
     with pytest.raises(ValueError, match="divisible by the world size 2"):
-        unlearn("ga", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, strategy="ddp",
-                devices=2, params={"batch_size": 3})
+        unlearn("ga", untrained["spec"], split=SPLIT, out_dir=tmp_path, strategy="ddp",
+                devices=2, params={"batch_size": 3}, start=untrained["model"])
 
 
-def test_fsdp1_is_gpu_only_and_wraps_every_decoder_layer(tiny_family, tmp_path):
+def test_fsdp1_is_gpu_only_and_wraps_every_decoder_layer(untrained, tmp_path):
     from lightning.pytorch.strategies import FSDPStrategy
 
     from unlearnbench.runner.train import unlearn
@@ -369,11 +369,11 @@ def test_fsdp1_is_gpu_only_and_wraps_every_decoder_layer(tiny_family, tmp_path):
         with pytest.raises(ValueError, match="needs CUDA"):
             trainer_kwargs("fsdp1", 2)
         with pytest.raises(ValueError, match="needs CUDA"):
-            unlearn("ga", tiny_family["spec"], split=SPLIT, out_dir=tmp_path, strategy="fsdp1",
-                    devices=2)
+            unlearn("ga", untrained["spec"], split=SPLIT, out_dir=tmp_path, strategy="fsdp1",
+                    devices=2, start=untrained["model"])
     with pytest.raises(ValueError, match="unknown strategy"):
         trainer_kwargs("fsdp3")
-    model = load_model(tiny_family["target"])
+    model = load_model(untrained["model"])
     wrapped = [m for m in model.modules() if is_decoder_layer(m)]
     assert wrapped == list(model.model.layers)
 
