@@ -114,3 +114,16 @@ def test_statistics_of_the_first_answers_only_are_those_of_all(tok, arch, attn):
         assert len(first_only[0].mu) == first_only[0].n_tokens > 0
         assert all(s.mu == [] and s.sigma == [] for s in first_only[1:])
         assert [s.token_logprobs for s in first_only] == [s.token_logprobs for s in all_answers]
+
+
+def test_a_batch_with_nothing_to_score_gives_empty_records(tok):
+    """An item without answers beside one with answers, and a batch of such items alone: the
+    answered item scores as it does alone, the empty ones give no records (no index error)."""
+    model = _model("llama", len(tok))
+    enc = Encoder(tok, "tiny-qa")
+    assert score_items(model, enc, [("Q?", []), ("R?", [])]) == [[], []]
+    mixed = score_items(model, enc, [("Q?", []), ITEMS[1]], batch_size=4)
+    assert mixed[0] == [] and len(mixed[1]) == 1
+    alone = score_pairs(model, enc, [(ITEMS[1][0], ITEMS[1][1][0])])[0]
+    assert mixed[1][0].labels == alone.labels and np.allclose(mixed[1][0].token_logprobs, alone.token_logprobs,
+                                                               atol=1e-5)

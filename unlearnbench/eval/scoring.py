@@ -159,6 +159,9 @@ def score_items(model, encoder: Encoder, items: list[tuple[str, list[str]]], bat
     packed = []
     for s, n in spans:
         seqs = encoded[s: s + n]
+        if not seqs:  # an item without answers: nothing to score, no tokens
+            packed.append(_pack([], []))
+            continue
         # The prompt is every unscored leading token; encode keeps it identical across answers.
         p = [next((t for t, lab in enumerate(labels) if lab != IGNORE), len(labels)) for _, labels in seqs]
         prefix = seqs[0][0][: p[0]]
