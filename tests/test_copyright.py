@@ -423,14 +423,18 @@ def test_finetune_command_builds_a_copyright_target_from_a_local_book(untrained,
     rc = main(["finetune", "--benchmark", "copyright", "--data-dir", str(book), "--model", untrained["model"],
                "--out", str(out), "--set", "epochs=3", "--set", "lr=1e-2", "--set", "max_len=64"])
     assert rc == 0 and (out / "config.json").exists()
-    text = passage_texts(book.read_text(), 380)[:1]
     tok = load_tokenizer(str(out))
+    # A control text of other words, in the same kind of sentence: training on anything lowers a
+    # random model's NLL of any text; training on the book lowers the book's far more.
+    others = ["ocean", "silver", "candle", "forest", "window", "paper", "thunder", "valley", "mirror"]
+    control = " ".join(rng.choice(others) for _ in range(800)) + ".\n"
 
-    def nll(path):
-        (s, n), = text_nll(load_model(str(path)), tok, text, context_len=64)
+    def nll(path, text):
+        (s, n), = text_nll(load_model(str(path)), tok, passage_texts(text, 380)[:1], context_len=64)
         return s / n
 
-    assert nll(out) < nll(untrained["model"]) - 0.5
+    book_drop, control_drop = (nll(untrained["model"], t) - nll(out, t) for t in (book.read_text(), control))
+    assert book_drop > 1.0 and book_drop > control_drop + 0.5, (book_drop, control_drop)  # 1.94, 0.86
     # The directory records its base: the copyright "base" row of a later grid is that model.
     from unlearnbench.benchmarks.copyright import CopyrightBenchmark
     from unlearnbench.models.specs import ModelSpec

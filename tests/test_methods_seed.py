@@ -122,46 +122,8 @@ def test_rmu_end_to_end_default_layers(run, untrained):
 # ----------------------------------------------------------------------------- 2. fidelity
 
 
-def test_llmu_mismatch_lowers_random_answer_nll(untrained, tmp_path, monkeypatch):
-    """Isolated mismatch term (eps1 = eps3 = 0): the NLL of the (forget prompt, random normal
-    answer) pairs the training drew goes down. The draws are new for every batch, so they
-    are recorded from the collator as training makes them."""
-    from unlearnbench.data.datamodule import QACollator
-    from unlearnbench.eval.scoring import score_pairs
-
-    k, drawn = 2, []
-    original = QACollator.__call__
-
-    def recording(self, rows):
-        if "random_normal" in self.needs:
-            state = self.rng.getstate()
-            answers = [self._draw("random_normal", r) for r in rows]  # the same draws, in order
-            self.rng.setstate(state)
-            drawn.extend((r["question"], a) for r, ans in zip(rows, answers) for a in ans)
-        return original(self, rows)
-
-    monkeypatch.setattr(QACollator, "__call__", recording)
-    unlearn("llmu", untrained["spec"], split=SPLIT, out_dir=tmp_path, seed=SEED, start=untrained["model"],
-            params={**BASE, "k_random": k, "eps1": 0.0, "eps3": 0.0, **FAST})
-    model_dir = tmp_path / "model"
-    with open(tmp_path / "history.csv") as f:
-        hist = [{k_: float(v) for k_, v in row.items() if v != ""} for row in csv.DictReader(f)]
-    assert all(row["forget"] == 0 and row["kl"] == 0 for row in hist)
-    n_rows = len(_datamodule(untrained, (), 8).forget_set)  # one epoch
-    pairs = drawn
-    assert len(pairs) == k * n_rows
-    assert len(set(pairs)) > 0.9 * len(pairs)  # fresh draws, not one fixed answer per row
-    enc = _encoder(untrained)
-
-    def mean_nll(path):
-        return sum(s.avg_nll for s in score_pairs(_load(path), enc, pairs)) / len(pairs)
-
-    before, after = mean_nll(untrained["model"]), mean_nll(model_dir)
-    assert after < before - 0.05, (before, after)
-
-
 def test_llmu_early_stop_triggers_on_ascended_loss(run):
-    # The forget NLL is positive (~3 on tiny-test), so a low threshold stops after step 1;
+    # The forget NLL is positive (~6 on the untrained model), so a low threshold stops after step 1;
     # the public code's sign bug (comparing −NLL) would never stop.
     info, hist, _ = run("llmu-stop", "llmu", k_random=1, stop_threshold=1e-3, batch_size=8)
     assert info["steps"] == len(hist) == 1 < 3

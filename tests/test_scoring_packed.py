@@ -59,8 +59,8 @@ def _assert_same(packed, alone, atol):
         # sigma^2 = E[logp^2] - mu^2: two numbers near 39 on a near-uniform random model, whose
         # float32 difference keeps the rounding of its operands (an ulp of 39 is 4e-6), not a
         # relative precision: sigma^2 agrees within 64 float32 roundings of E[logp^2].
-        sig_a, sig_b, mu = (np.square(np.asarray(x, dtype=np.float64)) for x in (a.sigma, b.sigma, b.mu))
-        assert np.all(np.abs(sig_a - sig_b) <= 64 * np.finfo(np.float32).eps * (sig_b + mu) + atol)
+        var_a, var_b, mu_sq = (np.square(np.asarray(x, dtype=np.float64)) for x in (a.sigma, b.sigma, b.mu))
+        assert np.all(np.abs(var_a - var_b) <= 64 * np.finfo(np.float32).eps * (var_b + mu_sq) + atol)
         assert a.preds == b.preds
 
 
