@@ -30,18 +30,22 @@ def _forget_rows() -> list[dict]:
     return [dict(r) for r in load_config(str(STAND_IN.directory()), "forget10")]
 
 
-def _scores(trained, name: str, tmp_path, pairs):
-    """Each pair's ``Scored`` under the target before and after one run of ``name``."""
+def _score(trained, path, pairs, batch_size: int = 32):
+    """Each pair's ``Scored`` under the model saved at ``path`` (the family's template)."""
     from transformers import AutoModelForCausalLM
 
     from unlearnbench.data.collate import Encoder
     from unlearnbench.eval.scoring import score_pairs
     from unlearnbench.models.loading import load_tokenizer
 
-    unlearn(name, trained["spec"], out_dir=tmp_path, params=dict(PARAMS))
     enc = Encoder(load_tokenizer(trained["target"]), trained["spec"].template)
-    return [score_pairs(AutoModelForCausalLM.from_pretrained(str(path)).eval(), enc, pairs, batch_size=40)
-            for path in (trained["target"], tmp_path / "model")]
+    return score_pairs(AutoModelForCausalLM.from_pretrained(str(path)).eval(), enc, pairs, batch_size=batch_size)
+
+
+def _scores(trained, name: str, tmp_path, pairs):
+    """Each pair's ``Scored`` under the target before and after one run of ``name``."""
+    unlearn(name, trained["spec"], out_dir=tmp_path, params=dict(PARAMS))
+    return [_score(trained, path, pairs, batch_size=40) for path in (trained["target"], tmp_path / "model")]
 
 
 def test_ga_raises_forget_nll(tiny_family, tmp_path):
@@ -67,12 +71,7 @@ def test_llmu_mismatch_lowers_the_drawn_answers_nll(tiny_family, tmp_path, monke
     the collator as training makes them."""
     import csv
 
-    from transformers import AutoModelForCausalLM
-
-    from unlearnbench.data.collate import Encoder
     from unlearnbench.data.datamodule import QACollator
-    from unlearnbench.eval.scoring import score_pairs
-    from unlearnbench.models.loading import load_tokenizer
 
     k, drawn, pool = 2, [], []
     original = QACollator.__call__
@@ -95,13 +94,12 @@ def test_llmu_mismatch_lowers_the_drawn_answers_nll(tiny_family, tmp_path, monke
     assert all(row["forget"] == 0 and row["kl"] == 0 for row in hist)
     assert len(drawn) == k * 20  # one epoch of forget01's 20 rows
     assert len(set(drawn)) > 0.9 * len(drawn)  # fresh draws, not one fixed answer per row
-    never = [a for a in pool if a not in {a for _, a in drawn}]
+    seen = {a for _, a in drawn}
+    never = [a for a in pool if a not in seen]
     control = [(q, never[i % len(never)]) for i, (q, _) in enumerate(drawn)]
-    enc = Encoder(load_tokenizer(tiny_family["target"]), tiny_family["spec"].template)
 
     def mean_nll(path, pairs):
-        model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
-        return sum(s.avg_nll for s in score_pairs(model, enc, pairs)) / len(pairs)
+        return sum(s.avg_nll for s in _score(tiny_family, path, pairs)) / len(pairs)
 
     drop, control_drop = (mean_nll(tiny_family["target"], p) - mean_nll(tmp_path / "model", p)
                           for p in (drawn, control))
