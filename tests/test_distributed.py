@@ -361,7 +361,7 @@ def test_fsdp1_is_gpu_only_and_wraps_every_decoder_layer(untrained, tmp_path):
 
     from unlearnbench.runner.train import unlearn
     from unlearnbench.models.loading import load_model
-    from unlearnbench.runner.strategies import is_decoder_layer, trainer_kwargs
+    from unlearnbench.runner.trainer_setup import is_decoder_layer, trainer_kwargs
 
     if torch.cuda.is_available():
         assert isinstance(trainer_kwargs("fsdp1", 1)["strategy"], FSDPStrategy)

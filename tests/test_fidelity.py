@@ -10,12 +10,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearnbench.models.finetune import linear_warmup_decay
 
 
-def _lrs(warmup: int, total: int, steps: int) -> list[float]:
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = linear_warmup_decay(opt, warmup, total)
+def _lrs(warmup_epochs: float, epochs: int, total: int, steps: int) -> list[float]:
+    """The learning rates the shared loop (``UnlearningMethod.configure_optimizers``) applies
+    over ``steps`` steps of a run of ``total`` optimiser steps, at a peak lr of 1."""
+    from types import SimpleNamespace
+
+    from unlearnbench.methods.ga import GradientAscent
+
+    method = GradientAscent(model=_llama(1), lr=1.0, epochs=epochs, warmup_epochs=warmup_epochs)
+    method._trainer = SimpleNamespace(estimated_stepping_batches=total)  # all the schedule reads of it
+    conf = method.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
     out = []
     for _ in range(steps):
         out.append(opt.param_groups[0]["lr"])
@@ -25,19 +32,11 @@ def _lrs(warmup: int, total: int, steps: int) -> list[float]:
 
 
 def test_warmup_starts_at_zero_as_hugging_face():
-    # warmup 4, total 10: step/4 for steps 0..3, then (10 - step)/6.
-    want = [0.0, 0.25, 0.5, 0.75, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0.0, 0.0]
-    assert _lrs(4, 10, 12) == pytest.approx(want, abs=1e-12)
+    # 10 steps over 5 epochs, one warm-up epoch = 2 steps: step/2 for steps 0..1, then (10 - step)/8.
+    want = [0.0, 0.5, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0, 0.0]
+    assert _lrs(1, 5, 10, 12) == pytest.approx(want, abs=1e-12)
     # No warm-up: the peak at step 0, then the decay.
-    assert _lrs(0, 4, 5) == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0], abs=1e-12)
-
-
-def test_warmup_matches_transformers_scheduler():
-    from transformers import get_linear_schedule_with_warmup
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    hf = get_linear_schedule_with_warmup(opt, 3, 7)
-    assert _lrs(3, 7, 9) == pytest.approx([hf.lr_lambdas[0](s) for s in range(9)], abs=1e-12)
+    assert _lrs(0, 1, 4, 5) == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0], abs=1e-12)
 
 
 def test_simnpo_delta_is_the_public_codes_delta_times_beta():

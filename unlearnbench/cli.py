@@ -146,7 +146,7 @@ def cmd_ls(args) -> int:
 
             raise UserError(f"--params lists the parameters of methods, not of {args.kind}; "
                             "use `unlearnbench ls methods --params`")
-        from unlearnbench.methods.params import describe_params
+        from unlearnbench.methods.settings import describe_params
 
         print("\n".join(describe_params()))
         return 0
@@ -177,7 +177,7 @@ def _bench_class(args):
 
 def cmd_train(args) -> int:
     from unlearnbench.errors import check_writable
-    from unlearnbench.methods.params import check_params
+    from unlearnbench.methods.settings import check_params
     from unlearnbench.runner.train import parse_sets
     from unlearnbench.models.specs import ModelSpec
 
@@ -355,7 +355,7 @@ def cmd_run(args) -> int:
 
     from unlearnbench.runner.run import not_applicable
 
-    from unlearnbench.methods.params import check_params
+    from unlearnbench.methods.settings import check_params
     from unlearnbench.models.specs import ModelSpec
 
     out = Path(args.out)

@@ -15,8 +15,9 @@ import math
 
 import lightning as L
 import torch
+from transformers import get_linear_schedule_with_warmup
 
-from unlearnbench.models.finetune import linear_warmup_decay
+from unlearnbench.methods import settings as S
 from unlearnbench.parallel import barrier
 
 
@@ -71,13 +72,9 @@ class UnlearningMethod(L.LightningModule):
         loss weights ``self.gamma_forget``/``self.lambda_retain``, the run options and the
         method's own ``self.settings``. Checked before any model is loaded."""
         super().__init__()
-        from unlearnbench.methods import settings as S
-
         (loop, weights, options, own), rest = S.split(type(self), params)
         if rest:
-            from unlearnbench.methods.params import known_params
-
-            raise S.unknown(self.name, next(iter(rest)), known_params(type(self)))
+            raise S.unknown(self.name, next(iter(rest)), S.known_params(type(self)))
         parity, lora, reference = options.parity, options.lora, options.reference
         if parity not in self.parities:
             raise ParityError(parity_message(self.name, parity, self.parities))
@@ -275,7 +272,9 @@ class UnlearningMethod(L.LightningModule):
             batches = math.ceil(math.ceil(len(dm.forget_set) / trainer.world_size) / dm.batch_size)
             steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
         warmup = int(round(self.warmup_epochs * steps_per_epoch))
-        sched = linear_warmup_decay(opt, warmup, total)
+        # Hugging Face's schedule itself (warm-up from lr 0 at step 0, then linear decay to 0), so
+        # runs compare with TOFU and open-unlearning, which train through the HF Trainer.
+        sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warmup, num_training_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_model(self):

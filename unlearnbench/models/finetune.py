@@ -11,6 +11,7 @@ import json
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup
 
 from unlearnbench.data.collate import Encoder, pad_right
 from unlearnbench.models.progress import EpochProgress
@@ -19,18 +20,6 @@ from unlearnbench.models.progress import EpochProgress
 def load_texts(path) -> list[str]:
     with open(path) as f:
         return [json.loads(line)["text"] for line in f]
-
-
-def linear_warmup_decay(optimizer, warmup: int, total: int):
-    """Linear warm-up from lr 0 at step 0 to the peak over ``warmup`` steps, then linear decay to 0.
-
-    Hugging Face's ``get_linear_schedule_with_warmup`` itself (factor ``step/warmup`` during
-    warm-up, ``(total-step)/(total-warmup)`` after), so runs compare with TOFU and
-    open-unlearning, which train through the HF Trainer.
-    """
-    from transformers import get_linear_schedule_with_warmup
-
-    return get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
 class CausalLMFit(L.LightningModule):
@@ -47,7 +36,8 @@ class CausalLMFit(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = linear_warmup_decay(opt, self.warmup, self.total)
+        # The methods' schedule (methods.base): Hugging Face's linear warm-up from 0 and decay.
+        sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=self.warmup, num_training_steps=self.total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -18,10 +18,10 @@ import yaml
 
 from unlearnbench.benchmarks.base import Benchmark
 from unlearnbench.errors import UserError
-from unlearnbench.methods.params import check_params
+from unlearnbench.methods.settings import check_params
 from unlearnbench.registry import benchmarks, methods, models
 from unlearnbench.report import published as published_rows
-from unlearnbench.runner.strategies import STRATEGIES
+from unlearnbench.runner.trainer_setup import STRATEGIES, logger_spec
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -402,8 +402,6 @@ def parse_grid(raw: dict, model: str | None = None, path: Path | None = None, ch
         raise GridError(f"{where}: select must be 'validation' (sweeps choose each method's setting by "
                         f"the benchmark's ranking rule on validation items), got {select!r}")
     try:
-        from unlearnbench.runner.loggers import logger_spec
-
         logger = logger_spec(raw.get("logger"))
     except ValueError as exc:
         raise GridError(f"{where}: {exc}") from exc

@@ -19,13 +19,12 @@ from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.data.collate import encoder_for
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import check_parity
-from unlearnbench.methods.params import HARNESS_SET, check_params, known_params
+from unlearnbench.methods.settings import HARNESS_SET, check_params, known_params
 from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.models.loading import load_tokenizer
 from unlearnbench.parallel import initialized
 from unlearnbench.registry import methods
-from unlearnbench.runner.loggers import make_loggers
-from unlearnbench.runner.strategies import trainer_kwargs
+from unlearnbench.runner.trainer_setup import make_loggers, trainer_kwargs
 
 
 def split_params(bench, cls, params: dict) -> tuple[dict, dict]:
