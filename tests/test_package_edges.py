@@ -17,11 +17,11 @@ FOUNDATION = {"errors", "paths", "numerics", "parallel", "registry", "atomic", "
 
 ALLOWED = {
     "metrics": set(),
-    # models <-> data: the tiny-family builders (models/finetune, models/tiny) encode their
-    # training text with data's Encoder, and data formats prompts with models' templates;
+    # models -> data: the tiny-family builders (models/finetune, models/tiny) encode their
+    # training text with data's Encoder (the prompt templates are data's too);
     # models/rehearse writes a shrunk real model fine-tuned on a benchmark's stand-in.
     "models": {"data", "benchmarks"},
-    "data": {"models"},
+    "data": set(),
     "methods": {"data", "models", "metrics"},
     "eval": {"data", "metrics", "models"},
     "attacks": {"models"},

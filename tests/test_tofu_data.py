@@ -18,7 +18,7 @@ from unlearnbench.benchmarks.base import BenchmarkError
 from unlearnbench.benchmarks.tofu import TofuBenchmark, TofuSynthBenchmark
 from unlearnbench.data.tofu import SchemaError, load_config
 from unlearnbench.data.tofu_synth import CONFIG_NAMES, FORGET_PERCENTS, STAND_IN, SynthConfig, generate
-from unlearnbench.models.templates import format_prompt
+from unlearnbench.data.collate import format_prompt
 
 QA_FIELDS = {"question": str, "answer": str}
 PERTURBED_FIELDS = {**QA_FIELDS, "paraphrased_answer": str, "paraphrased_question": str,
@@ -335,7 +335,7 @@ def test_encode_masks_prompt_and_scores_answer_and_eos(tok):
 
 def _encode_one_call_per_text(tok, template, question, answer, max_len=512):
     """The TOFU convention written out with one tokenizer call per text (no batching)."""
-    from unlearnbench.models.templates import answer_separator, template_adds_bos
+    from unlearnbench.data.collate import answer_separator, template_adds_bos
 
     special = not template_adds_bos(template)
     prompt = format_prompt(template, question, tok)
@@ -361,7 +361,7 @@ def test_encode_many_gives_the_ids_of_one_call_per_text(tok, template):
     assert len(got[-1][0]) == 48 and enc.encode_many([]) == []
     questions = [q for q, _ in pairs]
     # One tokenizer call per prompt, as the encoder's single-text path once did.
-    from unlearnbench.models.templates import template_adds_bos
+    from unlearnbench.data.collate import template_adds_bos
 
     want = [tok(format_prompt(template, q, tok), add_special_tokens=not template_adds_bos(template))["input_ids"]
             for q in questions]

@@ -1,8 +1,8 @@
 """Data: loaders of the real benchmarks' datasets, the stand-in generators (one skeleton:
-``standin``), the hub layout writer, the collators and the ``Encoder`` that writes rows in a
-model's prompt template.
+``standin``), the hub layout writer, the prompt templates, the collators and the ``Encoder``
+that writes rows in a model's prompt template.
 
-It may import ``models`` (the prompt templates) and the foundation modules (``errors``,
-``paths``, ``parallel``, ``registry``, ``atomic``); never ``eval``, ``benchmarks`` or anything
-above them (tests/test_package_edges.py).
+It imports only the foundation modules (``errors``, ``paths``, ``parallel``, ``registry``,
+``atomic``): never ``models``, ``eval``, ``benchmarks`` or anything above them
+(tests/test_package_edges.py).
 """

@@ -218,7 +218,7 @@ def write(cfg: SynthConfig, directory: str | Path) -> Path:
 
 def qa_text(question: str, answer: str, template: str = "tiny-qa") -> str:
     """A QA pair as one training text, exactly as ``Encoder.encode`` lays it out."""
-    from unlearnbench.models.templates import answer_separator, format_prompt
+    from unlearnbench.data.collate import answer_separator, format_prompt
 
     return format_prompt(template, question) + answer_separator(template) + answer
 

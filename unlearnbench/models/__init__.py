@@ -1,4 +1,4 @@
-"""Models: the model specs and their registry, prompt templates, loading, the tiny model family
+"""Models: the model specs and their registry, loading, the tiny model family
 (built from a stand-in's recipe) and the shrunk real models of a rehearsal.
 
 It may import ``data`` (the tiny family's training text is encoded with its ``Encoder``),

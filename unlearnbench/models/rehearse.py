@@ -80,7 +80,7 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
     t0 = time.time()
     assets.fetch(real.asset)
     log(f"[rehearse {name}] tokenizer {real.asset}: {time.time() - t0:.1f}s")
-    from unlearnbench.models.templates import CHAT_TEMPLATES
+    from unlearnbench.data.collate import CHAT_TEMPLATES
 
     if spec.template in CHAT_TEMPLATES and not assets.load(real.asset).chat_template:
         raise RehearsalError(f"model {name!r} uses the tokenizer's chat template ({spec.template}), which the "
