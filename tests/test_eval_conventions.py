@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from unlearnbench.eval import conventions
+from unlearnbench.eval import tofu as tofu_eval
 from unlearnbench.eval.scoring import Scored
 
 OU = "open-unlearning"
@@ -38,7 +38,7 @@ def _answer(preds, labels=(3, 2, 3, EOS)) -> Scored:
 
 def test_min_k_and_min_k_plus_plus_drop_the_eos_only_under_open_unlearning(tok):
     s = _answer([3, 2, 3, EOS])
-    ours, theirs = conventions.mia_scores(s, "in Paris in", tok), conventions.mia_scores(s, "in Paris in", tok, OU)
+    ours, theirs = tofu_eval.mia_scores(s, "in Paris in", tok), tofu_eval.mia_scores(s, "in Paris in", tok, OU)
     # Min-40%: n = 4 keeps floor(1.6) = 1 lowest log-prob, -3.0 (the EOS); without it n = 3
     # keeps floor(1.2) = 1: -2.0.
     assert ours["mia_min_k"] == 3.0 and theirs["mia_min_k"] == 2.0
@@ -53,26 +53,26 @@ def test_zlib_divides_by_the_decoded_labels_under_open_unlearning(tok):
     s = _answer([3, 2, 3, EOS])
     # zlib.compress(b"in Paris in") is 19 bytes; the decoded labels, b" in Paris in" (leading
     # space kept, EOS skipped), 20. The LOSS above it (1.625) keeps the EOS in both.
-    assert conventions.mia_scores(s, "in Paris in", tok)["mia_zlib"] == 1.625 / 19
-    assert conventions.mia_scores(s, "in Paris in", tok, OU)["mia_zlib"] == 1.625 / 20
+    assert tofu_eval.mia_scores(s, "in Paris in", tok)["mia_zlib"] == 1.625 / 19
+    assert tofu_eval.mia_scores(s, "in Paris in", tok, OU)["mia_zlib"] == 1.625 / 20
 
 
 def test_exact_memorisation_and_extraction_strength_under_both_conventions():
     # Argmax right at positions 0 and 2, wrong at 1 and at the EOS.
     s = _answer([3, 0, 3, 0])
-    assert conventions.token_metrics(s) == {"exact_memorisation": 2 / 4,
+    assert tofu_eval.token_metrics(s) == {"exact_memorisation": 2 / 4,
                                             "extraction_strength": 0.0}  # no suffix matches: k* = 4
-    got = conventions.token_metrics(s, OU)
+    got = tofu_eval.token_metrics(s, OU)
     assert got["exact_memorisation"] == 2 / 3  # positions 0..2 only
     assert got["extraction_strength"] == 1 - 2 / 3  # suffix from k = 2 matches
     # Nothing matches: this harness gives 0; open-unlearning's loop stops at k = n - 1 = 2
     # without a match and reports 1 - 2/3.
     s = _answer([0, 0, 0, 0])
-    assert conventions.token_metrics(s) == {"exact_memorisation": 0.0, "extraction_strength": 0.0}
-    assert conventions.token_metrics(s, OU) == {"exact_memorisation": 0.0, "extraction_strength": 1 / 3}
+    assert tofu_eval.token_metrics(s) == {"exact_memorisation": 0.0, "extraction_strength": 0.0}
+    assert tofu_eval.token_metrics(s, OU) == {"exact_memorisation": 0.0, "extraction_strength": 1 / 3}
     # Everything matches: both give 1.
     s = _answer([3, 2, 3, EOS])
-    assert conventions.token_metrics(s) == conventions.token_metrics(s, OU) == \
+    assert tofu_eval.token_metrics(s) == tofu_eval.token_metrics(s, OU) == \
         {"exact_memorisation": 1.0, "extraction_strength": 1.0}
 
 
@@ -95,8 +95,8 @@ def test_gradnorm_drops_the_eos_from_its_loss_under_open_unlearning():
     # Prompt token 2, answer 0 0, then the EOS (2 here); vocabulary of 3, bias 0: p = 1/3 each.
     ids = [2, 0, 0, 2]
     labels = [IGNORE, 0, 0, 2]
-    assert conventions.gradnorm_labels(labels) == labels
-    assert conventions.gradnorm_labels(labels, OU) == [IGNORE, 0, 0, IGNORE]
+    assert tofu_eval.gradnorm_labels(labels) == labels
+    assert tofu_eval.gradnorm_labels(labels, OU) == [IGNORE, 0, 0, IGNORE]
 
     def score(lab):
         batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, 4, dtype=torch.long),
@@ -104,9 +104,9 @@ def test_gradnorm_drops_the_eos_from_its_loss_under_open_unlearning():
         return mia.gradnorm_scores(_Unigram(3), [batch])[0]
 
     # Labels {0, 0, 2}: grad = (1/3 − 2/3, 1/3 − 0, 1/3 − 1/3) = (−1/3, 1/3, 0): ‖g‖ = √2/3.
-    assert score(conventions.gradnorm_labels(labels)) == pytest.approx(2 ** 0.5 / 3, abs=1e-7)
+    assert score(tofu_eval.gradnorm_labels(labels)) == pytest.approx(2 ** 0.5 / 3, abs=1e-7)
     # Labels {0, 0}: grad = (1/3 − 1, 1/3, 1/3) = (−2/3, 1/3, 1/3): ‖g‖ = √6/3.
-    assert score(conventions.gradnorm_labels(labels, OU)) == pytest.approx(6 ** 0.5 / 3, abs=1e-7)
+    assert score(tofu_eval.gradnorm_labels(labels, OU)) == pytest.approx(6 ** 0.5 / 3, abs=1e-7)
 
 
 def test_parity_values_are_checked_per_benchmark():

@@ -292,7 +292,7 @@ def test_tofu_scores_answer_plus_eos_only(tokenizers, family):
     """TOFU (§1, §2.6, §3.1): probability, LOSS and the MIA texts, exact memorisation and
     extraction strength all see the answer's tokens then the real EOS once, never BOS or the
     prompt; under ``parity: open-unlearning`` (§3.5) EM, ES, Min-K and GradNorm drop that EOS."""
-    from unlearnbench.eval import conventions
+    from unlearnbench.eval import tofu as tofu_eval
     from unlearnbench.eval.scoring import score_items, score_pairs
 
     enc = _encoder(tokenizers, family)
@@ -314,21 +314,21 @@ def test_tofu_scores_answer_plus_eos_only(tokenizers, family):
             assert s.labels == want[a] and s.n_tokens == n == len(s.token_logprobs)
             assert s.preds == [eos] * n
             # Default: n positions, only the last (EOS) predicted: EM = 1/n, ES = 1 - (n-1)/n.
-            tm = conventions.token_metrics(s)
+            tm = tofu_eval.token_metrics(s)
             assert tm["exact_memorisation"] == pytest.approx(1 / n)
             assert tm["extraction_strength"] == pytest.approx(1 / n)
             # open-unlearning: the EOS position dropped, so nothing matches (EM 0; ES its 1/(n-1) floor).
-            ou = conventions.token_metrics(s, "open-unlearning")
+            ou = tofu_eval.token_metrics(s, "open-unlearning")
             assert ou["exact_memorisation"] == 0.0
             assert ou["extraction_strength"] == pytest.approx(1 / (n - 1))
             # LOSS: n-1 positions at NLL 100 and the EOS at ~0, averaged over n (EOS included in both).
             for parity in (False, "open-unlearning"):
-                mia_s = conventions.mia_scores(s, a, tok, parity)
+                mia_s = tofu_eval.mia_scores(s, a, tok, parity)
                 assert mia_s["mia_loss"] == pytest.approx(_BIG * (n - 1) / n, rel=1e-5)
     # GradNorm's loss averages over the same labels (the EOS dropped under open-unlearning).
     _ids, labels = enc.encode(Q, A)
-    assert [t for t in conventions.gradnorm_labels(labels) if t != IGNORE] == want[A]
-    assert [t for t in conventions.gradnorm_labels(labels, "open-unlearning") if t != IGNORE] == want[A][:-1]
+    assert [t for t in tofu_eval.gradnorm_labels(labels) if t != IGNORE] == want[A]
+    assert [t for t in tofu_eval.gradnorm_labels(labels, "open-unlearning") if t != IGNORE] == want[A][:-1]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from unlearnbench.data.collate import IGNORE, Encoder, pad_right
-from unlearnbench.eval import conventions
 from unlearnbench.eval.generate import generate_greedy
 from unlearnbench.eval.progress import Progress
 from unlearnbench.eval.scoring import Scored, score_items, score_logits
@@ -22,6 +21,62 @@ from unlearnbench.metrics.cost import CostTracker
 from unlearnbench.parallel import sharded_eval
 
 TASKS = ("forget", "retain", "real_authors", "world_facts")
+
+
+# -- which tokens the token-level metrics score: this harness's convention or open-unlearning's
+# Every TOFU answer is scored as its tokens plus the closing EOS (docs/metrics.md §2). The
+# harness's default keeps the EOS in every metric: it is part of the answer the model was
+# fine-tuned to produce, and ending the answer there is part of what it memorised.
+# open-unlearning (locuslab/open-unlearning @d3d7cf9, ``evals/metrics/utils.py``
+# ``tokenwise_logprobs`` / ``tokenwise_vocab_logprobs``) drops the final labelled position
+# (``[:-1]``, "ignore eos prediction") in Min-K, Min-K++, GradNorm, exact memorisation and
+# extraction strength, and keeps it in probability and LOSS (``evaluate_probability``). Its
+# zlib attack divides that LOSS by the compressed size of the decoded labels
+# (``tokenizer.decode(labels, skip_special_tokens=True)``: the answer as tokenised, a leading
+# space included), not of the answer string. ``parity="open-unlearning"`` reproduces all of
+# this so numbers can be read against its published logs.
+OPEN_UNLEARNING = "open-unlearning"
+
+
+def drops_eos(parity) -> bool:
+    """Whether ``parity`` drops the final scored position (the EOS) from the token metrics."""
+    return parity == OPEN_UNLEARNING
+
+
+def token_metrics(s, parity=False) -> dict:
+    """Exact memorisation and extraction strength of a ``Scored`` answer."""
+    if not drops_eos(parity):
+        return {"exact_memorisation": tofu.exact_memorisation(s.preds, s.labels),
+                "extraction_strength": tofu.extraction_strength(s.preds, s.labels)}
+    preds, labels = s.preds[:-1], s.labels[:-1]
+    return {"exact_memorisation": tofu.exact_memorisation(preds, labels),
+            "extraction_strength": tofu.extraction_strength_open_unlearning(preds, labels)}
+
+
+def mia_scores(s, text: str, tokenizer=None, parity=False) -> dict:
+    """LOSS, zlib, Min-K% and Min-K%++ scores of a ``Scored`` text (``text``: the answer)."""
+    lp, mu, sigma = s.token_logprobs, s.mu, s.sigma
+    if drops_eos(parity):
+        # LOSS (and the LOSS inside zlib) keeps the EOS there; only the Min-K family drops it.
+        text = tokenizer.decode(s.labels, skip_special_tokens=True)
+        short = lp[:-1], mu[:-1], sigma[:-1]
+    else:
+        short = lp, mu, sigma
+    return {
+        "mia_loss": mia.loss_score(lp),
+        "mia_zlib": mia.zlib_score(lp, text),
+        "mia_min_k": mia.min_k_score(short[0]),
+        "mia_min_k_plus_plus": mia.min_k_plus_plus_score(*short),
+    }
+
+
+def gradnorm_labels(labels: list[int], parity=False) -> list[int]:
+    """The labels GradNorm's loss averages over: without their final scored position under
+    open-unlearning's convention (its GradNorm uses ``tokenwise_logprobs``)."""
+    if not drops_eos(parity):
+        return labels
+    last = max(i for i, t in enumerate(labels) if t != IGNORE)
+    return labels[:last] + [IGNORE] + labels[last + 1:]
 
 
 def _answers_and_gradnorms(model, enc: Encoder, rows: list[dict], batch_size: int,
@@ -38,7 +93,7 @@ def _answers_and_gradnorms(model, enc: Encoder, rows: list[dict], batch_size: in
         mask = target != IGNORE
         scored[i] = score_logits(logits[mask], target[mask], [int(mask.sum())], [True])[0]
 
-    labelled = [(ids, conventions.gradnorm_labels(labels, parity)) for ids, labels in encoded]
+    labelled = [(ids, gradnorm_labels(labels, parity)) for ids, labels in encoded]
     batches = (pad_right(labelled[i: i + batch_size], enc.pad_id) for i in range(0, len(labelled), batch_size))
     norms = mia.gradnorm_scores(model, batches, on_logits=keep)
     if any(s is None for s in scored):
@@ -75,10 +130,10 @@ def _task_records(model, enc: Encoder, task: str, rows: list[dict], generations:
             "avg_nll_paraphrased": ref.avg_nll if paraphrased else None,
             "avg_nll_perturbed": [p.avg_nll for p in pert],
             "truth_ratio": float(tofu.truth_ratio([ref.avg_nll], [[p.avg_nll for p in pert]])[0]),
-            **conventions.token_metrics(ans, parity),
+            **token_metrics(ans, parity),
         }
         if task == "forget":
-            rec.update(conventions.mia_scores(ans, r["answer"], enc.tokenizer, parity))
+            rec.update(mia_scores(ans, r["answer"], enc.tokenizer, parity))
         records.append(rec)
     if fused:
         for rec, g in zip(records, norms):
@@ -97,7 +152,7 @@ def _holdout_records(model, enc: Encoder, rows: list[dict], batch_size: int, cos
     cost.add_tokens(sum(len(s.labels) for s in scored))
     records = [{"task": "holdout", "index": r["_index"], "_order": (len(TASKS), r["_index"]),
                 "question": r["question"], "answer": r["answer"], "avg_nll": s.avg_nll,
-                **conventions.mia_scores(s, r["answer"], enc.tokenizer, parity)} for r, s in zip(rows, scored)]
+                **mia_scores(s, r["answer"], enc.tokenizer, parity)} for r, s in zip(rows, scored)]
     if gradnorm:
         for rec, g in zip(records, norms):
             rec["mia_gradnorm"] = g
@@ -175,7 +230,7 @@ def evaluate_tofu(model, encoder: Encoder, bench, split: str, *, retain_truth_ra
 
     ``max_items=300`` reproduces the 2024 TOFU code's cut of each split to its first rows.
     ``parity="open-unlearning"`` scores the token-level metrics by open-unlearning's
-    conventions (``eval.conventions``); the default is this harness's.
+    conventions (``drops_eos`` above); the default is this harness's.
     ``part`` ("validation" or "test") scores only that part of the items (``bench.in_part``),
     e.g. the validation items an evaluation during unlearning looks at; no summary is computed
     then (returned: parity and cost only): the caller summarises the part with the reference
