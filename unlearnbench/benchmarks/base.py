@@ -151,6 +151,10 @@ class Benchmark:
     # Question/answer benchmarks carry every extra.
     text_extras: tuple[str, ...] = ()
 
+    # What a grid resolved for one job (``inputs``, then ``pin`` in the job's process): the data
+    # key and where the tiny model family's checkpoints are, so the job derives neither again.
+    _pinned: dict | None = None
+
     def __init__(self, path: str | None = None):
         self.path = str(path) if path else self.default_path()
 
@@ -282,8 +286,33 @@ class Benchmark:
         config key (or its directory's fingerprint, ``standin.stand_in_key``), a real benchmark's local
         directory, ``None`` for the hub. Results record it; a grid re-runs a result recorded
         with another one (``runner.run.cell_state``), e.g. after a stand-in's default changed."""
+        if self._pinned is not None:
+            return self._pinned["data_key"]
         recipe = self.recipe()
         return recipe.data_key if recipe is not None else (str(self.path) if self.path else None)
+
+    def inputs(self, spec, split: str) -> dict:
+        """What a job on ``split`` with the model ``spec`` reads, resolved once by the grid: the data
+        path and key and, for a tiny model, the directories its roles are (or, before the family's
+        first job, will be) cached in. The job's process ``pin``s them: it then builds nothing
+        of the stand-in again, and its result records them."""
+        out = {"data_path": self.path, "data_key": self.data_key(), "checkpoints": {}}
+        recipe = self.recipe() if spec.is_tiny else None
+        if recipe is not None:
+            from unlearnbench.models.tiny import TinyFamily
+
+            family = TinyFamily(spec, recipe)
+            roles = {("base", 0), ("target", 0)} | {(r.role, r.seed) for r in self.references}
+            for s in sorted({split, self.eval_split(split)}):
+                for role, seed in sorted(roles):
+                    if role in recipe.finetuned_roles or seed == 0:  # the base has one seed
+                        out["checkpoints"][_checkpoint_id(spec, role, s, seed)] = str(family.path(role, s, seed))
+        return out
+
+    def pin(self, inputs: dict) -> Benchmark:
+        """Use what a grid resolved (``inputs``) for this benchmark's data key and checkpoints."""
+        self._pinned = inputs
+        return self
 
     def fingerprint(self, split: str) -> dict:
         """Everything an evaluation depends on besides the model and the options (cache key)."""
@@ -350,6 +379,9 @@ class Benchmark:
         """
         if role not in ("base", "target", "retain"):
             raise BenchmarkError(f"unknown model role {role!r}; choose base, target or retain")
+        pinned = (self._pinned or {}).get("checkpoints", {}).get(_checkpoint_id(spec, role, split, seed))
+        if pinned is not None and (Path(pinned) / "config.json").exists():  # else: built below, at that path
+            return pinned
         if spec.is_tiny:
             recipe = self.recipe()
             if recipe is None:
@@ -380,6 +412,10 @@ class Benchmark:
             raise BenchmarkError(f"model {spec.name!r}: only one published {self.family} {key} "
                                  "checkpoint exists (seed 0); a second seed needs a fine-tune of your own")
         return published[key]
+
+
+def _checkpoint_id(spec, role: str, split: str, seed: int) -> str:
+    return f"{spec.name}/{role}/{split}/{seed}"
 
 
 def _dig(obj: Any, keys: tuple[str, ...]) -> Any:

@@ -140,7 +140,7 @@ class TinyFamily:
 
     def base(self) -> Path:
         """The base model, pre-trained on the recipe's base text."""
-        out = self._dir("base")
+        out = self.path("base", "", 0)
 
         def build(tmp: Path) -> None:
             from unlearnbench.models.finetune import fit_causal_lm
@@ -155,10 +155,18 @@ class TinyFamily:
 
         return _build_atomically(out, build, f"{self.spec.name} base")
 
+    def path(self, role: str, split: str, seed: int = 0) -> Path:
+        """Where ``checkpoint(role, split, seed)`` is, or will be once built; builds nothing."""
+        if role in self.recipe.finetuned_roles:
+            parts = self.recipe.ft_key(role, split) if self.recipe.ft_key else {"role": role, "split": split}
+            return self._dir("ft", **parts, seed=seed)
+        if seed != 0:
+            raise ValueError(f"role {role!r} is the base model of this stand-in; it has no other seeds")
+        return self._dir("base")
+
     def finetuned(self, role: str, split: str, seed: int = 0) -> Path:
         """The base fine-tuned on what the recipe gives ``role`` for ``split`` (same recipe for all)."""
-        parts = self.recipe.ft_key(role, split) if self.recipe.ft_key else {"role": role, "split": split}
-        out = self._dir("ft", **parts, seed=seed)
+        out = self.path(role, split, seed)
 
         def build(tmp: Path) -> None:
             from transformers import AutoModelForCausalLM
@@ -188,8 +196,7 @@ class TinyFamily:
         """A role the recipe fine-tunes, or else the base itself (WMDP unlearns the base)."""
         if role in self.recipe.finetuned_roles:
             return self.finetuned(role, split, seed)
-        if seed != 0:
-            raise ValueError(f"role {role!r} is the base model of this stand-in; it has no other seeds")
+        self.path(role, split, seed)  # the base has no other seeds
         return self.base()
 
 

@@ -18,7 +18,6 @@ import torch
 from unlearnbench.eval.references import cached_eval, evaluate_checkpoint, reference_by_name
 from unlearnbench.parallel import barrier, is_rank_zero
 from unlearnbench.registry import methods
-from unlearnbench.runner.eval_every import split_params
 from unlearnbench.runner.evaluated import context, described, write_items
 from unlearnbench.runner.jobs import Job
 from unlearnbench.runner.memory import model_shape, plan
@@ -55,15 +54,17 @@ def start_model(job: Job, cell_dir: Path) -> str | None:
 def run_method(job: Job, cell_dir: Path) -> dict:
     """Unlearn the cell's target (or a chain's previous model) with its method, then evaluate."""
     # Lightning loads in a method cell only: a reference or an attack job never trains.
-    from unlearnbench.runner import periodic_eval
     from unlearnbench.runner.train import unlearn
 
     cell = job.config
     bench, spec, compare = context(job)
     work = cell_dir / "work"
-    method_params, _ = split_params(job.params)  # eval_every, keep: not the method's
-    params, placement = place(job, method_params, cell_dir, bench, spec)
-    periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(job, cell_dir))
+    params, placement = place(job, job.method_params, cell_dir, bench, spec)
+    periodic = None
+    if job.params.get("eval_every") is not None:  # evaluation during unlearning (its keep: too)
+        from unlearnbench.runner import periodic_eval
+
+        periodic = periodic_eval.callback_for(cell, cell_dir, bench, spec, compare, start_model(job, cell_dir))
     info = unlearn(job.method, spec, bench, split=job.split,
                    out_dir=work, seed=cell["seed"], params=params,
                    strategy=(placement or {}).get("strategy", cell["strategy"]), devices=cell["devices"],
@@ -78,7 +79,7 @@ def run_method(job: Job, cell_dir: Path) -> dict:
         last = {"step": info["steps"], "eval_wall_time_s": summary.get("cost", {}).get("wall_time_s"),
                 "metrics": described(bench, summary, job, records, compare)["metrics"]}
     if periodic is not None:
-        periodic_eval.adopt_best(periodic, work)  # keep: best -> the test items see the kept checkpoint
+        periodic.adopt_best(work)  # keep: best -> the test items see the kept checkpoint
     summary, records = evaluate_checkpoint(str(work / "model"), spec, bench, job.split,
                                            reference=compare, options=job.eval_options)
     cost = dict(info["cost"])

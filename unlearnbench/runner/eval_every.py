@@ -6,7 +6,6 @@ torch: a grid's preflight (a bad key, an offline hub id) answers in a few second
 
 from __future__ import annotations
 
-KEYS = ("eval_every", "keep")  # grid keys (and method params) this module owns
 UNITS = ("steps", "epochs")
 
 
@@ -71,7 +70,3 @@ def check(params: dict, bench_cls) -> tuple[dict | None, dict]:
                          "(or {steps: N}) or drop keep")
     return every, keep
 
-
-def split_params(params: dict) -> tuple[dict, dict]:
-    """(the method's parameters, this module's keys) of a cell's parameters."""
-    return {k: v for k, v in params.items() if k not in KEYS}, {k: params[k] for k in KEYS if k in params}

@@ -15,12 +15,23 @@ from unlearnbench.atomic import atomic_write_text
 from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.eval.references import compare_reference
 from unlearnbench.models.specs import ModelSpec
+from unlearnbench.registry import benchmarks
 from unlearnbench.runner.jobs import Job
+
+
+def benchmark_of(job: Job):
+    """The job's benchmark, built once: from what the grid resolved for it (``Job.inputs``), so
+    that this process neither generates nor keys the stand-in again, or else by name."""
+    inputs = job.inputs
+    data = Path(inputs["data_path"]) if inputs else None
+    if data is None or (data.is_absolute() and not data.exists()):  # no inputs, or a cache since wiped
+        return get_benchmark(job.benchmark, job.data_dir)
+    return benchmarks.get(job.benchmark)(path=inputs["data_path"]).pin(inputs)
 
 
 def context(job: Job):
     """(benchmark, model spec, the compare-to reference's evaluation) of a job."""
-    bench = get_benchmark(job.benchmark, job.data_dir)
+    bench = benchmark_of(job)
     spec = ModelSpec.from_name(job.model)
     # Before training, so before DDP/FSDP re-launch this command on the other ranks:
     # rank 0 evaluates (or finds) the reference alone and the others find it cached.

@@ -13,16 +13,22 @@ traceback's tail), written atomically, once (rank zero).
 
 from __future__ import annotations
 
+import datetime
 import importlib
+import importlib.metadata
 import json
+import platform
+import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from unlearnbench.atomic import atomic_write_json
+from unlearnbench.numerics import numeric_environment, pin_threads
+from unlearnbench.registry import load_plugin
 from unlearnbench.report.schema import Kind, Result, Status, failed_result, result_base
 
 if TYPE_CHECKING:
@@ -39,6 +45,12 @@ _RUNS = {Kind.REF: ("unlearnbench.runner.cell", "run_reference"),
          Kind.CELL: ("unlearnbench.runner.cell", "run_method"),
          Kind.ATTACK: ("unlearnbench.runner.attack", "run_attack")}
 
+INPUTS_FILE = "inputs.json"  # a job's inputs (Job.inputs), beside its cell.json
+
+# The keys of a cell's ``params`` that are the runner's, not its method's: evaluation during
+# unlearning and which checkpoint to keep (runner.eval_every parses and checks them).
+RUNNER_PARAMS = ("eval_every", "keep")
+
 # The parent's keys an attack job copies: what the attacked model and its evaluation need.
 _ATTACK_KEEPS = ("benchmark", "split", "model", "seed", "method", "label", "role", "ref_seed", "eval",
                  "data_dir", "plugins", "params", "start_from", "select")
@@ -47,10 +59,16 @@ _ATTACK_KEEPS = ("benchmark", "split", "model", "seed", "method", "label", "role
 @dataclass(frozen=True)
 class Job:
     """One job of a grid: its ``kind`` and its ``config`` (the cell.json dict, ``kind``
-    included). Build it with ``reference``, ``method_cell``, ``attack`` or ``from_json``."""
+    included). Build it with ``reference``, ``method_cell``, ``attack`` or ``from_json``.
+
+    ``inputs``: what the grid resolved for it once (``Benchmark.inputs``: its data directory and
+    key, its tiny checkpoints' directories), so that its process builds its benchmark from them
+    and derives none of them again. They name this machine's caches, which no committed result
+    should: they travel in ``inputs.json`` beside ``cell.json`` (not committed), never in it."""
 
     kind: Kind
     config: dict
+    inputs: dict | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if Kind.of(self.config) is not self.kind:
@@ -65,7 +83,11 @@ class Job:
 
     @classmethod
     def read(cls, path: str | Path) -> Job:
-        return cls.from_json(json.loads(Path(path).read_text()))
+        """The job of a cell.json, with the ``inputs.json`` beside it if there is one."""
+        path = Path(path)
+        inputs = path.with_name(INPUTS_FILE)
+        return replace(cls.from_json(json.loads(path.read_text())),
+                       inputs=json.loads(inputs.read_text()) if inputs.exists() else None)
 
     @classmethod
     def reference(cls, ref, order: int, cell: Cell, split: str, plugins: list[str]) -> Job:
@@ -130,6 +152,14 @@ class Job:
     def params(self) -> dict:
         return dict(self.config.get("params") or {})
 
+    def with_inputs(self, inputs: dict | None) -> Job:
+        return replace(self, inputs=inputs)
+
+    @property
+    def method_params(self) -> dict:
+        """``params`` less the runner's own keys (``RUNNER_PARAMS``): what the method is built with."""
+        return {k: v for k, v in self.params.items() if k not in RUNNER_PARAMS}
+
     @property
     def select(self) -> str | None:
         """``validation`` when the grid chooses sweep settings on validation items."""
@@ -171,7 +201,12 @@ class Job:
         return self.config
 
     def write(self, job_dir: Path) -> None:
+        """``cell.json``, and ``inputs.json`` with the job's inputs (removed when it has none)."""
         atomic_write_json(job_dir / "cell.json", self.to_json())
+        if self.inputs:
+            atomic_write_json(job_dir / INPUTS_FILE, self.inputs)
+        else:
+            (job_dir / INPUTS_FILE).unlink(missing_ok=True)
 
     # -- its results ------------------------------------------------------------------------
     def result_base(self) -> dict[str, Any]:
@@ -186,10 +221,7 @@ def execute(job_file: str | Path) -> int:
     """Run the job of ``job_file`` (its cell.json) and write its ``result.json`` beside it;
     exit status 0 when ok. Every failure is recorded, except an interrupt: the grid that
     stopped the job removes what it left, and its next run computes the job again."""
-    from unlearnbench.numerics import pin_threads
-    from unlearnbench.parallel import is_rank_zero
-    from unlearnbench.registry import load_plugin
-    from unlearnbench.runner.provenance import provenance
+    from unlearnbench.parallel import is_rank_zero  # torch: not imported by a grid's own process
 
     pin_threads()  # the same floats on any machine, whatever its core count (numerics)
     job_file = Path(job_file)
@@ -209,6 +241,46 @@ def execute(job_file: str | Path) -> int:
         result["provenance"] = provenance()
         atomic_write_json(job_file.parent / "result.json", result)
     return 0 if result["status"] == Status.OK.value else 1
+
+
+
+# -- where a result came from ---------------------------------------------------------------
+LIBRARIES = ("torch", "lightning", "transformers", "datasets", "tokenizers", "torchmetrics",
+             "rouge-score", "sacrebleu", "scipy", "pandas", "peft", "lm-eval")
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """Where a result came from: versions, commit, device, world size, numerics, time."""
+    import torch
+
+    from unlearnbench import __version__
+    from unlearnbench.parallel import rank_world
+
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            versions[lib] = None
+    world = rank_world()[1]
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+              else f"cpu ({platform.processor() or platform.machine()})")
+    return {"unlearnbench": __version__, "git_commit": git_commit(), "libraries": versions,
+            "python": platform.python_version(), "device": device, "world_size": world,
+            "numerics": numeric_environment(),
+            "host": platform.node(), "time": datetime.datetime.now(datetime.timezone.utc).isoformat()}
 
 
 if __name__ == "__main__":

@@ -271,6 +271,15 @@ class PeriodicEval(L.Callback):
             shutil.rmtree(old, ignore_errors=True)
         barrier()
 
+    def adopt_best(self, work: Path) -> None:
+        """Make the kept checkpoint the cell's model (``work/model``: what is evaluated on the test
+        items, attacked, or continued by a chain's next step); rank 0 moves it, every rank waits."""
+        best = work / "best"
+        if self.best is not None and is_rank_zero() and (best / "config.json").exists():
+            shutil.rmtree(work / "model", ignore_errors=True)
+            os.replace(best, work / "model")
+        barrier()
+
     def kept_step(self) -> int | None:
         return None if self.best is None else self.curve[self.best]["step"]
 
@@ -327,12 +336,3 @@ def _reference_models(bench, spec, split: str):
 
     return models
 
-
-def adopt_best(callback: PeriodicEval, work: Path) -> None:
-    """Make the kept checkpoint the cell's model (``work/model``: what is evaluated on the test
-    items, attacked, or continued by a chain's next step); rank 0 moves it, every rank waits."""
-    best = work / "best"
-    if callback.best is not None and is_rank_zero() and (best / "config.json").exists():
-        shutil.rmtree(work / "model", ignore_errors=True)
-        os.replace(best, work / "model")
-    barrier()

@@ -126,16 +126,44 @@ def _roles(job: Job) -> list[tuple[str, int]]:
     return [("target", 0)]
 
 
-def check_jobs(jobs: list[Job]) -> int:
+class Benchmarks:
+    """The grid's benchmarks, each built once from its (name, data directory): a stand-in's data
+    is generated (or found) on first use. The checks, the data keys of the results and the
+    jobs' inputs all read these."""
+
+    def __init__(self) -> None:
+        self._built: dict = {}
+
+    def get(self, name: str, data_dir: str | None):
+        from unlearnbench.benchmarks.base import get_benchmark
+
+        if (name, data_dir) not in self._built:
+            self._built[(name, data_dir)] = get_benchmark(name, data_dir)
+        return self._built[(name, data_dir)]
+
+    def with_inputs(self, job: Job) -> Job:
+        """``job`` with what it reads resolved here (``Benchmark.inputs``), or unchanged where that
+        fails: its own process then resolves it and its result says what is wrong."""
+        from unlearnbench.models.specs import ModelSpec
+
+        try:
+            bench = self.get(job.benchmark, job.data_dir)
+            return job.with_inputs(bench.inputs(ModelSpec.from_name(job.model), job.split))
+        except Exception:  # noqa: BLE001 — reported by the job, in its own result
+            return job
+
+
+def check_jobs(jobs: list[Job], benches: Benchmarks | None = None) -> int:
     """Check every reference of ``jobs`` (of ``runner.run.plan``); the number checked."""
-    from unlearnbench.benchmarks.base import BenchmarkError, get_benchmark
+    from unlearnbench.benchmarks.base import BenchmarkError
     from unlearnbench.models.specs import ModelSpec
 
+    benches = benches or Benchmarks()
     seen: set = set()
     for job in jobs:
         if job.kind is Kind.ATTACK:
             continue  # attacks read the models their parent jobs wrote
-        bench = get_benchmark(job.benchmark, job.data_dir)
+        bench = benches.get(job.benchmark, job.data_dir)
         used_by = job.id
         if ("data", bench.name, str(bench.path)) not in seen:
             seen.add(("data", bench.name, str(bench.path)))

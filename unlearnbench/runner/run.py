@@ -24,6 +24,7 @@ from unlearnbench.numerics import cpu_threads
 from unlearnbench.report.schema import NOT_APPLICABLE, Kind, Status
 from unlearnbench.runner.grid import Cell, Grid
 from unlearnbench.runner.jobs import Job
+from unlearnbench.runner.preflight import Benchmarks, check_jobs
 from unlearnbench.runner.schedule import default_workers, dependencies
 
 # Cell keys that do not change a cell's numbers: a result computed under other values of
@@ -110,10 +111,9 @@ def _applicable_now(config: dict) -> bool:
     return False
 
 
-def _data_keys(jobs: list[Job], plugins: list[str] | None) -> dict:
+def _data_keys(jobs: list[Job], plugins: list[str] | None, benches: Benchmarks) -> dict:
     """``Benchmark.data_key`` of every (benchmark, data_dir) of the grid, computed here once;
     ``None`` where it cannot be (then results are compared by config only)."""
-    from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.registry import load_plugin
 
     for plugin in plugins or []:
@@ -123,7 +123,7 @@ def _data_keys(jobs: list[Job], plugins: list[str] | None) -> dict:
         where = (job.benchmark, job.data_dir)
         if where not in keys:
             try:
-                keys[where] = get_benchmark(*where).data_key()
+                keys[where] = benches.get(*where).data_key()
             except Exception:  # noqa: BLE001 — the cell itself will report what is wrong
                 keys[where] = None
     return keys
@@ -138,7 +138,7 @@ class Planned(NamedTuple):
 
 
 def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only: str | None = None,
-         plugins: list[str] | None = None) -> list[Planned]:
+         plugins: list[str] | None = None, benches: Benchmarks | None = None) -> list[Planned]:
     """Every job of the grid, references first, each method cell or reference followed by
     its attacks.
 
@@ -156,7 +156,7 @@ def plan(grid: Grid, out_dir: str | os.PathLike, retry_failed: bool = True, only
                  for name, params in grid.attacks.items()]
     # Data keys only matter for jobs with a result: a plan of a new directory (a dry run)
     # generates no stand-in data.
-    keys = _data_keys([job for job, d in jobs if (d / "result.json").exists()], plugins)
+    keys = _data_keys([job for job, d in jobs if (d / "result.json").exists()], plugins, benches or Benchmarks())
     out = []
     for job, job_dir in jobs:
         state = cell_state(job.to_json(), job_dir, keys.get((job.benchmark, job.data_dir)))
@@ -389,7 +389,6 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     an earlier failure kept by ``retry_failed=False``); ``skipped`` counts the jobs not run.
     """
     from unlearnbench.runner.lock import ResultsLock
-    from unlearnbench.runner.preflight import check_jobs
 
     out_dir = Path(out_dir)
     select_cells(grid, only)  # refuse an `only` that matches nothing before touching anything
@@ -399,19 +398,21 @@ def run_grid(grid: Grid, out_dir: Path, retry_failed: bool = True, only: str | N
     # read with check_methods=False left (they import Lightning). Planning only reads; the plan
     # is made again under the lock, where a grid that waited sees the first one's results
     # (a subset of these jobs).
-    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
-    check_jobs([p.job for p in jobs if p.state not in _SKIP_NOTE])
+    benches = Benchmarks()  # each built once, for every use below
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins, benches=benches)
+    check_jobs([p.job for p in jobs if p.state not in _SKIP_NOTE], benches)
     grid.check_methods()
     with ResultsLock(out_dir, wait=wait, log=log) as lock:
-        return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,), workers)
+        return _run_locked(grid, out_dir, retry_failed, only, plugins, log, (lock.fd,), workers, benches)
 
 
 def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
-                plugins: list[str] | None, log, keep_fds: tuple[int, ...], workers: int | None) -> dict:
+                plugins: list[str] | None, log, keep_fds: tuple[int, ...], workers: int | None,
+                benches: Benchmarks) -> dict:
     from unlearnbench.report.leaderboard import write_leaderboard
 
     # Planned under the lock: a second grid that waited sees the first one's results.
-    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins)
+    jobs = plan(grid, out_dir, retry_failed=retry_failed, only=only, plugins=plugins, benches=benches)
     todo = [p for p in jobs if p.state not in _SKIP_NOTE]
     _record_grid(out_dir / "grid.json", grid.raw)
     total, skipped = len(jobs), len(jobs) - len(todo)
@@ -451,7 +452,9 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
                 remaining[job.kind.group] -= 1
                 reason = _parent_not_ok(job_dir) if job.kind is Kind.ATTACK else not_applicable(job)
                 if reason is None:
-                    running[job.id] = (_Launched(job, job_dir, log, keep_fds, finished), planned, time.time())
+                    # With what it reads, resolved here once (Benchmark.inputs, its inputs.json).
+                    launched = _Launched(benches.with_inputs(job), job_dir, log, keep_fds, finished)
+                    running[job.id] = (launched, planned, time.time())
                     continue
                 status = _record_not_run(job, job_dir, reason)
                 unfinished.discard(job.id)
