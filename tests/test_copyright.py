@@ -413,7 +413,7 @@ def test_finetune_command_builds_a_copyright_target_from_a_local_book(untrained,
     from unlearnbench.cli import main
     from unlearnbench.data.copyright import passage_texts
     from unlearnbench.eval.copyright import text_nll
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     rng = random.Random(0)
     words = ["lantern", "river", "quiet", "stone", "morning", "garden", "letter", "winter", "bridge"]

@@ -133,7 +133,7 @@ def _ddp_weighted_grad_diff(model_path, seed, params):
 def runs(tiny_family, tmp_path_factory):
     """Run the four variants once; tests read their outputs."""
     from unlearnbench.runner import train
-    from unlearnbench.atomic import atomic_write_json
+    from unlearnbench.files import atomic_write_json
 
     root = tmp_path_factory.mktemp("distributed")
     out = {name: root / name for name in ("single", "weighted", "ddp", "fsdp", "accumulate")}
@@ -323,7 +323,7 @@ def test_retain_batches_are_seeded_per_rank_and_per_cycle(untrained):
     """The retain iterator of rank 0 and rank 1 (no processes needed: only the seed differs)."""
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
     from unlearnbench.registry import methods
 
     spec, target = untrained["spec"], untrained["model"]
@@ -360,7 +360,7 @@ def test_fsdp1_is_gpu_only_and_wraps_every_decoder_layer(untrained, tmp_path):
     from lightning.pytorch.strategies import FSDPStrategy
 
     from unlearnbench.runner.train import unlearn
-    from unlearnbench.models.loading import load_model
+    from unlearnbench.models.specs import load_model
     from unlearnbench.runner.trainer_setup import is_decoder_layer, trainer_kwargs
 
     if torch.cuda.is_available():

@@ -24,7 +24,7 @@ FAKE_RETAIN_TR = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
 
 def _load(checkpoint: str):
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     tok = load_tokenizer(checkpoint)
     model = load_model(checkpoint, device="cpu")

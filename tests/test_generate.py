@@ -29,7 +29,7 @@ def _one_at_a_time(model, tok, ids: list[int], n: int, stops=()) -> str:
 
 @pytest.fixture(scope="module")
 def target(tiny_family):
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     spec = tiny_family["spec"]
     model = load_model(tiny_family["target"], spec).eval()

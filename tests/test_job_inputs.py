@@ -13,8 +13,7 @@ import pytest
 from unlearnbench.benchmarks import base
 from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
 from unlearnbench.models.tiny import TinyFamily
-from unlearnbench.runner.evaluated import benchmark_of
-from unlearnbench.runner.jobs import Job
+from unlearnbench.runner.jobs import Job, benchmark_of
 from unlearnbench.runner.preflight import Benchmarks, check_jobs
 from unlearnbench.runner.run import plan
 
@@ -58,7 +57,7 @@ def test_a_pinned_checkpoint_not_built_yet_is_resolved_as_without_inputs(tiny_fa
 
 def test_a_job_builds_its_benchmark_from_its_inputs_or_else_by_name(tmp_path, monkeypatch):
     built = []
-    monkeypatch.setattr("unlearnbench.runner.evaluated.get_benchmark",
+    monkeypatch.setattr("unlearnbench.runner.jobs.get_benchmark",
                         lambda name, data_dir=None: built.append((name, data_dir)) or "by name")
     config = {"cell_id": "c", "kind": "ref", "benchmark": "tofu-synth", "split": "forget01", "model": "tiny-test",
               "data_dir": None}

@@ -58,8 +58,8 @@ def test_hallucination_summary_per_part_by_hand():
 
 
 def test_select_validation_reports_test_items_and_keeps_validation_apart():
-    """What a grid cell with ``select: validation`` records (runner.evaluated.described)."""
-    from unlearnbench.runner.evaluated import described
+    """What a grid cell with ``select: validation`` records (runner.jobs.described)."""
+    from unlearnbench.runner.jobs import described
     from unlearnbench.runner.jobs import Job
 
     bench = HarmfulSynthBenchmark()

@@ -72,7 +72,7 @@ def run_method(family, tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoder(family):
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     return Encoder(load_tokenizer(family["model"]), family["spec"].template)
 
@@ -200,7 +200,7 @@ def test_reference_model_is_frozen_and_not_optimised(name, family):
 
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     L.seed_everything(0, verbose=False)
     # A resident reference (NPO and IdkDPO cache theirs by default and then drop the model).
@@ -340,7 +340,7 @@ def test_cached_reference_is_dropped_before_training(family):
 
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     method = build_method("dpo", family["model"], 0, {"lr": 1e-3, "batch_size": 8})
     assert method.reference_mode == "cached" and method.ref_model is not None
@@ -362,7 +362,7 @@ def test_cached_reference_on_raw_text_chunks(family):
     from unlearnbench.data.collate import Encoder
     from unlearnbench.methods.losses import sequence_nll
     from unlearnbench.methods.reference import reference_table
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     class Text(Benchmark):
         name, shape, splits = "t", "text", ("s",)

@@ -49,14 +49,14 @@ def run(untrained, tmp_path_factory):
 
 
 def _load(path):
-    from unlearnbench.models.loading import load_model
+    from unlearnbench.models.specs import load_model
 
     return load_model(str(path), dtype=torch.float32).eval()
 
 
 def _encoder(untrained):
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     return Encoder(load_tokenizer(untrained["model"]), untrained["spec"].template)
 

@@ -36,7 +36,7 @@ def _score(trained, path, pairs, batch_size: int = 32):
 
     from unlearnbench.data.collate import Encoder
     from unlearnbench.eval.scoring import score_pairs
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     enc = Encoder(load_tokenizer(trained["target"]), trained["spec"].template)
     return score_pairs(AutoModelForCausalLM.from_pretrained(str(path)).eval(), enc, pairs, batch_size=batch_size)

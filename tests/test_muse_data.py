@@ -357,7 +357,7 @@ def test_parity_part_summaries_use_muse_benchs_constant_like_the_cell(tiny, synt
     from unlearnbench.benchmarks.muse import MuseBenchmark
     from unlearnbench.eval.muse import evaluate_muse
     from unlearnbench.metrics import mia
-    from unlearnbench.runner.evaluated import described
+    from unlearnbench.runner.jobs import described
     from unlearnbench.runner.jobs import Job
 
     model, tok, _ = tiny

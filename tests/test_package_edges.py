@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "unlearnbench"
 
 # Modules of the package root that import nothing of the harness but each other.
-FOUNDATION = {"errors", "paths", "numerics", "parallel", "registry", "atomic", "__init__"}
+FOUNDATION = {"errors", "files", "numerics", "parallel", "registry", "__init__"}
 
 ALLOWED = {
     "metrics": set(),

@@ -140,7 +140,7 @@ def _cell(name: str, strategy: str, devices: int, keep: str) -> dict:
 
 
 def _launch(cell: dict, cell_dir: Path) -> str:
-    from unlearnbench.atomic import atomic_write_json
+    from unlearnbench.files import atomic_write_json
 
     cell_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cell_dir / "cell.json", cell)
@@ -178,7 +178,7 @@ def _validation_metrics(model_dir: Path, tiny_family) -> dict:
     from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.data.collate import encoder_for
     from unlearnbench.eval.references import compare_reference
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     bench, spec = get_benchmark("tofu-synth"), tiny_family["spec"]
     compare = compare_reference(bench, spec, SPLIT, options=EVAL)
@@ -241,7 +241,7 @@ def test_leaderboard_shows_kept_step_eval_cost_and_kept_against_last(tmp_path):
     from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.report.curves import curve_frame, curve_panels
     from unlearnbench.report.leaderboard import write_leaderboard
-    from unlearnbench.runner.evaluated import benchmark_meta
+    from unlearnbench.runner.jobs import benchmark_meta
 
     meta = benchmark_meta(get_benchmark("tofu-synth"))
     g = tmp_path / "grid"
@@ -301,7 +301,7 @@ def test_part_evaluation_equals_the_whole_evaluations_validation_items(tiny_fami
 
     from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.eval.references import compare_reference, encoder_for
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     bench, spec = get_benchmark("tofu-synth"), tiny_family["spec"]
     options = {**bench.check_eval_options({**EVAL, "batch_size": 2}),
@@ -348,7 +348,7 @@ def test_muse_part_evaluation_scores_the_validation_items_alone(tiny_family):
     with its own tokenizer: the numbers mean nothing, the equality does)."""
     from unlearnbench.benchmarks.base import get_benchmark
     from unlearnbench.eval.references import encoder_for
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     bench, spec = get_benchmark("muse-synth"), tiny_family["spec"]
     model = load_model(tiny_family["target"], spec)

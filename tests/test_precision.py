@@ -26,7 +26,7 @@ def _train(method, untrained, precision: str, steps: int = 3) -> None:
 
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     enc = Encoder(load_tokenizer(untrained["model"]), untrained["spec"].template)
     dm = TofuSynthBenchmark().datamodule("forget10", enc, batch_size=16, seed=0, needs=method.needs)

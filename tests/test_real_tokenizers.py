@@ -52,7 +52,7 @@ FAMILIES = {
 def tokenizers(tmp_path_factory):
     """family -> tokenizer loaded as a real model directory loads it (or the skip reason)."""
     from unlearnbench.models import assets
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     out = {}
     for family, (asset, *_rest) in FAMILIES.items():

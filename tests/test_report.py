@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unlearnbench.atomic import atomic_save, atomic_write_json, atomic_write_text
+from unlearnbench.files import atomic_save, atomic_write_json, atomic_write_text
 from unlearnbench.benchmarks.tofu import TOFU_COLUMNS
 from unlearnbench.report.leaderboard import (
     best_mask, directions, leaderboard_table, render_latex, render_markdown, write_leaderboard,
@@ -395,7 +395,7 @@ def test_robustness_columns_show_each_attack_once_with_its_std_as_plus_minus():
 
 def _tofu_block(root: Path, split: str, model: str) -> Path:
     """Results of one TOFU grid block (a target reference and a GA cell) for split and model."""
-    from unlearnbench.runner.evaluated import benchmark_meta
+    from unlearnbench.runner.jobs import benchmark_meta
     from unlearnbench.benchmarks.tofu import TofuBenchmark
 
     meta = benchmark_meta(TofuBenchmark("unused"))
@@ -478,7 +478,7 @@ def test_copyright_gap_columns_are_distances_to_the_base_reference_of_the_same_b
     """FLAT's forget quality gap (``Column.gap_to``): |x − x_base| of BLEU and ROUGE-L recall,
     computed by the report from the base reference of the cell's own (split, model) block."""
     from unlearnbench.benchmarks.copyright import CopyrightBenchmark
-    from unlearnbench.runner.evaluated import benchmark_meta
+    from unlearnbench.runner.jobs import benchmark_meta
 
     bench = CopyrightBenchmark()
     meta = benchmark_meta(bench)
@@ -532,7 +532,7 @@ def test_llmu_copyright_block_shows_only_its_model_leak_rates_with_their_source(
     """benchmarks/llmu.yaml: a copyright / opt-2.7b block shows LLMU's OPT-2.7B leak rates only
     (never OPT-1.3B's or Llama's, nor the harmful or hallucination rows), marked secondary."""
     from unlearnbench.benchmarks.copyright import CopyrightBenchmark
-    from unlearnbench.runner.evaluated import benchmark_meta
+    from unlearnbench.runner.jobs import benchmark_meta
     from unlearnbench.runner.grid import load_grid
 
     grid = load_grid(Path(__file__).resolve().parents[1] / "benchmarks" / "llmu.yaml")

@@ -1,4 +1,4 @@
-"""The stand-in skeleton (data/standin.py, benchmarks/standin.py): versioned cache keys,
+"""The stand-in skeleton (data/standin.py, the StandIn mixin of benchmarks/base.py): versioned cache keys,
 fresh directories after a version bump, the concurrent-safe writer, the shared word maker."""
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ def test_output_paths(tmp_path):
 
 def test_temp_file_cleanup_keeps_the_first_error(tmp_path, monkeypatch):
     """A full disk in the writer, and the cleanup failing too: the disk error is what surfaces."""
-    from unlearnbench import atomic
+    from unlearnbench import files
 
     def writer(tmp):
         tmp.write_text("partial")
@@ -245,7 +245,7 @@ def test_temp_file_cleanup_keeps_the_first_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "unlink", unlink)
     with pytest.raises(OSError) as info:
-        atomic.atomic_save(tmp_path / "result.json", writer)
+        files.atomic_save(tmp_path / "result.json", writer)
     assert info.value.errno == errno.ENOSPC and info.value.__context__ is None
     monkeypatch.undo()
     assert not (tmp_path / "result.json").exists()

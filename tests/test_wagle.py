@@ -15,7 +15,7 @@ from unlearnbench.methods.wagle import (MASKS, WAGLE, decoder_linears, input_nor
 
 
 def _params(path):
-    from unlearnbench.models.loading import load_model
+    from unlearnbench.models.specs import load_model
 
     return {n: p.detach() for n, p in load_model(str(path), dtype=torch.float32).named_parameters()}
 
@@ -30,7 +30,7 @@ def small_dm(untrained):
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.data.datamodule import Rows
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     spec, target = untrained["spec"], untrained["model"]
     dm = TofuSynthBenchmark().datamodule("forget10", Encoder(load_tokenizer(target, spec), spec.template),
@@ -379,7 +379,7 @@ def test_fsdp2_masks_equal_single_process_and_masked_out_weights_stay(untrained,
 
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     spec, target = untrained["spec"], untrained["model"]
     dm = TofuSynthBenchmark().datamodule("forget10", Encoder(load_tokenizer(target, spec), spec.template),

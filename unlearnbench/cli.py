@@ -247,7 +247,7 @@ def cmd_finetune(args) -> int:
     from unlearnbench.data.collate import encoder_for
     from unlearnbench.runner.train import parse_sets
     from unlearnbench.models.finetune import fit_causal_lm
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
     from unlearnbench.models.specs import ModelSpec
 
     from unlearnbench.errors import check_writable
@@ -413,7 +413,7 @@ def cmd_site(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from unlearnbench.atomic import atomic_write_text
+    from unlearnbench.files import atomic_write_text
     from unlearnbench.report.compare import compare, render
 
     for d in (args.a, args.b):

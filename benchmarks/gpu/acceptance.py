@@ -177,7 +177,7 @@ def eval_throughput(model_path: Path, data: Path) -> dict:
     from unlearnbench.benchmarks.tofu import TofuBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.eval.scoring import score_items, score_pairs
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).cuda().eval()
     enc = Encoder(load_tokenizer(str(model_path)), "llama2-chat", max_len=512)

@@ -122,7 +122,7 @@ def bench_eval_tofu(size: str, spec, device: str, batch_size: int, new_tokens: i
     from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
     from unlearnbench.data.collate import Encoder
     from unlearnbench.eval.tofu import evaluate_tofu
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     bench, split = TofuSynthBenchmark(), "forget10"
     (path, retain_path), spec = _models(bench, size, spec, ("target", "retain"), finetune_epochs)
@@ -171,7 +171,7 @@ def bench_eval_muse(size: str, spec, device: str, batch_size: int) -> dict:
 
     from unlearnbench.benchmarks.muse import MuseSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     bench = MuseSynthBenchmark()
     (path,), spec = _models(bench, size, spec)
@@ -203,7 +203,7 @@ def bench_eval_wmdp(size: str, spec, device: str, batch_size: int) -> dict:
 
     from unlearnbench.benchmarks.wmdp import WmdpSynthBenchmark
     from unlearnbench.data.collate import Encoder
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     bench = WmdpSynthBenchmark()
     (path,), spec = _models(bench, size, spec)

@@ -1,4 +1,4 @@
-"""Benchmarks: the ``Benchmark`` interface (``base``), the stand-in mixin (``standin``) and one
+"""Benchmarks: the ``Benchmark`` interface and the stand-in mixin (``base``), and one
 module per benchmark family.
 
 A benchmark owns everything benchmark-specific (data, evaluation, references, leaderboard

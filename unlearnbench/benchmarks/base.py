@@ -13,12 +13,16 @@ Register a new benchmark like a method: ``@benchmarks.register("my-bench")`` on 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from unlearnbench.data.parts import in_part, is_validation  # noqa: F401 (is_validation: public here too)
+from unlearnbench.data.standin import Generator
 from unlearnbench.errors import UserError
+from unlearnbench.files import dir_fingerprint
 
 SHAPES = ("qa", "text")
 DIRECTIONS = ("max", "min", "zero", "half", "none")
@@ -412,6 +416,47 @@ class Benchmark:
             raise BenchmarkError(f"model {spec.name!r}: only one published {self.family} {key} "
                                  "checkpoint exists (seed 0); a second seed needs a fine-tune of your own")
         return published[key]
+
+
+# -- the stand-ins ----------------------------------------------------------------------------
+# What every stand-in benchmark shares: its generator config, its default directory (the
+# generated data in the cache) and the data key of its tiny model family.
+#
+# A stand-in benchmark subclasses ``StandIn`` before the real benchmark it stands in for,
+# names its generator (``data.standin.Generator``) and says how its tiny family is trained
+# (``tiny_recipe``); it keeps no ``__init__``, ``default_path`` or ``recipe`` of its own.
+class StandIn:
+    """Mixin of a stand-in benchmark: ``StandIn`` first, then the real benchmark's class."""
+
+    generator: Generator
+
+    def __init__(self, path: str | None = None, synth=None):
+        self.synth = synth or self.config_for(path)
+        super().__init__(path)
+
+    def config_for(self, path: str | None):
+        """The generator config of a benchmark built without one: the default stand-in's."""
+        return self.generator.config()
+
+    def default_path(self) -> str:
+        return str(self.generator.directory(self.synth))
+
+    def recipe(self) -> TinyRecipe:
+        return self.tiny_recipe(stand_in_key(self, self.generator.data_key(self.synth)))
+
+    def tiny_recipe(self, data_key: str) -> TinyRecipe:
+        """The tiny family trained on ``self.path``'s data, cached under ``data_key``."""
+        raise NotImplementedError
+
+
+def stand_in_key(bench, config_key: str) -> str:
+    """The tiny-family key of a stand-in: its generator config's, or — read from a directory
+    other than the one generated for that config — the directory's files' (so another copy
+    never reuses the wrong family)."""
+    if bench.path == bench.default_path():
+        return config_key
+    blob = json.dumps([str(bench.path), dir_fingerprint(bench.path)], default=str).encode()
+    return "dir-" + hashlib.sha256(blob).hexdigest()[:12]
 
 
 def _checkpoint_id(spec, role: str, split: str, seed: int) -> str:

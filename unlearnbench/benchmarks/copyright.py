@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
-from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, StandIn, TinyRecipe
 from unlearnbench.data import copyright_synth
 
 COPYRIGHT_COLUMNS = (

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from unlearnbench.benchmarks.base import Benchmark, Reference, TinyRecipe
-from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.benchmarks.base import Benchmark, Reference, StandIn, TinyRecipe
 
 SPLIT_SEED = 42  # the 70/10/20 split is part of the data, not of a run's seed
 

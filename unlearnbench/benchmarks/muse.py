@@ -12,8 +12,7 @@ another seed (the stand-in; MUSE publishes one retrain model per corpus).
 from __future__ import annotations
 
 
-from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, TinyRecipe
-from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.benchmarks.base import Benchmark, Chain, Column, Ranking, Reference, StandIn, TinyRecipe
 from unlearnbench.data import muse_synth
 
 FOLDS = tuple(range(1, 5))

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from unlearnbench.atomic import atomic_write_text
-from unlearnbench.benchmarks.base import Benchmark, BenchmarkError, Column, Ranking, Reference, TinyRecipe
-from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.files import atomic_write_text
+from unlearnbench.benchmarks.base import Benchmark, BenchmarkError, Column, Ranking, Reference, StandIn, TinyRecipe
 from unlearnbench.data import tofu_synth
 from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config
 

@@ -11,8 +11,7 @@ the pre-trained model itself) is the reference.
 
 from __future__ import annotations
 
-from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, TinyRecipe
-from unlearnbench.benchmarks.standin import StandIn
+from unlearnbench.benchmarks.base import Benchmark, Column, Ranking, Reference, StandIn, TinyRecipe
 from unlearnbench.data import wmdp_synth
 
 FORGET = {"bio": ("bio-forget-corpus",), "cyber": ("cyber-forget-corpus",),

@@ -2,7 +2,7 @@
 ``standin``), the hub layout writer, the prompt templates, the collators and the ``Encoder``
 that writes rows in a model's prompt template.
 
-It imports only the foundation modules (``errors``, ``paths``, ``parallel``, ``registry``,
-``atomic``): never ``models``, ``eval``, ``benchmarks`` or anything above them
+It imports only the foundation modules (``errors``, ``files``, ``numerics``, ``parallel``,
+``registry``): never ``models``, ``eval``, ``benchmarks`` or anything above them
 (tests/test_package_edges.py).
 """

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from unlearnbench.data.hub_layout import write_dir, write_jsonl  # noqa: F401  (the stand-ins' writers)
-from unlearnbench.paths import cache_root
+from unlearnbench.files import cache_root
 
 FIRST_VERSION = 1
 

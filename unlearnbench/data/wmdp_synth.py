@@ -47,7 +47,7 @@ from pathlib import Path
 
 from unlearnbench.data.standin import Generator, Letters, unique, write_dir, write_jsonl
 from unlearnbench.data.wmdp import LETTERS, mc_prompt
-from unlearnbench.paths import cache_root
+from unlearnbench.files import cache_root
 
 # attribute -> (question templates, prose templates, values). Every template names the
 # entity, so a fact is tied to the name and not to a position in a document.

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from unlearnbench.data.collate import encoder_for
 from unlearnbench.parallel import initialized, is_rank_zero
-from unlearnbench.paths import cache_root, dir_fingerprint
-from unlearnbench.atomic import atomic_write_json
+from unlearnbench.files import atomic_write_json, cache_root, dir_fingerprint
 
 
 def _key(**parts) -> str:
@@ -30,7 +29,7 @@ def evaluate_checkpoint(checkpoint: str, spec, bench, split: str, *, reference=N
     """
     import torch
 
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
 
     options = bench.check_eval_options(dict(options or {}))
     if device is None and torch.cuda.is_available():

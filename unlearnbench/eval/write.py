@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from unlearnbench.atomic import atomic_write_json, atomic_write_text
+from unlearnbench.files import atomic_write_json, atomic_write_text
 
 
 def write_eval(out: Path, summary: dict, records: list[dict], meta: dict | None = None) -> None:

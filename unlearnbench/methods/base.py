@@ -119,7 +119,7 @@ class UnlearningMethod(L.LightningModule):
 
     @staticmethod
     def _load(path, dtype):
-        from unlearnbench.models.loading import load_model
+        from unlearnbench.models.specs import load_model
 
         if path is None:
             raise ValueError("an UnlearningMethod needs model_path or model")
@@ -315,7 +315,7 @@ class UnlearningMethod(L.LightningModule):
 
         Every rank returns only once the files are written (a barrier when distributed).
         """
-        from unlearnbench.models.loading import load_tokenizer
+        from unlearnbench.models.specs import load_tokenizer
 
         if self.lora is not None:  # every rank holds the whole (small) model under single/ddp
             if self.global_rank == 0:

@@ -105,7 +105,7 @@ INSTALL_HINT = "install Node.js and npm (Debian/Ubuntu: apt-get install -y npm),
 
 def assets_root() -> Path:
     """``$UNLEARNBENCH_ASSETS`` or ``<cache>/tokenizers`` (tests keep the machine's copy)."""
-    from unlearnbench.paths import cache_root
+    from unlearnbench.files import cache_root
 
     return Path(os.environ.get("UNLEARNBENCH_ASSETS") or cache_root() / "tokenizers")
 

@@ -58,7 +58,7 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
     from unlearnbench.models import assets
     from unlearnbench.models.real_configs import REAL_CONFIGS
     from unlearnbench.models.tiny import _build_atomically
-    from unlearnbench.paths import cache_root
+    from unlearnbench.files import cache_root
     from unlearnbench.registry import benchmarks, models
 
     recipe = recipe or RehearsalRecipe()
@@ -126,7 +126,7 @@ def _finetune(base: Path, tmp: Path, synth, bench, role: str, split: str, spec, 
     from transformers import AutoModelForCausalLM
 
     from unlearnbench.models.finetune import fit_causal_lm
-    from unlearnbench.models.loading import load_tokenizer
+    from unlearnbench.models.specs import load_tokenizer
 
     tok = load_tokenizer(str(base))
     model = AutoModelForCausalLM.from_pretrained(base)

@@ -1,10 +1,21 @@
-"""Model specs: a dataclass and a name table, resolved with ``ModelSpec.from_name``."""
+"""Model specs: a dataclass and a name table, resolved with ``ModelSpec.from_name``; and loading
+a model or tokenizer by spec, hub id or local directory (offline-testable).
+
+torch and transformers are imported by the loaders only: a grid reads the specs without them.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from unlearnbench.models.local import check_model_dir
 from unlearnbench.registry import models
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -51,13 +62,7 @@ class ModelSpec:
     @classmethod
     def from_name(cls, name: str, **overrides) -> "ModelSpec":
         """Look a spec up by name; a local directory becomes an ad-hoc phi-style spec."""
-        from pathlib import Path
-
         if name not in models and Path(name).is_dir():
-            import json
-
-            from unlearnbench.models.local import check_model_dir
-
             check_model_dir(name)  # empty, truncated or half-copied: one line, before any work
 
             # `unlearnbench finetune` records what a directory was fine-tuned from.
@@ -134,3 +139,37 @@ _TABLE = [
 ]
 for _spec in _TABLE:
     models.register(_spec.name, _spec)
+
+
+# -- loading ----------------------------------------------------------------------------------
+def default_dtype(spec=None) -> torch.dtype:
+    import torch
+
+    # bf16 on GPU as the papers train; fp32 on CPU where bf16 matmuls are slow and lossy.
+    if torch.cuda.is_available():
+        return getattr(torch, spec.gpu_dtype) if spec is not None else torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(path: str, spec=None):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(spec and spec.trust_remote_code))
+    if tok.pad_token_id is None:
+        # Safe because attention masks come from lengths, not from pad ids.
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, spec=None, dtype: torch.dtype | None = None, device: str | None = None):
+    """``AutoModelForCausalLM`` from a hub id or a directory, safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    local = Path(path).is_dir()
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype or default_dtype(spec), use_safetensors=True,
+        trust_remote_code=bool(spec and spec.trust_remote_code), local_files_only=local,
+    )
+    if device:
+        model.to(device)
+    return model

@@ -119,7 +119,7 @@ class TinyFamily:
     def __init__(self, spec, recipe, root: Path | None = None):
         from dataclasses import replace
 
-        from unlearnbench.paths import cache_root
+        from unlearnbench.files import cache_root
 
         if spec.tiny is None:
             raise ValueError(f"model {spec.name!r} is not a tiny model; it has hub checkpoints")

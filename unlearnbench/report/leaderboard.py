@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import published as pub_rows
-from unlearnbench.atomic import atomic_save, atomic_write_text
+from unlearnbench.files import atomic_save, atomic_write_text
 from .plots import geometric_spread, plot_chains, plot_robustness, plot_tradeoff, plot_training_curves, spread_key
 from .results import COST_FIELDS, VALIDATION, load_results, numeric_columns, results_frame
 from .schema import NOT_APPLICABLE, Kind, is_ref

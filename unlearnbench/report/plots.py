@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from unlearnbench.atomic import atomic_save
+from unlearnbench.files import atomic_save
 
 from .schema import Kind, is_cell, is_ref
 

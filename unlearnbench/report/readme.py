@@ -52,7 +52,7 @@ def update(readme: Path, check: bool = False) -> bool:
     if new == text:
         return True
     if not check:
-        from unlearnbench.atomic import atomic_write_text
+        from unlearnbench.files import atomic_write_text
 
         atomic_write_text(readme, new)
     return False

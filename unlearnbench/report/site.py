@@ -23,7 +23,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from . import published as pub_rows
-from unlearnbench.atomic import atomic_write_text
+from unlearnbench.files import atomic_write_text
 from .leaderboard import (
     _ARROW_MD, BLOCK, KEYS, _benchmarks, _cell, _display_columns, _fmt, _is_multi, _ranking_text, _sci_columns,
     best_mask, directions, leaderboard_table, published_for, robustness_columns,

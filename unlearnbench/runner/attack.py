@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 from unlearnbench.report.schema import Kind
-from unlearnbench.runner.evaluated import context, described, write_items
-from unlearnbench.runner.jobs import Job
+from unlearnbench.runner.jobs import Job, context, described, execute, write_items
 
 
 def attacked_source(job: Job, parent_dir: Path, bench, spec) -> str:
@@ -33,7 +32,7 @@ def run_attack(job: Job, job_dir: Path) -> dict:
     import torch
 
     from unlearnbench.data.collate import encoder_for
-    from unlearnbench.models.loading import load_model, load_tokenizer
+    from unlearnbench.models.specs import load_model, load_tokenizer
     from unlearnbench.registry import attacks
 
     bench, spec, compare = context(job)
@@ -64,6 +63,4 @@ def run_attack(job: Job, job_dir: Path) -> dict:
 
 
 if __name__ == "__main__":
-    from unlearnbench.runner.jobs import execute
-
     sys.exit(execute(sys.argv[1]))

@@ -18,8 +18,7 @@ import torch
 from unlearnbench.eval.references import cached_eval, evaluate_checkpoint, reference_by_name
 from unlearnbench.parallel import barrier, is_rank_zero
 from unlearnbench.registry import methods
-from unlearnbench.runner.evaluated import context, described, write_items
-from unlearnbench.runner.jobs import Job
+from unlearnbench.runner.jobs import Job, context, described, execute, write_items
 from unlearnbench.runner.memory import model_shape, plan
 
 
@@ -125,6 +124,4 @@ def place(job: Job, params: dict, cell_dir: Path, bench, spec) -> tuple[dict, di
 
 
 if __name__ == "__main__":
-    from unlearnbench.runner.jobs import execute
-
     sys.exit(execute(sys.argv[1]))

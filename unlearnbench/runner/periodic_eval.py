@@ -299,8 +299,8 @@ def callback_for(cell: dict, cell_dir: Path, bench, spec, compare, start: str | 
     """The cell's ``PeriodicEval`` (None without ``eval_every``). Built before training, so
     before DDP/FSDP start the other ranks: the anchor reference is read (or evaluated) here."""
     from unlearnbench.data.collate import encoder_for
-    from unlearnbench.models.loading import load_tokenizer
-    from unlearnbench.runner.evaluated import benchmark_meta
+    from unlearnbench.models.specs import load_tokenizer
+    from unlearnbench.runner.jobs import benchmark_meta
 
     from unlearnbench.registry import benchmarks
 
@@ -327,7 +327,7 @@ def _reference_models(bench, spec, split: str):
     def models(role: str, seed: int = 0):
         import torch
 
-        from unlearnbench.models.loading import load_model
+        from unlearnbench.models.specs import load_model
 
         if (role, seed) not in loaded:
             device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from unlearnbench.atomic import _jsonable, atomic_write_json
+from unlearnbench.files import _jsonable, atomic_write_json
 from unlearnbench.numerics import cpu_threads
 from unlearnbench.report.schema import NOT_APPLICABLE, Kind, Status
 from unlearnbench.runner.grid import Cell, Grid

@@ -14,14 +14,14 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from unlearnbench.atomic import atomic_save, atomic_write_json
+from unlearnbench.files import atomic_save, atomic_write_json
 from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.data.collate import encoder_for
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import check_parity
 from unlearnbench.methods.settings import HARNESS_SET, check_params, known_params
 from unlearnbench.metrics.cost import CostTracker
-from unlearnbench.models.loading import load_tokenizer
+from unlearnbench.models.specs import load_tokenizer
 from unlearnbench.parallel import initialized
 from unlearnbench.registry import methods
 from unlearnbench.runner.trainer_setup import make_loggers, trainer_kwargs
