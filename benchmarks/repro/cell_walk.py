@@ -44,7 +44,7 @@ def _profile(frame, event, arg):
     if "/unlearnbench/" not in path or "site-packages" in path:
         return
     rel = path.split("/unlearnbench/", 1)[1]
-    if rel == "benchmarks/base.py" and frame.f_code.co_name == "__init__":
+    if rel == "benchmarks/base.py" and frame.f_code.co_qualname == "Benchmark.__init__":
         _built[0] += 1
     if rel in _entered:
         return
