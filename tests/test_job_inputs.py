@@ -103,7 +103,8 @@ def test_the_grid_builds_each_benchmark_once_for_every_use(tiny_family, tmp_path
 
     grid = parse_grid(yaml.safe_load(GRID))
     real, calls = base.get_benchmark, []
-    monkeypatch.setattr(base, "get_benchmark", lambda name, data_dir=None: calls.append(name) or real(name, data_dir))
+    monkeypatch.setattr("unlearnbench.runner.preflight.get_benchmark",
+                        lambda name, data_dir=None: calls.append(name) or real(name, data_dir))
     benches = Benchmarks()
     jobs = [p.job for p in plan(grid, tmp_path, benches=benches)]
     check_jobs(jobs, benches)

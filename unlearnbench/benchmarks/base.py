@@ -23,6 +23,7 @@ from unlearnbench.data.parts import in_part, is_validation  # noqa: F401 (is_val
 from unlearnbench.data.standin import Generator
 from unlearnbench.errors import UserError
 from unlearnbench.files import dir_fingerprint
+from unlearnbench.models.tiny import TinyFamily
 
 SHAPES = ("qa", "text")
 DIRECTIONS = ("max", "min", "zero", "half", "none")
@@ -287,7 +288,7 @@ class Benchmark:
 
     def data_key(self) -> str | None:
         """What identifies the data read, the same on every machine: a stand-in's generator
-        config key (or its directory's fingerprint, ``standin.stand_in_key``), a real benchmark's local
+        config key (or its directory's fingerprint, ``stand_in_key``), a real benchmark's local
         directory, ``None`` for the hub. Results record it; a grid re-runs a result recorded
         with another one (``runner.run.cell_state``), e.g. after a stand-in's default changed."""
         if self._pinned is not None:
@@ -298,13 +299,11 @@ class Benchmark:
     def inputs(self, spec, split: str) -> dict:
         """What a job on ``split`` with the model ``spec`` reads, resolved once by the grid: the data
         path and key and, for a tiny model, the directories its roles are (or, before the family's
-        first job, will be) cached in. The job's process ``pin``s them: it then builds nothing
-        of the stand-in again, and its result records them."""
+        first job, will be) cached in. The job's process ``pin``s them and then locates, generates
+        and keys nothing of the stand-in again (``runner.jobs.benchmark_of``)."""
         out = {"data_path": self.path, "data_key": self.data_key(), "checkpoints": {}}
         recipe = self.recipe() if spec.is_tiny else None
         if recipe is not None:
-            from unlearnbench.models.tiny import TinyFamily
-
             family = TinyFamily(spec, recipe)
             roles = {("base", 0), ("target", 0)} | {(r.role, r.seed) for r in self.references}
             for s in sorted({split, self.eval_split(split)}):
@@ -391,8 +390,6 @@ class Benchmark:
             if recipe is None:
                 raise BenchmarkError(f"benchmark {self.name!r} has no tiny-model recipe; "
                                      f"tiny models run on the stand-ins (e.g. {self.name}-synth)")
-            from unlearnbench.models.tiny import TinyFamily
-
             return str(TinyFamily(spec, recipe).checkpoint(role, split, seed))
         if role == "base":
             if spec.is_local and spec.base_id is None:

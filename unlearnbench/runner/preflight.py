@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from unlearnbench.benchmarks.base import BenchmarkError, get_benchmark
+from unlearnbench.models.specs import ModelSpec
 from unlearnbench.report.schema import Kind
 from unlearnbench.runner.grid import GridError
 
@@ -135,8 +137,6 @@ class Benchmarks:
         self._built: dict = {}
 
     def get(self, name: str, data_dir: str | None):
-        from unlearnbench.benchmarks.base import get_benchmark
-
         if (name, data_dir) not in self._built:
             self._built[(name, data_dir)] = get_benchmark(name, data_dir)
         return self._built[(name, data_dir)]
@@ -144,8 +144,6 @@ class Benchmarks:
     def with_inputs(self, job: Job) -> Job:
         """``job`` with what it reads resolved here (``Benchmark.inputs``), or unchanged where that
         fails: its own process then resolves it and its result says what is wrong."""
-        from unlearnbench.models.specs import ModelSpec
-
         try:
             bench = self.get(job.benchmark, job.data_dir)
             return job.with_inputs(bench.inputs(ModelSpec.from_name(job.model), job.split))
@@ -155,9 +153,6 @@ class Benchmarks:
 
 def check_jobs(jobs: list[Job], benches: Benchmarks | None = None) -> int:
     """Check every reference of ``jobs`` (of ``runner.run.plan``); the number checked."""
-    from unlearnbench.benchmarks.base import BenchmarkError
-    from unlearnbench.models.specs import ModelSpec
-
     benches = benches or Benchmarks()
     seen: set = set()
     for job in jobs:
