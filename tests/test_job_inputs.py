@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
 from unlearnbench.benchmarks import base
 from unlearnbench.benchmarks.tofu import TofuSynthBenchmark
+from unlearnbench.models.specs import ModelSpec
 from unlearnbench.models.tiny import TinyFamily
+from unlearnbench.runner.grid import parse_grid
 from unlearnbench.runner.jobs import Job, benchmark_of
 from unlearnbench.runner.preflight import Benchmarks, check_jobs
 from unlearnbench.runner.run import plan
@@ -26,12 +30,6 @@ def test_inputs_name_the_checkpoints_where_the_tiny_family_builds_them(tiny_fami
     checkpoints = inputs["checkpoints"]
     assert checkpoints["tiny-test/target/forget10/0"] == tiny_family["target"]
     assert checkpoints["tiny-test/retain/forget10/0"] == tiny_family["retain"]
-    # Each reference the benchmark declares, and the base, whether built yet or not.
-    family = TinyFamily(spec, bench.recipe())
-    for ref in bench.references:
-        key = f"tiny-test/{ref.role}/forget10/{ref.seed}"
-        assert checkpoints[key] == str(family.path(ref.role, "forget10", ref.seed))
-    assert checkpoints["tiny-test/base/forget10/0"] == str(family.path("base", "forget10"))
 
 
 def test_a_pinned_benchmark_derives_nothing_of_the_stand_in_again(tiny_family, monkeypatch):
@@ -97,17 +95,45 @@ GRID = textwrap.dedent("""\
 
 
 def test_the_grid_builds_each_benchmark_once_for_every_use(tiny_family, tmp_path, monkeypatch):
-    from unlearnbench.runner.grid import parse_grid
-
-    import yaml
-
     grid = parse_grid(yaml.safe_load(GRID))
     real, calls = base.get_benchmark, []
     monkeypatch.setattr("unlearnbench.runner.preflight.get_benchmark",
                         lambda name, data_dir=None: calls.append(name) or real(name, data_dir))
+    first = plan(grid, tmp_path)[0]  # a result on disk: planning reads the data keys too
+    first.dir.mkdir(parents=True)
+    (first.dir / "result.json").write_text(json.dumps({"status": "ok", "config": first.job.config}))
     benches = Benchmarks()
+    calls.clear()
     jobs = [p.job for p in plan(grid, tmp_path, benches=benches)]
     check_jobs(jobs, benches)
     resolved = [benches.with_inputs(job) for job in jobs]
     assert len(jobs) > 4 and calls == ["tofu-synth"]
     assert all(job.inputs and job.inputs["data_key"] == "825814c6be66" for job in resolved)
+
+
+STAND_INS = ("tofu-synth", "wmdp-synth", "muse-synth", "copyright-synth", "harmful-synth", "halueval-synth",
+             "detox-synth")
+
+
+@pytest.mark.parametrize("name", STAND_INS)
+def test_each_stand_in_built_from_its_inputs_is_the_one_built_by_name(name, tmp_path, monkeypatch):
+    """The job's benchmark (its class at the resolved path, pinned) against the grid's (by name):
+    same data, config, data key and, for every role a job loads, the same checkpoint."""
+    monkeypatch.setenv("UNLEARNBENCH_CACHE", str(tmp_path))  # the fake checkpoints below stay here
+    monkeypatch.setattr("unlearnbench.models.tiny._build_atomically", lambda out, build, label="": out)  # no training
+    spec = ModelSpec.from_name("tiny-test")
+    by_name = base.get_benchmark(name)
+    split = by_name.default_split
+    inputs = by_name.inputs(spec, split)
+    at_path = type(by_name)(path=inputs["data_path"])
+    assert at_path.path == by_name.path and at_path.synth == by_name.synth
+    assert at_path.data_key() == by_name.data_key() == inputs["data_key"]
+    assert at_path.recipe().data_key == by_name.recipe().data_key
+    for directory in inputs["checkpoints"].values():  # as if the family's first job had built them
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / "config.json").write_text("{}")
+    pinned = at_path.pin(inputs)
+    roles = {(r.role, r.seed) for r in by_name.references} | {("target", 0), ("base", 0)}
+    for s in {split, by_name.eval_split(split)}:
+        for role, seed in sorted(roles):
+            assert pinned.checkpoint(spec, role, s, seed) == by_name.checkpoint(spec, role, s, seed), (role, s, seed)

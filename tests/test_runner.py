@@ -307,6 +307,23 @@ def test_cell_result_records_its_provenance(small_run, m):
     assert prov["numerics"]["torch_threads"] == 1  # pinned, whatever this machine's core count
 
 
+def test_a_cell_run_again_by_hand_without_the_grids_inputs_gives_the_same_items(small_run, tmp_path):
+    m = METHODS[0]
+    assert result(small_run["out"], cell_id(m))["provenance"]["inputs_from_grid"] is True
+    out = copy_results(small_run["out"], tmp_path / "results")
+    cell_dir = out / "cells" / cell_id(m)
+    assert not (small_run["out"] / "cells" / cell_id(m) / "inputs.json").exists()  # removed once the job ended
+    (cell_dir / "result.json").unlink()
+    # As the grid starts it, but without inputs.json: it resolves its benchmark and checkpoints by name.
+    proc = subprocess.run([sys.executable, "-m", "unlearnbench.runner.cell", str(cell_dir / "cell.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads((cell_dir / "result.json").read_text())
+    assert again["provenance"]["inputs_from_grid"] is False
+    assert (cell_dir / "items.jsonl").read_text() == \
+        (small_run["out"] / "cells" / cell_id(m) / "items.jsonl").read_text()
+
+
 def test_jobs_side_by_side_give_the_numbers_of_one_at_a_time(small_run, tmp_path):
     out = copy_results(small_run["out"], tmp_path / "results")
     for m in METHODS:

@@ -301,9 +301,10 @@ class Benchmark:
         path and key and, for a tiny model, the directories its roles are (or, before the family's
         first job, will be) cached in. The job's process ``pin``s them and then locates, generates
         and keys nothing of the stand-in again (``runner.jobs.benchmark_of``)."""
-        out = {"data_path": self.path, "data_key": self.data_key(), "checkpoints": {}}
-        recipe = self.recipe() if spec.is_tiny else None
-        if recipe is not None:
+        recipe = self.recipe()  # once: a copied stand-in's key fingerprints its directory
+        out = {"data_path": self.path, "data_key": recipe.data_key if recipe is not None else self.data_key(),
+               "checkpoints": {}}
+        if recipe is not None and spec.is_tiny:
             family = TinyFamily(spec, recipe)
             roles = {("base", 0), ("target", 0)} | {(r.role, r.seed) for r in self.references}
             for s in sorted({split, self.eval_split(split)}):

@@ -66,7 +66,8 @@ class Job:
     ``inputs``: what the grid resolved for it once (``Benchmark.inputs``: its data directory and
     key, its tiny checkpoints' directories), so that its process builds its benchmark from them
     and derives none of them again. They name this machine's caches, which no committed result
-    should: they travel in ``inputs.json`` beside ``cell.json`` (not committed), never in it."""
+    should: they travel in ``inputs.json`` beside ``cell.json``, never in it, and the grid
+    removes the file when the job has ended (a job run again by hand resolves everything itself)."""
 
     kind: Kind
     config: dict
@@ -240,7 +241,8 @@ def execute(job_file: str | Path) -> int:
             raise
     result["elapsed_s"] = time.time() - start
     if is_rank_zero():  # DDP runs this on every rank; one result
-        result["provenance"] = provenance()
+        # inputs_from_grid: whether the job read what its grid resolved (Job.inputs) or resolved it all itself.
+        result["provenance"] = {**provenance(), "inputs_from_grid": job.inputs is not None}
         atomic_write_json(job_file.parent / "result.json", result)
     return 0 if result["status"] == Status.OK.value else 1
 
@@ -252,8 +254,8 @@ def benchmark_of(job: Job):
     """The job's benchmark, built once: from what the grid resolved for it (``Job.inputs``), so
     that this process neither generates nor keys the stand-in again, or else by name."""
     inputs = job.inputs
-    data = Path(inputs["data_path"]) if inputs else None
-    if data is None or (data.is_absolute() and not data.exists()):  # no inputs, or a cache since wiped
+    # Not a local directory (a hub dataset: nothing to locate), or one wiped since: by name.
+    if not inputs or not inputs["data_path"] or not Path(inputs["data_path"]).exists():
         return get_benchmark(job.benchmark, job.data_dir)
     return benchmarks.get(job.benchmark)(path=inputs["data_path"]).pin(inputs)
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from unlearnbench.benchmarks.base import BenchmarkError, get_benchmark
+from unlearnbench.errors import UserError
 from unlearnbench.models.specs import ModelSpec
 from unlearnbench.report.schema import Kind
 from unlearnbench.runner.grid import GridError
@@ -84,7 +85,6 @@ def check_hub(repo: str, repo_type: str, used_by: str) -> None:
 
 def check_model_dir(path: Path, used_by: str) -> None:
     """A local model directory, whole (``models.local.check_model_dir``), named with its job."""
-    from unlearnbench.errors import UserError
     from unlearnbench.models.local import check_model_dir as check_local
 
     try:
@@ -135,6 +135,7 @@ class Benchmarks:
 
     def __init__(self) -> None:
         self._built: dict = {}
+        self._inputs: dict = {}
 
     def get(self, name: str, data_dir: str | None):
         if (name, data_dir) not in self._built:
@@ -142,13 +143,17 @@ class Benchmarks:
         return self._built[(name, data_dir)]
 
     def with_inputs(self, job: Job) -> Job:
-        """``job`` with what it reads resolved here (``Benchmark.inputs``), or unchanged where that
-        fails: its own process then resolves it and its result says what is wrong."""
-        try:
-            bench = self.get(job.benchmark, job.data_dir)
-            return job.with_inputs(bench.inputs(ModelSpec.from_name(job.model), job.split))
-        except Exception:  # noqa: BLE001 — reported by the job, in its own result
-            return job
+        """``job`` with what it reads resolved here (``Benchmark.inputs``, once per benchmark, data
+        directory, model and split), or unchanged where its benchmark or model does not resolve:
+        its own process then fails on it with its own one-line error in its result."""
+        key = (job.benchmark, job.data_dir, job.model, job.split)
+        if key not in self._inputs:
+            try:
+                bench = self.get(job.benchmark, job.data_dir)
+                self._inputs[key] = bench.inputs(ModelSpec.from_name(job.model), job.split)
+            except (UserError, OSError, KeyError, ValueError):
+                self._inputs[key] = None
+        return job.with_inputs(self._inputs[key])
 
 
 def check_jobs(jobs: list[Job], benches: Benchmarks | None = None) -> int:

@@ -23,7 +23,7 @@ from unlearnbench.files import _jsonable, atomic_write_json
 from unlearnbench.numerics import cpu_threads
 from unlearnbench.report.schema import NOT_APPLICABLE, Kind, Status
 from unlearnbench.runner.grid import Cell, Grid
-from unlearnbench.runner.jobs import Job
+from unlearnbench.runner.jobs import INPUTS_FILE, Job
 from unlearnbench.runner.preflight import Benchmarks, check_jobs
 from unlearnbench.runner.schedule import default_workers, dependencies
 
@@ -472,6 +472,7 @@ def _run_locked(grid: Grid, out_dir: Path, retry_failed: bool, only: str | None,
                 continue
             launched, (job, job_dir, _), t0 = running.pop(done_id)
             launched.thread.join()
+            (job_dir / INPUTS_FILE).unlink(missing_ok=True)  # resolved for this launch only
             unfinished.discard(done_id)
             n += 1
             if not grid.raw.get("keep_models"):
