@@ -87,3 +87,25 @@ def test_a_model_two_jobs_need_at_once_is_built_once(tmp_path):
     assert builds == ["first"]
     assert (out / "config.json").exists()
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")] == []
+
+
+def test_a_tiny_model_is_built_on_the_pinned_thread_count_whatever_command_builds_it(tmp_path, monkeypatch):
+    # `unlearnbench train`, `eval` or a script run on torch's default (a thread per core); a model
+    # built there would differ from a grid job's and be cached under the same key.
+    import torch
+
+    monkeypatch.delenv("UNLEARNBENCH_NATIVE_CPU", raising=False)
+    monkeypatch.setenv("UNLEARNBENCH_CPU_THREADS", "1")
+    seen = []
+
+    def build(tmp):
+        seen.append(torch.get_num_threads())
+        (tmp / "config.json").write_text("{}")
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _build_atomically(tmp_path / "models" / "tiny-base-0456", build)
+        assert seen == [1] and torch.get_num_threads() == 2  # pinned inside, restored after
+    finally:
+        torch.set_num_threads(before)

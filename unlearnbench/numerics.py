@@ -18,6 +18,7 @@ Environment variables only take effect before torch loads its libraries, so
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 PORTABLE_CPU = {
     "MKL_CBWR": "AVX2",  # oneMKL: the AVX2 code branch on every CPU (CNR mode)
@@ -66,6 +67,21 @@ def pin_threads() -> int:
     if not native_cpu():
         torch.set_num_threads(cpu_threads())
     return torch.get_num_threads()
+
+
+@contextmanager
+def pinned_threads():
+    """``pin_threads`` for a block, the previous count restored after: what the block builds (a
+    tiny family's model, cached and shared by every later command) does not depend on the
+    command that built it."""
+    import torch
+
+    before = torch.get_num_threads()
+    pin_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def numeric_environment() -> dict:

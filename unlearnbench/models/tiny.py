@@ -18,7 +18,13 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-RECIPE_VERSION = 4  # bump when the training code changes what a key produces (4: HF warm-up from lr 0)
+from unlearnbench.numerics import pinned_threads
+
+# Bump when the training code changes what a key produces. 4: HF warm-up from lr 0. 5: every
+# build runs on the pinned thread count (numerics.pinned_threads), whichever command starts it;
+# a family that `unlearnbench train` or a script built before ran on all cores, differs from a
+# grid job's build (docs/reproducibility.md §3) and must not be reused.
+RECIPE_VERSION = 5
 
 
 def _key(**parts) -> str:
@@ -58,7 +64,7 @@ def _build_unlocked(out: Path, build, label: str) -> Path:
     try:
         from unlearnbench.models.progress import stage
 
-        with stage(PROGRESS, label or out.name):
+        with pinned_threads(), stage(PROGRESS, label or out.name):  # the same model from any command
             build(tmp)
         if out.exists():  # another process finished first
             shutil.rmtree(tmp)
