@@ -312,6 +312,24 @@ def test_cached_eval_of_an_overwritten_directory_is_recomputed(family, monkeypat
     assert len(calls) == 2
 
 
+def test_a_cached_evaluation_runs_on_the_pinned_thread_count(family, monkeypatch, tmp_path):
+    # `unlearnbench eval` runs on torch's default thread count; what it caches, a grid job reads.
+    from unlearnbench.eval import references
+
+    monkeypatch.delenv("UNLEARNBENCH_NATIVE_CPU", raising=False)
+    monkeypatch.setenv("UNLEARNBENCH_CPU_THREADS", "1")
+    seen = []
+    monkeypatch.setattr(references, "evaluate_checkpoint",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or ({}, []))
+    torch.set_num_threads(2)
+    try:
+        references.cached_eval(str(tmp_path / "a-model"), family["spec"], _bench(), "forget10",
+                               options={"max_items": 1})
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_cli_eval_writes_summary_and_items(family, tmp_path, capsys):
     from unlearnbench.cli import main
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from unlearnbench.data.collate import encoder_for
 from unlearnbench.parallel import initialized, is_rank_zero
 from unlearnbench.files import atomic_write_json, cache_root, dir_fingerprint
+from unlearnbench.numerics import pinned_threads
 
 
 def _key(**parts) -> str:
@@ -56,8 +57,9 @@ def cached_eval(checkpoint: str, spec, bench, split: str, *, reference=None, opt
     blob = _read_on_rank_zero(path)
     if blob is not None:
         return blob["summary"], blob["records"]
-    summary, records = evaluate_checkpoint(checkpoint, spec, bench, split, reference=reference,
-                                           options=options, device=device)
+    with pinned_threads():  # cached and read by every later job: not on this command's thread count
+        summary, records = evaluate_checkpoint(checkpoint, spec, bench, split, reference=reference,
+                                               options=options, device=device)
     summary["reference_key"] = key
     if is_rank_zero():  # every rank holds the same gathered records; one writer
         atomic_write_json(path, {"summary": summary, "records": records})
