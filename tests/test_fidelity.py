@@ -11,7 +11,6 @@ import pytest
 import torch
 
 
-
 def _lrs(warmup_epochs: float, epochs: int, total: int, steps: int) -> list[float]:
     """The learning rates the shared loop (``UnlearningMethod.configure_optimizers``) applies
     over ``steps`` steps of a run of ``total`` optimiser steps, at a peak lr of 1."""

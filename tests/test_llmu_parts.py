@@ -59,8 +59,7 @@ def test_hallucination_summary_per_part_by_hand():
 
 def test_select_validation_reports_test_items_and_keeps_validation_apart():
     """What a grid cell with ``select: validation`` records (runner.jobs.described)."""
-    from unlearnbench.runner.jobs import described
-    from unlearnbench.runner.jobs import Job
+    from unlearnbench.runner.jobs import Job, described
 
     bench = HarmfulSynthBenchmark()
     recs = _harmful_records()

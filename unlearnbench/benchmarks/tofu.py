@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from unlearnbench.files import atomic_write_text
 from unlearnbench.benchmarks.base import Benchmark, BenchmarkError, Column, Ranking, Reference, StandIn, TinyRecipe
 from unlearnbench.data import tofu_synth
 from unlearnbench.data.tofu import FORGET_SPLITS, HUB_PATH, load_config
+from unlearnbench.files import atomic_write_text
 
 TOFU_COLUMNS = (
     Column("forget_quality", ("forget_quality",), "max", sci=True),

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from unlearnbench.data.collate import encoder_for
-from unlearnbench.parallel import initialized, is_rank_zero
 from unlearnbench.files import atomic_write_json, cache_root, dir_fingerprint
 from unlearnbench.numerics import pinned_threads
+from unlearnbench.parallel import initialized, is_rank_zero
 
 
 def _key(**parts) -> str:

@@ -55,10 +55,10 @@ def rehearse(name: str, stand_in: str = "tofu-synth", splits: list[str] | None =
              recipe: RehearsalRecipe | None = None, root: Path | None = None, log=print) -> Path:
     """Build (or find) the rehearsal of model ``name`` on ``stand_in``; returns the target directory."""
     from unlearnbench.benchmarks.base import get_benchmark
+    from unlearnbench.files import cache_root
     from unlearnbench.models import assets
     from unlearnbench.models.real_configs import REAL_CONFIGS
     from unlearnbench.models.tiny import _build_atomically
-    from unlearnbench.files import cache_root
     from unlearnbench.registry import benchmarks, models
 
     recipe = recipe or RehearsalRecipe()

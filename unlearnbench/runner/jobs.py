@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from unlearnbench.files import atomic_write_json, atomic_write_text
 from unlearnbench.benchmarks.base import get_benchmark
+from unlearnbench.files import atomic_write_json, atomic_write_text
 from unlearnbench.models.specs import ModelSpec
 from unlearnbench.numerics import numeric_environment, pin_threads
 from unlearnbench.registry import benchmarks, load_plugin

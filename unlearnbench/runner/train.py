@@ -14,10 +14,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from unlearnbench.files import atomic_save, atomic_write_json
 from unlearnbench.benchmarks.base import get_benchmark
 from unlearnbench.data.collate import encoder_for
 from unlearnbench.errors import UserError
+from unlearnbench.files import atomic_save, atomic_write_json
 from unlearnbench.methods.base import check_parity
 from unlearnbench.methods.settings import HARNESS_SET, check_params, known_params
 from unlearnbench.metrics.cost import CostTracker
